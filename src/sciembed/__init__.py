@@ -1,0 +1,14 @@
+"""sciembed: scientific-document embeddings with task-format adapters (SPECTER2 style)."""
+
+from .data import Paper, load_papers, read_papers
+from .model import SciEmbedModel, load_model, save_model
+
+__version__ = "0.1.0"
+
+
+def load(name_or_path=None, **kwargs) -> SciEmbedModel:
+    """Load a model by folder or hub name (``None`` for the default); see :func:`sciembed.model.load_model`."""
+    return load_model(name_or_path, **kwargs)
+
+
+__all__ = ["Paper", "SciEmbedModel", "__version__", "load", "load_model", "load_papers", "read_papers", "save_model"]

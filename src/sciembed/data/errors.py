@@ -1,0 +1,17 @@
+"""Errors raised for bad input: each names the file and the record."""
+
+from __future__ import annotations
+
+
+class InvalidRecordError(ValueError):
+    """A record that cannot be used; the message names the file, the line and what is wrong."""
+
+    def __init__(self, path: str, line: int, reason: str, record_id: str | None = None):
+        self.path = path
+        self.line = line
+        self.reason = reason
+        self.record_id = record_id
+        where = f"{path}:{line}"
+        if record_id is not None:
+            where += f" (id {record_id!r})"
+        super().__init__(f"{where}: {reason}")

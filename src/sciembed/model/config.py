@@ -1,0 +1,53 @@
+"""``sciembed.json``: how a model folder turns text into one vector."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+CONFIG_NAME = "sciembed.json"
+FORMAT_VERSION = 1
+
+
+@dataclass
+class SciEmbedConfig:
+    """Everything besides weights that decides a model's embeddings.
+
+    pooling: ``cls`` or ``mean`` (as the base was trained); normalize: L2-normalise outputs
+    (sentence-transformers models such as MiniLM were trained so); max_length: truncation in tokens;
+    formats: formats with an adapter (empty: the base serves every format); text_fields: fields
+    joined by the separator token; base_sha256: sha256 of the base weight file; name: display name.
+    """
+
+    pooling: str = "cls"
+    normalize: bool = False
+    max_length: int = 512
+    formats: list[str] = field(default_factory=list)
+    text_fields: list[str] = field(default_factory=lambda: ["title", "abstract"])
+    base_sha256: str | None = None
+    name: str = ""
+    format_version: int = FORMAT_VERSION
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SciEmbedConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"{CONFIG_NAME}: unknown keys {unknown}")
+        return cls(**data)
+
+    def save(self, folder: Path) -> None:
+        (folder / CONFIG_NAME).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+
+    @classmethod
+    def load(cls, folder: Path) -> SciEmbedConfig:
+        path = folder / CONFIG_NAME
+        try:
+            return cls.from_dict(json.loads(path.read_text()))
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{path}: invalid JSON ({exc.msg}, line {exc.lineno})") from None

@@ -1,0 +1,232 @@
+"""The sciembed encoder: tokenizer + Hugging Face base + per-format adapters + pooling."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..data import Paper, as_paper
+from .adapters import BottleneckConfig, LayerAdapters
+from .config import SciEmbedConfig
+from .formats import canonical_format
+from .injection import AdapterRouter, encoder_layers, install_router
+from .pooling import pool
+
+PROGRESS_MIN_DOCS = 2048
+
+
+def default_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def default_dtype(device: torch.device) -> torch.dtype:
+    """fp32 on CPU; bf16 on GPUs that support it, else fp16."""
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.float32
+
+
+def parse_dtype(dtype: str | torch.dtype | None) -> torch.dtype | None:
+    if dtype is None or isinstance(dtype, torch.dtype):
+        return dtype
+    table = {"fp32": torch.float32, "float32": torch.float32, "fp16": torch.float16, "float16": torch.float16,
+             "bf16": torch.bfloat16, "bfloat16": torch.bfloat16}
+    if dtype not in table:
+        raise ValueError(f"unknown dtype {dtype!r}; known: {sorted(table)}")
+    return table[dtype]
+
+
+def length_sorted_batches(lengths: Sequence[int], batch_size: int, max_tokens: int | None = None) -> list[list[int]]:
+    """Indices grouped into batches of similar length, longest first.
+
+    With ``max_tokens`` a batch also stops growing when batch size x its longest length would pass
+    the budget, so short documents travel in large batches and long ones in small ones.
+    """
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    batches: list[list[int]] = []
+    current: list[int] = []
+    for index in order:
+        longest = lengths[current[0]] if current else lengths[index]
+        full = len(current) >= batch_size
+        over_budget = max_tokens is not None and current and (len(current) + 1) * longest > max_tokens
+        if full or over_budget:
+            batches.append(current)
+            current = []
+        current.append(index)
+    if current:
+        batches.append(current)
+    return batches
+
+
+class SciEmbedModel(nn.Module):
+    """An encoder with optional adapters per task format. Build it with :func:`sciembed.load`."""
+
+    def __init__(self, base: nn.Module, tokenizer: Any, config: SciEmbedConfig):
+        super().__init__()
+        self.base = base
+        self.tokenizer = tokenizer
+        self.config = config
+        self.adapters = nn.ModuleDict()
+        self.router = AdapterRouter(self.adapters)
+        self._fingerprint: str | None = None
+        install_router(base, self.router)
+
+    # ---- adapters -------------------------------------------------------------------------------
+    @property
+    def hidden_size(self) -> int:
+        return int(self.base.config.hidden_size)
+
+    @property
+    def formats(self) -> list[str]:
+        return list(self.adapters.keys())
+
+    def add_adapter(self, format: str, config: BottleneckConfig | None = None) -> LayerAdapters:
+        name = canonical_format(format)
+        stack = LayerAdapters(self.hidden_size, len(encoder_layers(self.base)), config or BottleneckConfig())
+        stack.to(device=self.device, dtype=self.dtype)
+        self.adapters[name] = stack
+        self.config.formats = self.formats
+        self._fingerprint = None
+        return stack
+
+    def adapter_for_format(self, format: str | None) -> str | None:
+        """The adapter to use for a format: itself, or None when the model has no adapters."""
+        if format is None or not len(self.adapters):
+            return None
+        name = canonical_format(format)
+        if name not in self.adapters:
+            raise ValueError(f"model has no {name!r} adapter; it has: {', '.join(self.formats)}")
+        return name
+
+    # ---- device and dtype -----------------------------------------------------------------------
+    @property
+    def device(self) -> torch.device:
+        return next(self.base.parameters()).device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.base.parameters()).dtype
+
+    def place(self, device: str | torch.device | None = None, dtype: str | torch.dtype | None = None) -> SciEmbedModel:
+        """Move to ``device`` (default: CUDA if present) in ``dtype`` (default: fp32 CPU, bf16 GPU)."""
+        target = torch.device(device) if device is not None else self.device
+        wanted = parse_dtype(dtype) or (default_dtype(target) if device is not None else self.dtype)
+        if target != self.device or wanted != self.dtype:
+            self.to(device=target, dtype=wanted)
+        return self
+
+    # ---- text -----------------------------------------------------------------------------------
+    @property
+    def separator(self) -> str:
+        return self.tokenizer.sep_token or "[SEP]"
+
+    def texts(self, papers: Iterable[Paper | dict | str], fields: Sequence[str] | None = None) -> list[str]:
+        fields = tuple(fields or self.config.text_fields)
+        return [as_paper(p, i).text(self.separator, fields) for i, p in enumerate(papers)]
+
+    def tokenize(self, texts: Sequence[str]) -> list[list[int]]:
+        """Token ids with special tokens, truncated to ``max_length``; no padding."""
+        encoded = self.tokenizer(
+            list(texts), truncation=True, max_length=self.config.max_length, add_special_tokens=True,
+            return_attention_mask=False, return_token_type_ids=False,
+        )
+        return encoded["input_ids"]
+
+    def collate(self, ids: Sequence[Sequence[int]]) -> dict[str, torch.Tensor]:
+        """Pad to the longest sequence of the batch."""
+        longest = max(len(x) for x in ids)
+        pad_id = self.tokenizer.pad_token_id or 0
+        input_ids = np.full((len(ids), longest), pad_id, dtype=np.int64)
+        mask = np.zeros((len(ids), longest), dtype=np.int64)
+        for row, seq in enumerate(ids):
+            input_ids[row, : len(seq)] = seq
+            mask[row, : len(seq)] = 1
+        return {"input_ids": torch.from_numpy(input_ids), "attention_mask": torch.from_numpy(mask)}
+
+    # ---- forward --------------------------------------------------------------------------------
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, format: str | None = None) -> torch.Tensor:
+        """Pooled (and, if configured, normalised) embeddings for a padded batch."""
+        with self.router.activated(self.adapter_for_format(format)):
+            hidden = self.base(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        pooled = pool(hidden, attention_mask, self.config.pooling)
+        if self.config.normalize:
+            pooled = nn.functional.normalize(pooled.float(), dim=-1).to(pooled.dtype)
+        return pooled
+
+    def iter_batches(
+        self, papers: Sequence[Paper | dict | str], batch_size: int, fields: Sequence[str] | None = None,
+        max_tokens: int | None = None,
+    ) -> Iterator[tuple[list[int], dict[str, torch.Tensor]]]:
+        ids = self.tokenize(self.texts(papers, fields))
+        for batch in length_sorted_batches([len(x) for x in ids], batch_size, max_tokens):
+            yield batch, self.collate([ids[i] for i in batch])
+
+    @torch.inference_mode()
+    def encode(
+        self,
+        papers: Sequence[Paper | dict | str],
+        format: str = "proximity",
+        batch_size: int = 32,
+        device: str | torch.device | None = None,
+        dtype: str | torch.dtype | None = None,
+        show_progress: bool | None = None,
+        fields: Sequence[str] | None = None,
+        max_tokens: int | None = None,
+    ) -> np.ndarray:
+        """Embed papers (Paper objects, dicts with title/abstract, or plain query strings).
+
+        Returns a float32 array ``(len(papers), dim)`` in input order. ``format`` picks the adapter
+        (``proximity``, ``classification``, ``regression``, ``adhoc_query`` or ``[PRX]``-style
+        aliases); a model without adapters uses its base for every format.
+        """
+        papers = list(papers)
+        self.place(device, dtype)
+        self.eval()
+        out = np.zeros((len(papers), self.hidden_size), dtype=np.float32)
+        if not papers:
+            return out
+        show = show_progress if show_progress is not None else len(papers) >= PROGRESS_MIN_DOCS
+        progress = _progress(len(papers), show)
+        for batch, tensors in self.iter_batches(papers, batch_size, fields, max_tokens):
+            tensors = {k: v.to(self.device, non_blocking=True) for k, v in tensors.items()}
+            vectors = self(tensors["input_ids"], tensors["attention_mask"], format=format)
+            out[batch] = vectors.float().cpu().numpy()
+            progress.update(len(batch))
+        progress.close()
+        return out
+
+    # ---- identity -------------------------------------------------------------------------------
+    def fingerprint(self) -> str:
+        """sha256 over all weights and the embedding settings: changes whenever embeddings could."""
+        if self._fingerprint is None:
+            digest = hashlib.sha256()
+            settings = self.config.to_dict()
+            settings.pop("base_sha256", None)
+            settings.pop("name", None)
+            digest.update(repr(sorted(settings.items())).encode())
+            for name, tensor in sorted(self.state_dict().items()):
+                digest.update(name.encode())
+                digest.update(tensor.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
+            self._fingerprint = digest.hexdigest()
+        return self._fingerprint
+
+
+class _NoProgress:
+    def update(self, n: int) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _progress(total: int, show: bool):
+    if not show:
+        return _NoProgress()
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, unit="doc", desc="embedding", smoothing=0.05)

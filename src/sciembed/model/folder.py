@@ -1,0 +1,183 @@
+"""The sciembed model folder: a Hugging Face base, its tokenizer, ``adapters/<format>/`` and ``sciembed.json``.
+
+Also loads plain Hugging Face / sentence-transformers encoders and SPECTER2's published layout
+(``allenai/specter2_base`` plus one adapter repository per format), from local folders or hub names.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+
+import torch
+
+from .adapter_io import load_adapter_weights, read_adapter_folder, write_adapter_folder
+from .config import CONFIG_NAME, SciEmbedConfig
+from .default_model import DEFAULT_NAMES, MINILM_NAMES, default_model_path, minilm_path
+from .encoder import SciEmbedModel, parse_dtype
+from .formats import FORMAT_TOKENS, canonical_format
+from .hashing import sha256_file, weight_file
+
+ADAPTERS_DIR = "adapters"
+SPECTER2_BASE = "allenai/specter2_base"
+SPECTER2_ADAPTERS = {
+    "proximity": "allenai/specter2",
+    "classification": "allenai/specter2_classification",
+    "regression": "allenai/specter2_regression",
+    "adhoc_query": "allenai/specter2_adhoc_query",
+}
+
+
+def _resolve_folder(name_or_path: str | Path) -> Path:
+    """A local folder as is; a hub name downloaded (or found in the local HF cache)."""
+    path = Path(name_or_path).expanduser()
+    if path.is_dir():
+        return path
+    if path.exists():
+        raise ValueError(f"{path} is a file, not a model or adapter folder")
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(snapshot_download(str(name_or_path)))
+    except Exception as exc:  # the hub client raises many kinds of errors when offline
+        raise FileNotFoundError(
+            f"{name_or_path!r} is neither a local folder nor a reachable Hugging Face hub repository ({exc})"
+        ) from None
+
+
+def _sentence_transformers_pooling(folder: Path) -> tuple[str, bool, int | None] | None:
+    """(pooling, normalize, max_seq_length) of a sentence-transformers folder, else None."""
+    modules_path = folder / "modules.json"
+    if not modules_path.is_file():
+        return None
+    modules = json.loads(modules_path.read_text())
+    pooling, normalize = "mean", False
+    for module in modules:
+        kind = module.get("type", "")
+        if kind.endswith("Pooling"):
+            settings = json.loads((folder / module["path"] / "config.json").read_text())
+            pooling = "cls" if settings.get("pooling_mode_cls_token") else "mean"
+        elif kind.endswith("Normalize"):
+            normalize = True
+    max_length = None
+    st_config = folder / "sentence_bert_config.json"
+    if st_config.is_file():
+        max_length = json.loads(st_config.read_text()).get("max_seq_length")
+    return pooling, normalize, max_length
+
+
+def _load_base(folder: str | Path, dtype: torch.dtype, attn_implementation: str | None):
+    from transformers import AutoModel, AutoTokenizer
+
+    kwargs = {"dtype": dtype}
+    if attn_implementation:
+        kwargs["attn_implementation"] = attn_implementation
+    try:
+        base = AutoModel.from_pretrained(str(folder), **kwargs)
+    except TypeError:  # transformers < 4.56 calls it torch_dtype
+        kwargs["torch_dtype"] = kwargs.pop("dtype")
+        base = AutoModel.from_pretrained(str(folder), **kwargs)
+    tokenizer = AutoTokenizer.from_pretrained(str(folder))
+    return base, tokenizer
+
+
+def _is_published_layout(folder: Path) -> bool:
+    return (folder / "specter2_base").is_dir()
+
+
+def load_model(
+    name_or_path: str | Path | None = None,
+    adapters: Mapping[str, str | Path] | None = None,
+    device: str | torch.device | None = None,
+    dtype: str | torch.dtype | None = None,
+    attn_implementation: str | None = "sdpa",
+    verify: bool = True,
+) -> SciEmbedModel:
+    """Load a sciembed model folder, a Hugging Face encoder, or SPECTER2's published layout.
+
+    ``name_or_path``: a folder or hub name; ``None``/``"default"`` for the default model;
+    ``"allenai/specter2"`` (or a folder holding ``specter2_base/``, ``specter2/``,
+    ``specter2_classification/`` ...) for SPECTER2 with its four adapters. ``adapters`` maps a format
+    (or ``[PRX]``-style alias) to an adapter folder or hub name, added to (or replacing) the model's own.
+    """
+    name = str(name_or_path) if name_or_path is not None else "default"
+    load_dtype = parse_dtype(dtype) or torch.float32
+    extra_adapters = dict(adapters or {})
+    if name.lower() in DEFAULT_NAMES:
+        folder = default_model_path(verify)
+    elif name.lower() in MINILM_NAMES:
+        folder = minilm_path(verify)
+    elif name.rstrip("/") in ("allenai/specter2", "specter2"):
+        folder = _resolve_folder(SPECTER2_BASE)
+        extra_adapters = {**SPECTER2_ADAPTERS, **extra_adapters}
+    else:
+        folder = _resolve_folder(name)
+        if _is_published_layout(folder):
+            local = {fmt: folder / repo.split("/")[1] for fmt, repo in SPECTER2_ADAPTERS.items()}
+            extra_adapters = {**{f: p for f, p in local.items() if p.is_dir()}, **extra_adapters}
+            folder = folder / "specter2_base"
+    if (folder / "adapter_config.json").is_file() and not (folder / "config.json").is_file():
+        raise ValueError(
+            f"{folder} is an adapter, not a model: load its base and pass adapters={{'proximity': '{folder}'}}"
+        )
+    model = _load_folder(folder, load_dtype, attn_implementation)
+    if folder == minilm_path(verify=False):
+        model.config.name = "all-MiniLM-L6-v2"
+    for fmt, source in extra_adapters.items():
+        load_adapter(model, fmt, source)
+    if device is not None or dtype is not None:
+        model.place(device, dtype)
+    return model
+
+
+def _load_folder(folder: Path, dtype: torch.dtype, attn_implementation: str | None) -> SciEmbedModel:
+    if not (folder / "config.json").is_file():
+        raise FileNotFoundError(f"{folder}: not a model folder (no config.json)")
+    base, tokenizer = _load_base(folder, dtype, attn_implementation)
+    if (folder / CONFIG_NAME).is_file():
+        config = SciEmbedConfig.load(folder)
+        formats, config.formats = config.formats, []
+        model = SciEmbedModel(base, tokenizer, config)
+        for fmt in formats:
+            load_adapter(model, fmt, folder / ADAPTERS_DIR / fmt)
+        return model
+    weights = weight_file(folder)
+    config = SciEmbedConfig(
+        name=folder.name, base_sha256=sha256_file(weights) if weights is not None else None,
+        max_length=min(512, int(getattr(base.config, "max_position_embeddings", 512))),
+    )
+    st = _sentence_transformers_pooling(folder)
+    if st is not None:
+        config.pooling, config.normalize, _ = st
+    return SciEmbedModel(base, tokenizer, config)
+
+
+def load_adapter(model: SciEmbedModel, format: str, source: str | Path) -> None:
+    """Add an AdapterHub checkpoint or a sciembed adapter folder as the adapter of ``format``."""
+    fmt = canonical_format(format)
+    folder = _resolve_folder(source)
+    config, _, weights = read_adapter_folder(folder)
+    stack = model.add_adapter(fmt, config)
+    load_adapter_weights(stack, weights, str(folder))
+    model._fingerprint = None
+
+
+def save_model(model: SciEmbedModel, folder: str | Path, dtype: str | torch.dtype | None = None) -> Path:
+    """Write ``model`` as a sciembed model folder; ``dtype`` (e.g. fp16) shrinks the stored weights."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    store = parse_dtype(dtype)
+    state = {k: (v.to(store) if store is not None and v.is_floating_point() else v).detach().cpu().contiguous()
+             for k, v in model.base.state_dict().items()}
+    model.base.save_pretrained(str(folder), state_dict=state, safe_serialization=True)
+    model.tokenizer.save_pretrained(str(folder))
+    model_type = str(getattr(model.base.config, "model_type", "bert"))
+    for fmt in model.formats:
+        write_adapter_folder(model.adapters[fmt], folder / ADAPTERS_DIR / fmt, FORMAT_TOKENS[fmt], model_type,
+                             model.hidden_size, store)
+    weights = weight_file(folder)
+    model.config.base_sha256 = sha256_file(weights) if weights is not None else None
+    model.config.formats = model.formats
+    model.config.save(folder)
+    return folder
