@@ -32,8 +32,14 @@ def tiny_base(kind: str = "bert", seed: int = 0, hidden: int = 32, layers: int =
     from transformers import BertConfig, BertModel, MPNetConfig, MPNetModel
 
     torch.manual_seed(seed)
-    common = dict(hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=2, intermediate_size=37,
-                  vocab_size=30522, max_position_embeddings=514)
+    common = dict(
+        hidden_size=hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=2,
+        intermediate_size=37,
+        vocab_size=30522,
+        max_position_embeddings=514,
+    )
     if kind == "bert":
         return BertModel(BertConfig(**common), add_pooling_layer=False).eval()
     if kind == "mpnet":
@@ -44,7 +50,9 @@ def tiny_base(kind: str = "bert", seed: int = 0, hidden: int = 32, layers: int =
 def make_tiny_model(kind: str = "bert", seed: int = 0, pooling: str = "cls", formats: tuple[str, ...] = (), **config):
     from sciembed.model import BottleneckConfig, SciEmbedConfig, SciEmbedModel
 
-    model = SciEmbedModel(tiny_base(kind, seed), minilm_tokenizer(), SciEmbedConfig(pooling=pooling, name="tiny", **config))
+    model = SciEmbedModel(
+        tiny_base(kind, seed), minilm_tokenizer(), SciEmbedConfig(pooling=pooling, name="tiny", **config)
+    )
     for index, fmt in enumerate(formats):
         torch.manual_seed(seed + 100 + index)
         stack = model.add_adapter(fmt, BottleneckConfig(reduction_factor=4))
@@ -79,7 +87,11 @@ def tiny_model_folder(tmp_path_factory):
 
 
 PAPERS = [
-    {"paper_id": "p1", "title": "Attention is all you need", "abstract": "We propose the Transformer, based on attention."},
+    {
+        "paper_id": "p1",
+        "title": "Attention is all you need",
+        "abstract": "We propose the Transformer, based on attention.",
+    },
     {"paper_id": "p2", "title": "BERT: pre-training of deep bidirectional transformers", "abstract": None},
     {"paper_id": "p3", "title": "A short one", "abstract": "Graph neural networks for citation recommendation " * 20},
     {"paper_id": "p4", "title": "", "abstract": "Only an abstract here, about protein folding."},

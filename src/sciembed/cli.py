@@ -16,12 +16,19 @@ def embed(
     input: Path = typer.Argument(..., help="Papers: JSON lines (.jsonl, .jsonl.gz), a JSON array, or Parquet."),
     output: Path = typer.Argument(..., help="Parquet file to write (paper_id, embedding)."),
     model: str = typer.Option(None, "--model", "-m", help=MODEL_HELP),
-    format: str = typer.Option("proximity", "--format", "-f", help="proximity, classification, regression, adhoc_query or [PRX]/[CLF]/[RGN]/[QRY]."),
+    format: str = typer.Option(
+        "proximity",
+        "--format",
+        "-f",
+        help="proximity, classification, regression, adhoc_query or [PRX]/[CLF]/[RGN]/[QRY].",
+    ),
     batch_size: int = typer.Option(32, "--batch-size", "-b"),
     device: str = typer.Option(None, "--device", help="cpu, cuda, cuda:1 ... (default: cuda if available)."),
     dtype: str = typer.Option(None, "--dtype", help="fp32, bf16 or fp16 (default: fp32 on CPU, bf16 on GPU)."),
     id_field: str = typer.Option(None, "--id-field", help="Id field (default: paper_id, corpus_id, doc_id or id)."),
-    skip_invalid: bool = typer.Option(False, "--skip-invalid", help="Skip bad records and report them instead of stopping."),
+    skip_invalid: bool = typer.Option(
+        False, "--skip-invalid", help="Skip bad records and report them instead of stopping."
+    ),
     chunk_size: int = typer.Option(10_000, "--chunk-size", help="Papers per written (and resumable) chunk."),
 ) -> None:
     """Embed a file of papers into Parquet; rerun the same command to resume a killed job."""
@@ -30,8 +37,18 @@ def embed(
 
     encoder = load_model(model)
     try:
-        report = embed_file(encoder, input, output, format=format, batch_size=batch_size, device=device, dtype=dtype,
-                            id_field=id_field, skip_invalid=skip_invalid, chunk_size=chunk_size)
+        report = embed_file(
+            encoder,
+            input,
+            output,
+            format=format,
+            batch_size=batch_size,
+            device=device,
+            dtype=dtype,
+            id_field=id_field,
+            skip_invalid=skip_invalid,
+            chunk_size=chunk_size,
+        )
     except (ValueError, FileNotFoundError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
@@ -68,6 +85,55 @@ def demo(
     from .model import load_model
 
     typer.echo(run_demo(load_model(model), limit=limit, device=device))
+
+
+@app.command("mine-triplets")
+def mine_triplets(
+    papers: list[Path] = typer.Option(..., "--papers", help="Papers file(s); first non-empty abstract wins."),
+    edges: Path = typer.Option(..., "--edges", help="'citing,cited' lines, SPECTER data.json or S2ORC."),
+    output: Path = typer.Option(..., "--output", "-o", help="Folder for train/dev.jsonl and report.json."),
+    id_field: list[str] = typer.Option(None, "--id-field", help="Id field: once, or once per papers file."),
+    per_query: int = typer.Option(5, "--per-query", help="Triplets per query."),
+    hard: int = typer.Option(2, "--hard", help="Hard negatives per query (the rest are easy)."),
+    seed: int = typer.Option(42, "--seed"),
+    dev_fraction: float = typer.Option(0.05, "--dev-fraction", help="Share of queries for dev.jsonl."),
+    citing_positive: bool = typer.Option(False, "--citing-positive", help="Citing papers are positives too."),
+    max_positives: int = typer.Option(None, "--max-positives", help="Cap on positives per query."),
+    easy_pool: str = typer.Option("graph", "--easy-pool", help="Easy negatives from 'graph' or 'papers'."),
+    exclude_heldout: bool = typer.Option(
+        True, "--exclude-heldout/--no-exclude-heldout", help="Leave out held-out evaluation queries."
+    ),
+    skip_invalid: bool = typer.Option(False, "--skip-invalid", help="Skip bad paper records."),
+    compress: bool = typer.Option(False, "--gzip", help="Write .jsonl.gz files."),
+) -> None:
+    """Mine SPECTER-style citation triplets (query, cited paper, negative) for stage-1 training."""
+    from .train.mining import MiningConfig, mine_to_files
+
+    try:
+        config = MiningConfig(
+            triplets_per_query=per_query,
+            hard_per_query=hard,
+            seed=seed,
+            dev_fraction=dev_fraction,
+            include_citing_as_positive=citing_positive,
+            max_positives_per_query=max_positives,
+            easy_pool=easy_pool,
+        )
+        report = mine_to_files(
+            papers,
+            edges,
+            output,
+            config,
+            id_fields=id_field or None,
+            exclude_heldout=exclude_heldout,
+            skip_invalid=skip_invalid,
+            compress=compress,
+        )
+    except (ValueError, FileNotFoundError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(report.summary())
+    typer.echo(f"wrote {report.outputs['train']}, {report.outputs['dev']}, {report.outputs['report']}")
 
 
 def main() -> None:

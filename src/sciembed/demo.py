@@ -31,12 +31,16 @@ def nearest_neighbours(vectors: np.ndarray, query: int, k: int) -> list[tuple[in
     return [(int(i), float(scores[i])) for i in top]
 
 
-def run_demo(model: SciEmbedModel, limit: int | None = None, k: int = 3, seed: int = 42, device: str | None = None) -> str:
+def run_demo(
+    model: SciEmbedModel, limit: int | None = None, k: int = 3, seed: int = 42, device: str | None = None
+) -> str:
     path, papers = demo_papers(limit)
     vectors = model.encode(papers, format="proximity", device=device, show_progress=True)
     rng = np.random.default_rng(seed)
-    lines = [f"Embedded {len(papers)} papers from {path} with {model.config.name or 'the default model'} "
-             f"(dimension {vectors.shape[1]}, pooling {model.config.pooling})."]
+    lines = [
+        f"Embedded {len(papers)} papers from {path} with {model.config.name or 'the default model'} "
+        f"(dimension {vectors.shape[1]}, pooling {model.config.pooling})."
+    ]
     for query in rng.choice(len(papers), size=DEMO_QUERIES, replace=False):
         lines.append("")
         lines.append(f"{papers[query].paper_id}: {papers[query].title}")

@@ -35,11 +35,14 @@ def test_jsonl_gzip_array_and_parquet_read_the_same(tmp_path, papers):
 
 
 def test_id_field_candidates_custom_field_and_extra_fields_kept(tmp_path):
-    path = write_lines(tmp_path / "x.jsonl", [
-        json.dumps({"corpus_id": 7, "title": "T", "venue": "ACL", "labels": [1, 2]}),
-        json.dumps({"doc_id": "d", "title": "U"}),
-        json.dumps({"id": "2503.1", "title": "V"}),
-    ])
+    path = write_lines(
+        tmp_path / "x.jsonl",
+        [
+            json.dumps({"corpus_id": 7, "title": "T", "venue": "ACL", "labels": [1, 2]}),
+            json.dumps({"doc_id": "d", "title": "U"}),
+            json.dumps({"id": "2503.1", "title": "V"}),
+        ],
+    )
     got = load_papers(path)
     assert [p.paper_id for p in got] == ["7", "d", "2503.1"]
     assert got[0].extra == {"venue": "ACL", "labels": [1, 2]}
@@ -51,8 +54,12 @@ def test_text_joins_non_empty_fields_with_separator_and_normalises_space():
     paper = Paper("1", title="A  title\n", abstract="Line one\nline two")
     assert paper.text("[SEP]") == "A title [SEP] Line one line two"
     assert Paper("2", title=None, abstract="only abstract").text("</s>") == "only abstract"
-    assert Paper("3", title="T", abstract="", extra={"venue": "ACL", "year": 2020}).text(
-        "[SEP]", ("title", "abstract", "venue", "year")) == "T [SEP] ACL [SEP] 2020"
+    assert (
+        Paper("3", title="T", abstract="", extra={"venue": "ACL", "year": 2020}).text(
+            "[SEP]", ("title", "abstract", "venue", "year")
+        )
+        == "T [SEP] ACL [SEP] 2020"
+    )
 
 
 @pytest.mark.parametrize(
@@ -60,11 +67,21 @@ def test_text_joins_non_empty_fields_with_separator_and_normalises_space():
     [
         (['{"paper_id": "a", "title": "ok"}', '{"paper_id": "b", "title": '], 2, "invalid JSON"),
         (['{"paper_id": "a", "title": "ok"}', '{"title": "no id"}'], 2, "missing id field"),
-        (['{"paper_id": "a", "title": "ok"}', '{"paper_id": "b", "title": "", "abstract": null}'], 2,
-         "neither title nor abstract"),
-        (['{"paper_id": "a", "title": "ok"}', '{"paper_id": "z", "title": "x"}', '{"paper_id": "a", "title": "other"}'],
-         3, "duplicate id with different text (first seen on line 1)"),
-        (['{"paper_id": "a", "title": "ok"}', '[1, 2]'], 2, "expected a JSON object"),
+        (
+            ['{"paper_id": "a", "title": "ok"}', '{"paper_id": "b", "title": "", "abstract": null}'],
+            2,
+            "neither title nor abstract",
+        ),
+        (
+            [
+                '{"paper_id": "a", "title": "ok"}',
+                '{"paper_id": "z", "title": "x"}',
+                '{"paper_id": "a", "title": "other"}',
+            ],
+            3,
+            "duplicate id with different text (first seen on line 1)",
+        ),
+        (['{"paper_id": "a", "title": "ok"}', "[1, 2]"], 2, "expected a JSON object"),
     ],
 )
 def test_bad_records_name_file_and_line(tmp_path, lines, bad_line, reason):
@@ -94,7 +111,7 @@ def test_skip_invalid_skips_counts_and_names_locations(tmp_path):
     path = tmp_path / "mixed.jsonl"
     path.write_bytes(
         b'{"paper_id": "a", "title": "ok"}\n'
-        b'not json\n'
+        b"not json\n"
         b'{"paper_id": "b", "title": "caf\xe9"}\n'
         b'{"title": "no id"}\n'
         b'{"paper_id": "c", "title": "fine"}\n'
@@ -132,7 +149,9 @@ def test_parquet_missing_title_and_abstract_names_row(tmp_path):
 
 
 def test_reader_streams(tmp_path):
-    path = write_lines(tmp_path / "s.jsonl", [json.dumps({"paper_id": str(i), "title": "t"}) for i in range(5)] + ["{bad"])
+    path = write_lines(
+        tmp_path / "s.jsonl", [json.dumps({"paper_id": str(i), "title": "t"}) for i in range(5)] + ["{bad"]
+    )
     stream = read_papers(path)
     assert next(stream).paper_id == "0"  # the bad last line has not been read yet
 

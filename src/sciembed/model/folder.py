@@ -70,14 +70,19 @@ def _sentence_transformers_pooling(folder: Path) -> tuple[str, bool, int | None]
 def _load_base(folder: str | Path, dtype: torch.dtype, attn_implementation: str | None):
     from transformers import AutoModel, AutoTokenizer
 
-    kwargs = {"dtype": dtype}
+    # No pooler: sciembed pools itself, and an unused randomly initialised pooler would change fingerprints.
+    kwargs = {"dtype": dtype, "add_pooling_layer": False}
     if attn_implementation:
         kwargs["attn_implementation"] = attn_implementation
     try:
         base = AutoModel.from_pretrained(str(folder), **kwargs)
-    except TypeError:  # transformers < 4.56 calls it torch_dtype
+    except TypeError:  # transformers < 4.56 calls it torch_dtype; some architectures have no pooler switch
         kwargs["torch_dtype"] = kwargs.pop("dtype")
-        base = AutoModel.from_pretrained(str(folder), **kwargs)
+        try:
+            base = AutoModel.from_pretrained(str(folder), **kwargs)
+        except TypeError:
+            kwargs.pop("add_pooling_layer")
+            base = AutoModel.from_pretrained(str(folder), **kwargs)
     tokenizer = AutoTokenizer.from_pretrained(str(folder))
     return base, tokenizer
 
@@ -144,7 +149,8 @@ def _load_folder(folder: Path, dtype: torch.dtype, attn_implementation: str | No
         return model
     weights = weight_file(folder)
     config = SciEmbedConfig(
-        name=folder.name, base_sha256=sha256_file(weights) if weights is not None else None,
+        name=folder.name,
+        base_sha256=sha256_file(weights) if weights is not None else None,
         max_length=min(512, int(getattr(base.config, "max_position_embeddings", 512))),
     )
     st = _sentence_transformers_pooling(folder)
@@ -168,14 +174,17 @@ def save_model(model: SciEmbedModel, folder: str | Path, dtype: str | torch.dtyp
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     store = parse_dtype(dtype)
-    state = {k: (v.to(store) if store is not None and v.is_floating_point() else v).detach().cpu().contiguous()
-             for k, v in model.base.state_dict().items()}
+    state = {
+        k: (v.to(store) if store is not None and v.is_floating_point() else v).detach().cpu().contiguous()
+        for k, v in model.base.state_dict().items()
+    }
     model.base.save_pretrained(str(folder), state_dict=state, safe_serialization=True)
     model.tokenizer.save_pretrained(str(folder))
     model_type = str(getattr(model.base.config, "model_type", "bert"))
     for fmt in model.formats:
-        write_adapter_folder(model.adapters[fmt], folder / ADAPTERS_DIR / fmt, FORMAT_TOKENS[fmt], model_type,
-                             model.hidden_size, store)
+        write_adapter_folder(
+            model.adapters[fmt], folder / ADAPTERS_DIR / fmt, FORMAT_TOKENS[fmt], model_type, model.hidden_size, store
+        )
     weights = weight_file(folder)
     model.config.base_sha256 = sha256_file(weights) if weights is not None else None
     model.config.formats = model.formats
