@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import InvalidRecordError
-from .readers import detect_format, iter_raw_records
+from .readers import iter_raw_records
 
 HELDOUT_SALT = "sciembed-heldout-v1"
 HELDOUT_PERCENT = 10
@@ -102,11 +102,13 @@ def read_citation_graph(path: str | Path, direct_only: bool = True) -> CitationG
         raise FileNotFoundError(f"{path}: no such file")
     if path.suffix in (".txt", ".csv", ".tsv"):
         _read_edge_lines(path, graph)
-    elif detect_format(path) == "json":
-        raise ValueError(f"{path}: a JSON array is not a citation graph format")
     else:
         with open(path, "rb") as handle:
             head = handle.read(1 << 16).lstrip()
+        # Decided on the first bytes, not on detect_format: a pretty-printed data.json is one JSON
+        # object, which detect_format (rightly, for papers) calls "json".
+        if head.startswith(b"["):
+            raise ValueError(f"{path}: a JSON array is not a citation graph format")
         if head.startswith(b"{") and b"outbound_citations" not in head and b"inbound_citations" not in head:
             _read_specter_data(path, graph, direct_only)
         else:

@@ -43,12 +43,14 @@ def embed_file(
     id_field: str | None = None,
     skip_invalid: bool = False,
     chunk_size: int = 10_000,
+    limit: int | None = None,
     show_progress: bool = True,
 ) -> EmbedReport:
     """Embed every paper of ``input_path`` into ``output_path`` (Parquet), resuming a killed run.
 
     Chunks of ``chunk_size`` papers are written as they finish; rerunning the same command after a
-    crash skips finished chunks, and the final file equals an uninterrupted run's.
+    crash skips finished chunks, and the final file equals an uninterrupted run's. ``limit`` embeds
+    only the first papers.
     """
     input_path, output_path = Path(input_path), Path(output_path)
     fmt = canonical_format(format)
@@ -60,6 +62,7 @@ def embed_file(
         "id_field": id_field,
         "skip_invalid": skip_invalid,
         "chunk_size": chunk_size,
+        "limit": limit,
         "dtype": str(model.dtype),
         "device_type": model.device.type,
     }
@@ -67,6 +70,8 @@ def embed_file(
     report = EmbedReport(output=output_path, resumed_chunks=writer.resumed_chunks)
     progress = _progress(show_progress)
     papers = read_papers(input_path, id_field=id_field, skip_invalid=skip_invalid, report=report.read)
+    if limit is not None:
+        papers = itertools.islice(papers, limit)
     index = -1
     for index, chunk in enumerate(_chunks(papers, chunk_size)):
         if not writer.is_done(index):

@@ -1,0 +1,117 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from sciembed.embed import embed_file, read_embeddings
+from sciembed.model import load_model
+
+
+class SimulatedCrash(Exception):
+    pass
+
+
+def write_papers(path, n, long=False):
+    with open(path, "w") as handle:
+        for i in range(n):
+            abstract = f"word{i} " * (200 if long else (i % 7 + 1))
+            handle.write(json.dumps({"paper_id": f"id{i}", "title": f"Paper number {i}", "abstract": abstract}) + "\n")
+    return path
+
+
+def test_writes_parquet_with_ids_and_fixed_size_float32_vectors(tmp_path, tiny_model):
+    src = write_papers(tmp_path / "p.jsonl", 25)
+    out = tmp_path / "e.parquet"
+    report = embed_file(tiny_model, src, out, chunk_size=10, show_progress=False)
+    assert report.rows == 25 and report.chunks == 3
+    table = pq.read_table(out)
+    assert str(table.schema.field("paper_id").type) == "string"
+    assert str(table.schema.field("embedding").type) == "fixed_size_list<element: float>[32]"
+    ids, vectors = read_embeddings(out)
+    assert ids == [f"id{i}" for i in range(25)]
+    expected = tiny_model.encode([json.loads(line) for line in open(src)])
+    np.testing.assert_allclose(vectors, expected, atol=1e-6)
+    assert not (tmp_path / "e.parquet.parts").exists()
+
+
+def test_interrupted_job_resumes_without_recomputing_and_matches(tmp_path, tiny_model, monkeypatch):
+    src = write_papers(tmp_path / "p.jsonl", 50)
+    clean = tmp_path / "clean.parquet"
+    embed_file(tiny_model, src, clean, chunk_size=10, show_progress=False)
+
+    calls, crash = [], [True]
+    original = type(tiny_model).encode
+
+    def crashing_encode(self, papers, *args, **kwargs):
+        calls.append(len(papers))
+        if len(calls) == 3 and crash:
+            crash.clear()
+            raise SimulatedCrash("killed")
+        return original(self, papers, *args, **kwargs)
+
+    monkeypatch.setattr(type(tiny_model), "encode", crashing_encode)
+    out = tmp_path / "out.parquet"
+    with pytest.raises(SimulatedCrash):
+        embed_file(tiny_model, src, out, chunk_size=10, show_progress=False)
+    assert not out.exists() and len(list((tmp_path / "out.parquet.parts").glob("part-*.parquet"))) == 2
+    calls.clear()
+    report = embed_file(tiny_model, src, out, chunk_size=10, show_progress=False)
+    assert report.resumed_chunks == 2 and len(calls) == 3  # only the 3 unfinished chunks are computed
+    assert pq.read_table(out).equals(pq.read_table(clean))
+
+
+def test_resume_with_other_settings_is_refused(tmp_path, tiny_model, monkeypatch):
+    src = write_papers(tmp_path / "p.jsonl", 30)
+    out = tmp_path / "out.parquet"
+    parts = tmp_path / "out.parquet.parts"
+    parts.mkdir()
+    (parts / "manifest.json").write_text(json.dumps({"chunk_size": 999}))
+    with pytest.raises(ValueError, match="unfinished job with other settings"):
+        embed_file(tiny_model, src, out, chunk_size=10, show_progress=False)
+
+
+def test_killed_process_resumes_to_identical_file(tmp_path, tiny_model_folder):
+    """A real SIGKILL in the middle of `sciembed embed`, then the same command again."""
+    src = write_papers(tmp_path / "p.jsonl", 300, long=True)
+    cmd = [
+        sys.executable,
+        "-m",
+        "sciembed.cli",
+        "embed",
+        str(src),
+        str(tmp_path / "out.parquet"),
+        "--model",
+        str(tiny_model_folder),
+        "--chunk-size",
+        "20",
+        "--batch-size",
+        "4",
+        "--device",
+        "cpu",
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    parts = tmp_path / "out.parquet.parts"
+    deadline = time.time() + 120
+    while time.time() < deadline and len(list(parts.glob("part-*.parquet"))) < 2:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    finished = len(list(parts.glob("part-*.parquet")))
+    assert 2 <= finished < 14, "the kill should land in the middle of the job"
+    assert not (tmp_path / "out.parquet").exists()
+    result = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
+    assert f"resumed: {finished}" in result.stdout or f"resumed: {finished + 1}" in result.stdout
+    clean = tmp_path / "clean.parquet"
+    embed_file(
+        load_model(tiny_model_folder), src, clean, chunk_size=20, batch_size=4, device="cpu", show_progress=False
+    )
+    a, b = pq.read_table(tmp_path / "out.parquet"), pq.read_table(clean)
+    assert a.num_rows == 300 and a.equals(b)
+    assert a.column("paper_id").to_pylist() == [f"id{i}" for i in range(300)]
