@@ -30,6 +30,7 @@ def embed(
         False, "--skip-invalid", help="Skip bad records and report them instead of stopping."
     ),
     chunk_size: int = typer.Option(10_000, "--chunk-size", help="Papers per written (and resumable) chunk."),
+    limit: int = typer.Option(None, "--limit", help="Embed only the first N valid papers."),
 ) -> None:
     """Embed a file of papers into Parquet; rerun the same command to resume a killed job."""
     from .embed import embed_file
@@ -134,6 +135,34 @@ def mine_triplets(
         raise typer.Exit(2) from None
     typer.echo(report.summary())
     typer.echo(f"wrote {report.outputs['train']}, {report.outputs['dev']}, {report.outputs['report']}")
+
+
+@app.command()
+def evaluate(
+    model: list[str] = typer.Option(..., "--model", "-m", help="bm25, random, default, minilm, a model folder or hub name (repeat to compare)."),
+    tasks: str = typer.Option("lite", "--tasks", "-t", help="'lite' (sciembed-lite, built from ../shared/data) or a scirepeval_tasks.jsonl-style file."),
+    task: list[str] = typer.Option(None, "--task", help="Run only this task (repeatable)."),
+    output: Path = typer.Option(Path("runs/evaluate"), "--output", "-o", help="Folder for results.json, results.md, results.png."),
+    device: str = typer.Option(None, "--device", help="cpu, cuda, cuda:1 ... (default: cuda if available)."),
+    cache_dir: Path = typer.Option(Path(".cache/embeddings"), "--cache-dir", help="Embedding cache (keyed by model fingerprint, format, text)."),
+    no_cache: bool = typer.Option(False, "--no-cache", help="Do not read or write the embedding cache."),
+    batch_size: int = typer.Option(32, "--batch-size", "-b"),
+    n_jobs: int = typer.Option(1, "--n-jobs", help="Parallel jobs of the SVM grid searches."),
+    data_root: Path = typer.Option(None, "--data-root", help="Shared data folder for sciembed-lite (default ../shared/data)."),
+) -> None:
+    """Evaluate models on SciRepEval-format tasks; writes results.json, a markdown table and a PNG chart."""
+    from .evaluate.benchmark import markdown_table
+    from .evaluate.command import run_evaluate
+    from .evaluate.loaders import TaskDataError
+    from .evaluate.registry import TaskFileError
+
+    try:
+        report = run_evaluate(model, tasks, output, device, task, None if no_cache else cache_dir, batch_size,
+                              n_jobs, data_root)
+    except (TaskFileError, TaskDataError, FileNotFoundError, ValueError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(markdown_table(report))
 
 
 def main() -> None:
