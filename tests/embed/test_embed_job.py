@@ -72,8 +72,11 @@ def test_resume_with_other_settings_is_refused(tmp_path, tiny_model, monkeypatch
     parts = tmp_path / "out.parquet.parts"
     parts.mkdir()
     (parts / "manifest.json").write_text(json.dumps({"chunk_size": 999}))
+    (parts / "part-00000.parquet").write_bytes(b"finished under other settings")
     with pytest.raises(ValueError, match="unfinished job with other settings"):
         embed_file(tiny_model, src, out, chunk_size=10, show_progress=False)
+    (parts / "part-00000.parquet").unlink()  # nothing finished: the new settings simply start afresh
+    assert embed_file(tiny_model, src, out, chunk_size=10, show_progress=False).rows == 30
 
 
 def test_killed_process_resumes_to_identical_file(tmp_path, tiny_model_folder):

@@ -50,6 +50,9 @@ class ResumableParquetWriter:
             previous = json.loads(manifest.read_text())
             if previous == self.job:
                 return len(self.finished_chunks())
+            if not self.finished_chunks():
+                shutil.rmtree(self.parts)  # nothing finished under the old settings: start afresh
+                return self._prepare()
             raise ValueError(
                 f"{self.parts} holds an unfinished job with other settings; remove it or rerun the same command "
                 f"(differs in: {sorted(k for k in self.job if previous.get(k) != self.job[k])})"
