@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import queue
+import threading
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
@@ -18,6 +20,13 @@ from .injection import AdapterRouter, encoder_layers, install_router
 from .pooling import pool
 
 PROGRESS_MIN_DOCS = 2048
+# The GPU path: batches are formed by a token budget (batch size x longest length, padding included)
+# over length-sorted inputs instead of a fixed number of documents.
+DEFAULT_GPU_MAX_TOKENS = 16384
+# The pipelined path tokenises and collates in groups of documents on a background thread while the
+# device works on the previous group; a small first group gets the device busy sooner.
+PIPELINE_GROUPS = (1024, 8192)
+PIPELINE_QUEUE_BATCHES = 16
 
 
 def default_device() -> torch.device:
@@ -80,6 +89,10 @@ class SciEmbedModel(nn.Module):
         self.adapters = nn.ModuleDict()
         self.router = AdapterRouter(self.adapters)
         self._fingerprint: str | None = None
+        # None: the pipelined encode path on CUDA, the plain one elsewhere; True/False forces it.
+        self.pipeline: bool | None = None
+        # Documents per tokenisation group of the pipelined path (None: PIPELINE_GROUPS).
+        self.pipeline_group: int | None = None
         install_router(base, self.router)
 
     # ---- adapters -------------------------------------------------------------------------------
@@ -196,6 +209,12 @@ class SciEmbedModel(nn.Module):
         Returns a float32 array ``(len(papers), dim)`` in input order. ``format`` picks the adapter
         (``proximity``, ``classification``, ``regression``, ``adhoc_query`` or ``[PRX]``-style
         aliases); a model without adapters uses its base for every format.
+
+        On CUDA (or with ``model.pipeline = True``) tokenisation and collation run on a background
+        thread into pinned memory while the device computes, results stay on the device until the
+        end, and batches are formed by a token budget: ``max_tokens`` (default
+        ``DEFAULT_GPU_MAX_TOKENS`` on CUDA, where ``batch_size`` then no longer caps a batch).
+        On CPU the default remains ``batch_size`` documents per length-sorted batch.
         """
         papers = list(papers)
         self.place(device, dtype)
@@ -205,6 +224,12 @@ class SciEmbedModel(nn.Module):
             return out
         show = show_progress if show_progress is not None else len(papers) >= PROGRESS_MIN_DOCS
         progress = _progress(len(papers), show)
+        pipelined = self.device.type == "cuda" if self.pipeline is None else self.pipeline
+        if pipelined:
+            try:
+                return self._encode_pipelined(papers, format, batch_size, fields, max_tokens, progress)
+            finally:
+                progress.close()
         for batch, tensors in self.iter_batches(papers, batch_size, fields, max_tokens):
             tensors = {k: v.to(self.device, non_blocking=True) for k, v in tensors.items()}
             vectors = self(tensors["input_ids"], tensors["attention_mask"], format=format)
@@ -212,6 +237,86 @@ class SciEmbedModel(nn.Module):
             progress.update(len(batch))
         progress.close()
         return out
+
+    # ---- the pipelined (GPU) path ---------------------------------------------------------------
+    def _pipeline_groups(self, n: int) -> Iterator[range]:
+        sizes = (self.pipeline_group,) if self.pipeline_group else PIPELINE_GROUPS
+        start, k = 0, 0
+        while start < n:
+            size = sizes[min(k, len(sizes) - 1)]
+            # A short tail is merged into the group before it, so every group sorts well.
+            stop = n if n - (start + size) < size // 4 else start + size
+            yield range(start, stop)
+            start, k = stop, k + 1
+
+    def _produce_batches(
+        self,
+        papers: Sequence[Paper | dict | str],
+        batch_size: int,
+        fields: Sequence[str] | None,
+        max_tokens: int | None,
+        pin: bool,
+        out: queue.Queue,
+        stop: threading.Event,
+    ) -> None:
+        """Background thread: tokenise a group, sort it into batches, collate (and pin) each batch."""
+        try:
+            fields = tuple(fields or self.config.text_fields)
+            separator = self.separator
+            for group in self._pipeline_groups(len(papers)):
+                texts = [as_paper(papers[i], i).text(separator, fields) for i in group]
+                ids = self.tokenize(texts)
+                for batch in length_sorted_batches([len(x) for x in ids], batch_size, max_tokens):
+                    tensors = self.collate([ids[i] for i in batch])
+                    index = torch.tensor([group.start + i for i in batch], dtype=torch.int64)
+                    if pin:
+                        tensors = {k: v.pin_memory() for k, v in tensors.items()}
+                        index = index.pin_memory()
+                    if not _put(out, (index, tensors), stop):
+                        return
+            _put(out, None, stop)
+        except BaseException as exc:  # handed to the consumer, which re-raises it
+            _put(out, exc, stop)
+
+    def _encode_pipelined(
+        self,
+        papers: Sequence[Paper | dict | str],
+        format: str,
+        batch_size: int,
+        fields: Sequence[str] | None,
+        max_tokens: int | None,
+        progress: Any,
+    ) -> np.ndarray:
+        device = self.device
+        cuda = device.type == "cuda"
+        if max_tokens is None and cuda:
+            max_tokens, batch_size = DEFAULT_GPU_MAX_TOKENS, DEFAULT_GPU_MAX_TOKENS
+        adapter = self.adapter_for_format(format)  # raise on a bad format before starting the thread
+        results = torch.zeros((len(papers), self.hidden_size), dtype=torch.float32, device=device)
+        batches: queue.Queue = queue.Queue(maxsize=PIPELINE_QUEUE_BATCHES)
+        stop = threading.Event()
+        producer = threading.Thread(
+            target=self._produce_batches,
+            args=(papers, batch_size, fields, max_tokens, cuda, batches, stop),
+            name="sciembed-tokenize",
+            daemon=True,
+        )
+        producer.start()
+        try:
+            while (item := batches.get()) is not None:
+                if isinstance(item, BaseException):
+                    raise item
+                index, tensors = item
+                input_ids = tensors["input_ids"].to(device, non_blocking=True)
+                mask = tensors["attention_mask"].to(device, non_blocking=True)
+                vectors = self(input_ids, mask, format=adapter)
+                # No host synchronisation per batch: the rows go to their places on the device.
+                results.index_copy_(0, index.to(device, non_blocking=True), vectors.float())
+                progress.update(len(index))
+        finally:
+            stop.set()
+            producer.join()
+        return results.cpu().numpy()
 
     # ---- identity -------------------------------------------------------------------------------
     def fingerprint(self) -> str:
@@ -227,6 +332,17 @@ class SciEmbedModel(nn.Module):
                 digest.update(tensor.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
             self._fingerprint = digest.hexdigest()
         return self._fingerprint
+
+
+def _put(out: queue.Queue, item: Any, stop: threading.Event) -> bool:
+    """Put ``item`` unless the consumer has stopped; False if it has."""
+    while not stop.is_set():
+        try:
+            out.put(item, timeout=0.1)
+            return True
+        except queue.Full:
+            continue
+    return False
 
 
 class _NoProgress:

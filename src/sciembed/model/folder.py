@@ -98,6 +98,7 @@ def load_model(
     dtype: str | torch.dtype | None = None,
     attn_implementation: str | None = "sdpa",
     verify: bool = True,
+    backend: str = "torch",
 ) -> SciEmbedModel:
     """Load a sciembed model folder, a Hugging Face encoder, or SPECTER2's published layout.
 
@@ -105,7 +106,17 @@ def load_model(
     ``"allenai/specter2"`` (or a folder holding ``specter2_base/``, ``specter2/``,
     ``specter2_classification/`` ...) for SPECTER2 with its four adapters. ``adapters`` maps a format
     (or ``[PRX]``-style alias) to an adapter folder or hub name, added to (or replacing) the model's own.
+    ``backend="onnx"``: ``name_or_path`` is a ``sciembed export onnx`` folder, run with onnxruntime on
+    CPU by an :class:`~sciembed.model.onnx_backend.OnnxEncoder` with the same ``encode`` API.
     """
+    if backend == "onnx":
+        from .onnx_backend import load_onnx
+
+        if adapters:
+            raise ValueError("the ONNX backend's adapters are inside its graphs; export with them instead")
+        return load_onnx(name_or_path if name_or_path is not None else default_model_path(verify))
+    if backend not in ("torch", "pytorch"):
+        raise ValueError(f"unknown backend {backend!r}; known: torch, onnx")
     name = str(name_or_path) if name_or_path is not None else "default"
     load_dtype = parse_dtype(dtype) or torch.float32
     extra_adapters = dict(adapters or {})

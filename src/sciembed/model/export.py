@@ -1,0 +1,175 @@
+"""Export a sciembed model to ONNX: one graph per task format with its adapter inside.
+
+Each graph maps ``input_ids`` and ``attention_mask`` (int64, ``batch x sequence``, both dynamic) to
+the pooled (and, if configured, L2-normalised) ``embedding`` (float32, ``batch x hidden``): the
+encoder, the format's bottleneck adapters and the pooling are one graph, not a base chained with an
+adapter. The router's active adapter is a Python attribute read while tracing, so tracing with a
+format active bakes exactly that format's adapter weights into the graph.
+
+Next to the graphs: the tokenizer files and ``sciembed-onnx.json`` (formats and their files,
+pooling, normalisation, truncation length, text fields, quantisation), which
+:class:`sciembed.model.onnx_backend.OnnxEncoder` reads. Needs the ``onnx`` extra
+(``pip install sciembed[onnx]``: onnx and onnxruntime).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from .encoder import SciEmbedModel
+from .formats import canonical_format
+
+ONNX_CONFIG = "sciembed-onnx.json"
+ONNX_FORMAT_VERSION = 1
+BASE_GRAPH = "base"  # the graph name of a model without adapters
+DEFAULT_OPSET = 17
+
+
+class _FormatGraph(nn.Module):
+    """``SciEmbedModel.forward`` with one format fixed, as a two-input module for the exporter."""
+
+    def __init__(self, model: SciEmbedModel, format: str | None):
+        super().__init__()
+        self.model = model
+        self.format = format
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return self.model(input_ids, attention_mask, format=self.format).float()
+
+
+def _sample_inputs(model: SciEmbedModel) -> tuple[torch.Tensor, torch.Tensor]:
+    """Two documents of different lengths, so the padding mask is a real (traced) computation."""
+    texts = ["Graph neural networks for citation recommendation " * 3, "Protein folding"]
+    batch = model.collate(model.tokenize(texts))
+    return batch["input_ids"], batch["attention_mask"]
+
+
+def _export_graph(model: SciEmbedModel, format: str | None, path: Path, opset: int) -> None:
+    graph = _FormatGraph(model, format).eval()
+    inputs = _sample_inputs(model)
+    axes = {
+        "input_ids": {0: "batch", 1: "sequence"},
+        "attention_mask": {0: "batch", 1: "sequence"},
+        "embedding": {0: "batch"},
+    }
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")  # tracer warnings about Python control flow in transformers
+        torch.onnx.export(
+            graph,
+            inputs,
+            str(path),
+            input_names=["input_ids", "attention_mask"],
+            output_names=["embedding"],
+            dynamic_axes=axes,
+            opset_version=opset,
+            do_constant_folding=True,
+            dynamo=False,
+        )
+
+
+def _optimize(path: Path, model: SciEmbedModel) -> None:
+    """onnxruntime's transformer optimizer (fused attention, LayerNorm, GELU) in place."""
+    from onnxruntime.transformers.optimizer import optimize_model
+
+    config = model.base.config
+    optimized = optimize_model(
+        str(path),
+        model_type="bert",
+        num_heads=int(config.num_attention_heads),
+        hidden_size=int(config.hidden_size),
+        opt_level=1,
+        use_gpu=False,
+    )
+    optimized.save_model_to_file(str(path))
+
+
+def _quantize(source: Path, target: Path, per_channel: bool) -> None:
+    """Dynamic int8: QInt8 weights of every MatMul, activations quantised on the fly."""
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    quantize_dynamic(
+        str(source),
+        str(target),
+        weight_type=QuantType.QInt8,
+        per_channel=per_channel,
+        op_types_to_quantize=["MatMul"],
+        # optimizer-fused graphs hold contrib ops that shape inference cannot type
+        extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
+    )
+
+
+def export_onnx(
+    model: SciEmbedModel | str | Path,
+    output: str | Path,
+    formats: Sequence[str] | None = None,
+    int8: bool = False,
+    optimize: bool = False,
+    per_channel: bool = True,
+    opset: int = DEFAULT_OPSET,
+) -> Path:
+    """Write one ONNX graph per format (default: all of the model's formats) into ``output``.
+
+    ``int8``: dynamic int8 quantisation of the weights (onnxruntime ``quantize_dynamic``);
+    ``optimize``: run onnxruntime's BERT graph optimizer first. Returns the output folder, which
+    ``load_model(output, backend="onnx")`` loads.
+    """
+    if not isinstance(model, SciEmbedModel):
+        from .folder import load_model
+
+        model = load_model(model)
+    output = Path(output)
+    output.mkdir(parents=True, exist_ok=True)
+    was_training, device, dtype = model.training, model.device, model.dtype
+    model.place("cpu", torch.float32).eval()
+    if formats:
+        names = [canonical_format(f) for f in formats]
+        for name in names:
+            model.adapter_for_format(name)  # raises for a format the model has no adapter for
+    else:
+        names = model.formats or [BASE_GRAPH]
+    graphs: dict[str, str] = {}
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            for name in dict.fromkeys(names):
+                fp32 = Path(tmp) / f"{name}.onnx"
+                _export_graph(model, None if name == BASE_GRAPH else name, fp32, opset)
+                if optimize:
+                    _optimize(fp32, model)
+                filename = f"{name}.int8.onnx" if int8 else f"{name}.onnx"
+                if int8:
+                    _quantize(fp32, output / filename, per_channel)
+                else:
+                    shutil.copyfile(fp32, output / filename)
+                graphs[name] = filename
+    finally:
+        model.place(device, dtype)
+        model.train(was_training)
+    model.tokenizer.save_pretrained(str(output))
+    config: dict[str, Any] = {
+        "format_version": ONNX_FORMAT_VERSION,
+        "name": model.config.name,
+        "graphs": graphs,
+        "pooling": model.config.pooling,
+        "normalize": model.config.normalize,
+        "max_length": model.config.max_length,
+        "text_fields": list(model.config.text_fields),
+        "hidden_size": model.hidden_size,
+        "quantization": "int8-dynamic" + ("-per-channel" if per_channel else "") if int8 else None,
+        "optimized": optimize,
+        "opset": opset,
+        "source_fingerprint": model.fingerprint(),
+        "inputs": ["input_ids", "attention_mask"],
+        "output": "embedding",
+    }
+    (output / ONNX_CONFIG).write_text(json.dumps(config, indent=2) + "\n")
+    return output

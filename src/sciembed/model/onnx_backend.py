@@ -1,0 +1,200 @@
+"""Run exported sciembed ONNX graphs with onnxruntime, behind the same ``encode`` API as the model.
+
+``load_model(folder, backend="onnx")`` returns an :class:`OnnxEncoder` for a folder written by
+``sciembed export onnx`` (see :mod:`sciembed.model.export`). It tokenises with the Hugging Face fast
+tokenizer, forms length-sorted batches and runs one onnxruntime session per format with as many
+intra-op threads as the process may use cores.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..data import Paper, as_paper
+from .config import SciEmbedConfig
+from .encoder import PROGRESS_MIN_DOCS, _progress, length_sorted_batches
+from .export import BASE_GRAPH, ONNX_CONFIG
+from .formats import canonical_format
+
+
+def is_onnx_folder(folder: str | Path) -> bool:
+    return (Path(folder) / ONNX_CONFIG).is_file()
+
+
+def available_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+class OnnxEncoder:
+    """An exported sciembed model: ``encode(papers, format, ...)`` as :meth:`SciEmbedModel.encode`."""
+
+    def __init__(self, folder: str | Path, threads: int | None = None, providers: Sequence[str] | None = None):
+        from transformers import AutoTokenizer
+
+        self.folder = Path(folder)
+        path = self.folder / ONNX_CONFIG
+        if not path.is_file():
+            raise FileNotFoundError(f"{self.folder}: no {ONNX_CONFIG}; write one with `sciembed export onnx`")
+        self.onnx_config: dict[str, Any] = json.loads(path.read_text())
+        settings = self.onnx_config
+        self.graphs: dict[str, str] = dict(settings["graphs"])
+        self.config = SciEmbedConfig(
+            pooling=settings["pooling"],
+            normalize=bool(settings["normalize"]),
+            max_length=int(settings["max_length"]),
+            formats=[f for f in self.graphs if f != BASE_GRAPH],
+            text_fields=list(settings["text_fields"]),
+            name=str(settings.get("name", "")),
+        )
+        self.tokenizer = AutoTokenizer.from_pretrained(str(self.folder))
+        self.threads = threads or available_cores()
+        self.providers = list(providers or ["CPUExecutionProvider"])
+        self._sessions: dict[str, Any] = {}
+        self._fingerprint: str | None = None
+
+    # ---- what SciEmbedModel also offers ------------------------------------------------------------
+    backend = "onnx"
+
+    @property
+    def hidden_size(self) -> int:
+        return int(self.onnx_config["hidden_size"])
+
+    @property
+    def formats(self) -> list[str]:
+        return list(self.config.formats)
+
+    @property
+    def quantization(self) -> str | None:
+        return self.onnx_config.get("quantization")
+
+    @property
+    def device(self) -> torch.device:
+        return torch.device("cpu")
+
+    @property
+    def dtype(self) -> str:
+        return "onnx-int8" if self.quantization else "onnx-fp32"
+
+    @property
+    def separator(self) -> str:
+        return self.tokenizer.sep_token or "[SEP]"
+
+    def adapter_for_format(self, format: str | None) -> str | None:
+        if format is None or not self.formats:
+            return None
+        name = canonical_format(format)
+        if name not in self.graphs:
+            raise ValueError(f"ONNX export has no {name!r} graph; it has: {', '.join(self.formats)}")
+        return name
+
+    def place(self, device: str | torch.device | None = None, dtype: Any = None) -> OnnxEncoder:
+        """The ONNX backend runs where its sessions run (onnxruntime's CPU provider by default)."""
+        if device is not None and torch.device(device).type != "cpu" and self.providers == ["CPUExecutionProvider"]:
+            raise ValueError("the ONNX backend runs on CPU; use the PyTorch backend for CUDA")
+        if dtype is not None and dtype not in ("fp32", "float32", torch.float32):
+            raise ValueError(f"the ONNX backend computes in its exported precision ({self.dtype}), not {dtype}")
+        return self
+
+    def eval(self) -> OnnxEncoder:
+        return self
+
+    def texts(self, papers: Iterable[Paper | dict | str], fields: Sequence[str] | None = None) -> list[str]:
+        fields = tuple(fields or self.config.text_fields)
+        return [as_paper(p, i).text(self.separator, fields) for i, p in enumerate(papers)]
+
+    def tokenize(self, texts: Sequence[str]) -> list[list[int]]:
+        encoded = self.tokenizer(
+            list(texts),
+            truncation=True,
+            max_length=self.config.max_length,
+            add_special_tokens=True,
+            return_attention_mask=False,
+            return_token_type_ids=False,
+        )
+        return encoded["input_ids"]
+
+    def collate(self, ids: Sequence[Sequence[int]]) -> dict[str, np.ndarray]:
+        longest = max(len(x) for x in ids)
+        pad_id = self.tokenizer.pad_token_id or 0
+        input_ids = np.full((len(ids), longest), pad_id, dtype=np.int64)
+        mask = np.zeros((len(ids), longest), dtype=np.int64)
+        for row, seq in enumerate(ids):
+            input_ids[row, : len(seq)] = seq
+            mask[row, : len(seq)] = 1
+        return {"input_ids": input_ids, "attention_mask": mask}
+
+    def session(self, format: str | None):
+        import onnxruntime as ort
+
+        name = self.adapter_for_format(format) or BASE_GRAPH
+        if name not in self._sessions:
+            options = ort.SessionOptions()
+            options.intra_op_num_threads = self.threads
+            options.inter_op_num_threads = 1
+            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+            self._sessions[name] = ort.InferenceSession(
+                str(self.folder / self.graphs[name]), options, providers=self.providers
+            )
+        return self._sessions[name]
+
+    def encode(
+        self,
+        papers: Sequence[Paper | dict | str],
+        format: str = "proximity",
+        batch_size: int = 32,
+        device: str | torch.device | None = None,
+        dtype: Any = None,
+        show_progress: bool | None = None,
+        fields: Sequence[str] | None = None,
+        max_tokens: int | None = None,
+    ) -> np.ndarray:
+        """Embed papers; float32 ``(len(papers), dim)`` in input order, as :meth:`SciEmbedModel.encode`."""
+        papers = list(papers)
+        self.place(device, dtype)
+        out = np.zeros((len(papers), self.hidden_size), dtype=np.float32)
+        if not papers:
+            return out
+        session = self.session(format)
+        ids = self.tokenize(self.texts(papers, fields))
+        show = show_progress if show_progress is not None else len(papers) >= PROGRESS_MIN_DOCS
+        progress = _progress(len(papers), show)
+        for batch in length_sorted_batches([len(x) for x in ids], batch_size, max_tokens):
+            inputs = self.collate([ids[i] for i in batch])
+            out[batch] = session.run(["embedding"], inputs)[0]
+            progress.update(len(batch))
+        progress.close()
+        return out
+
+    def fingerprint(self) -> str:
+        """sha256 over the graphs and the settings (the ONNX counterpart of the model's fingerprint)."""
+        if self._fingerprint is None:
+            digest = hashlib.sha256()
+            digest.update(json.dumps(self.onnx_config, sort_keys=True).encode())
+            for name in sorted(self.graphs):
+                with open(self.folder / self.graphs[name], "rb") as handle:
+                    for block in iter(lambda: handle.read(1 << 20), b""):
+                        digest.update(block)
+            self._fingerprint = digest.hexdigest()
+        return self._fingerprint
+
+
+def load_onnx(folder: str | Path, threads: int | None = None) -> OnnxEncoder:
+    """An :class:`OnnxEncoder` for an export folder (or a model folder holding one in ``onnx/``)."""
+    folder = Path(folder)
+    for candidate in (folder, folder / "onnx"):
+        if is_onnx_folder(candidate):
+            return OnnxEncoder(candidate, threads=threads)
+    raise FileNotFoundError(
+        f"{folder}: not an ONNX export (no {ONNX_CONFIG}); write one with `sciembed export onnx MODEL OUT`"
+    )
