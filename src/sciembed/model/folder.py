@@ -138,7 +138,7 @@ def load_model(
             f"{folder} is an adapter, not a model: load its base and pass adapters={{'proximity': '{folder}'}}"
         )
     model = _load_folder(folder, load_dtype, attn_implementation)
-    if folder == minilm_path(verify=False):
+    if name.lower() in MINILM_NAMES or (name.lower() in DEFAULT_NAMES and not model.config.name.startswith("sciembed")):
         model.config.name = "all-MiniLM-L6-v2"
     for fmt, source in extra_adapters.items():
         load_adapter(model, fmt, source)
