@@ -30,13 +30,20 @@ def embed(
         False, "--skip-invalid", help="Skip bad records and report them instead of stopping."
     ),
     chunk_size: int = typer.Option(10_000, "--chunk-size", help="Papers per written (and resumable) chunk."),
+    backend: str = typer.Option(
+        "torch", "--backend", help="torch, or onnx (MODEL is a `sciembed export onnx` folder; CPU)."
+    ),
     limit: int = typer.Option(None, "--limit", help="Embed only the first N valid papers."),
 ) -> None:
     """Embed a file of papers into Parquet; rerun the same command to resume a killed job."""
     from .embed import embed_file
     from .model import load_model
 
-    encoder = load_model(model)
+    try:
+        encoder = load_model(model, backend=backend)
+    except (ValueError, FileNotFoundError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
     try:
         report = embed_file(
             encoder,
@@ -49,6 +56,7 @@ def embed(
             id_field=id_field,
             skip_invalid=skip_invalid,
             chunk_size=chunk_size,
+            limit=limit,
         )
     except (ValueError, FileNotFoundError) as exc:
         typer.echo(f"error: {exc}", err=True)
@@ -137,18 +145,22 @@ def mine_triplets(
     typer.echo(f"wrote {report.outputs['train']}, {report.outputs['dev']}, {report.outputs['report']}")
 
 
+EVAL_MODEL_HELP = "bm25, random, default, minilm, a model folder or hub name (repeat to compare)."
+EVAL_TASKS_HELP = "'lite' (sciembed-lite, built from ../shared/data) or a scirepeval_tasks.jsonl-style file."
+
+
 @app.command()
 def evaluate(
-    model: list[str] = typer.Option(..., "--model", "-m", help="bm25, random, default, minilm, a model folder or hub name (repeat to compare)."),
-    tasks: str = typer.Option("lite", "--tasks", "-t", help="'lite' (sciembed-lite, built from ../shared/data) or a scirepeval_tasks.jsonl-style file."),
+    model: list[str] = typer.Option(..., "--model", "-m", help=EVAL_MODEL_HELP),
+    tasks: str = typer.Option("lite", "--tasks", "-t", help=EVAL_TASKS_HELP),
     task: list[str] = typer.Option(None, "--task", help="Run only this task (repeatable)."),
-    output: Path = typer.Option(Path("runs/evaluate"), "--output", "-o", help="Folder for results.json, results.md, results.png."),
+    output: Path = typer.Option(Path("runs/evaluate"), "--output", "-o", help="Folder for the results."),
     device: str = typer.Option(None, "--device", help="cpu, cuda, cuda:1 ... (default: cuda if available)."),
-    cache_dir: Path = typer.Option(Path(".cache/embeddings"), "--cache-dir", help="Embedding cache (keyed by model fingerprint, format, text)."),
+    cache_dir: Path = typer.Option(Path(".cache/embeddings"), "--cache-dir", help="Embedding cache folder."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Do not read or write the embedding cache."),
     batch_size: int = typer.Option(32, "--batch-size", "-b"),
     n_jobs: int = typer.Option(1, "--n-jobs", help="Parallel jobs of the SVM grid searches."),
-    data_root: Path = typer.Option(None, "--data-root", help="Shared data folder for sciembed-lite (default ../shared/data)."),
+    data_root: Path = typer.Option(None, "--data-root", help="Shared data for sciembed-lite (default ../shared/data)."),
 ) -> None:
     """Evaluate models on SciRepEval-format tasks; writes results.json, a markdown table and a PNG chart."""
     from .evaluate.benchmark import markdown_table
@@ -157,12 +169,155 @@ def evaluate(
     from .evaluate.registry import TaskFileError
 
     try:
-        report = run_evaluate(model, tasks, output, device, task, None if no_cache else cache_dir, batch_size,
-                              n_jobs, data_root)
+        report = run_evaluate(
+            model, tasks, output, device, task, None if no_cache else cache_dir, batch_size, n_jobs, data_root
+        )
     except (TaskFileError, TaskDataError, FileNotFoundError, ValueError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
     typer.echo(markdown_table(report))
+
+
+export_app = typer.Typer(no_args_is_help=True, help="Export a model for other runtimes.")
+app.add_typer(export_app, name="export")
+
+
+@export_app.command("onnx")
+def export_onnx_command(
+    model: str = typer.Argument(..., help=MODEL_HELP),
+    output: Path = typer.Argument(..., help="Folder to write: one .onnx graph per format, tokenizer, settings."),
+    format: list[str] = typer.Option(None, "--format", "-f", help="Format to export (repeatable; default: all)."),
+    int8: bool = typer.Option(False, "--int8", help="Dynamic int8 quantisation of the weights (onnxruntime)."),
+    optimize: bool = typer.Option(False, "--optimize", help="Run onnxruntime's BERT graph optimizer first."),
+    opset: int = typer.Option(17, "--opset"),
+) -> None:
+    """Write ONNX graphs (adapter inside) for `sciembed embed --backend onnx` and load(..., backend="onnx")."""
+    from .model import load_model
+    from .model.export import export_onnx
+
+    try:
+        encoder = load_model(model)
+        folder = export_onnx(encoder, output, formats=format or None, int8=int8, optimize=optimize, opset=opset)
+    except (ValueError, FileNotFoundError, ImportError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"wrote {', '.join(sorted(p.name for p in folder.glob('*.onnx')))} to {folder}")
+
+
+# ---- training: stage 1 (base), stage 2 (adapters, multi-task baseline), mixture, release -----------------
+train_app = typer.Typer(no_args_is_help=True, help="Train sciembed models.")
+app.add_typer(train_app, name="train")
+
+
+def _stage2(
+    mode: str,
+    config: Path,
+    base: str,
+    output: Path,
+    device: str | None,
+    max_steps: int | None,
+    epochs: int | None,
+    batch_size: int | None,
+    lr: float | None,
+) -> None:
+    from .train.multitask import load_stage2_config, train_stage2
+
+    try:
+        cfg = load_stage2_config(config, mode=mode, max_steps=max_steps, epochs=epochs, batch_size=batch_size, lr=lr)
+        result = train_stage2(cfg, base, output, device=device)
+    except (ValueError, FileNotFoundError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(result.summary())
+
+
+_STAGE2_CONFIG = typer.Option(
+    ..., "--config", "-c", help="Stage-2 YAML (tasks as data), e.g. configs/stage2-adapters.yaml."
+)
+_STAGE2_BASE = typer.Option(..., "--base", help="Base model folder (e.g. the stage-1 model) or hub name.")
+
+
+@train_app.command("adapters")
+def train_adapters(
+    config: Path = _STAGE2_CONFIG,
+    base: str = _STAGE2_BASE,
+    output: Path = typer.Option(Path("runs/stage2-adapters"), "--output", "-o", help="Run folder (rerun to resume)."),
+    device: str = typer.Option(None, "--device"),
+    max_steps: int = typer.Option(None, "--max-steps"),
+    epochs: int = typer.Option(None, "--epochs"),
+    batch_size: int = typer.Option(None, "--batch-size"),
+    lr: float = typer.Option(None, "--lr"),
+) -> None:
+    """Stage 2: one adapter per format on a frozen base, trained jointly on the task mixture."""
+    _stage2("adapters", config, base, output, device, max_steps, epochs, batch_size, lr)
+
+
+@train_app.command("multitask")
+def train_multitask(
+    config: Path = _STAGE2_CONFIG,
+    base: str = _STAGE2_BASE,
+    output: Path = typer.Option(Path("runs/stage2-multitask"), "--output", "-o", help="Run folder (rerun to resume)."),
+    device: str = typer.Option(None, "--device"),
+    max_steps: int = typer.Option(None, "--max-steps"),
+    epochs: int = typer.Option(None, "--epochs"),
+    batch_size: int = typer.Option(None, "--batch-size"),
+    lr: float = typer.Option(None, "--lr"),
+) -> None:
+    """The multi-task baseline: the same mixture trained into the whole encoder, no adapters."""
+    _stage2("multitask", config, base, output, device, max_steps, epochs, batch_size, lr)
+
+
+@train_app.command("build-mixture")
+def train_build_mixture(
+    output: Path = typer.Option(
+        Path("data/mixture"), "--output", "-o", help="Folder for the task files and stage2.yaml."
+    ),
+    data_root: Path = typer.Option(None, "--data-root", help="Shared data folder (default ../shared/data)."),
+) -> None:
+    """Build the stage-2 training mixture from ../shared/data, excluding every sciembed-lite test item."""
+    from .train.multitask.mixture import build_mixture
+
+    try:
+        build_mixture(data_root, output, log=typer.echo)
+    except (ValueError, FileNotFoundError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+@train_app.command("release")
+def train_release(
+    model: Path = typer.Option(..., "--from", help="A trained model folder (e.g. runs/stage2-adapters/model)."),
+    output: Path = typer.Option(Path("models/sciembed-minilm"), "--to", help="Release folder."),
+    scores: Path = typer.Option(None, "--scores", help="Markdown table of sciembed-lite scores for the card."),
+) -> None:
+    """Write a released model folder: fp16 safetensors, adapters, heads and a model card."""
+    from .train.multitask.release import release_model
+
+    folder = release_model(model, output, scores)
+    size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+    typer.echo(f"released {folder} ({size / 1e6:.1f} MB)")
+
+
+@train_app.command("base")
+def train_base_command(
+    config: Path = typer.Option(..., "--config", "-c", help="YAML or JSON config (see docs/TRAINING.md)."),
+    set_: list[str] = typer.Option(None, "--set", help="Override a config field: KEY=VALUE (e.g. optim.lr=3e-5)."),
+) -> None:
+    """Train the base encoder on citation triplets; writes a sciembed model folder (torchrun for multi-GPU)."""
+    from .train.config import BaseTrainConfig, ConfigError, load_config
+    from .train.stage1 import train_base
+
+    try:
+        settings = load_config(config, BaseTrainConfig, overrides=set_ or None)
+    except (ConfigError, FileNotFoundError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    try:
+        folder = train_base(settings)
+    except FileNotFoundError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"model: {folder}")
 
 
 def main() -> None:

@@ -1,0 +1,266 @@
+"""Stage 2: mixed proportional batching, losses, frozen base, heads save/load, resume, multi-task baseline."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import math
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import make_tiny_model
+
+from sciembed.train.multitask import (
+    MixedBatches,
+    Stage2Config,
+    TaskConfig,
+    head_loss,
+    load_heads,
+    load_stage2_config,
+    train_stage2,
+    triplet_loss,
+)
+
+TOPICS = ["graph neural networks", "protein folding", "machine translation", "galaxy formation"]
+
+
+def _write(path: Path, rows: list[dict]) -> str:
+    with gzip.open(path, "wt", encoding="utf-8") as handle:
+        for row in rows:
+            handle.write(json.dumps(row) + "\n")
+    return path.name
+
+
+def make_config(folder: Path, **overrides) -> Stage2Config:
+    """A tiny mixture of every format: papers by id, inline papers and plain-text queries."""
+    papers = [
+        {"paper_id": f"p{i}", "title": f"{TOPICS[i % 4]} study {i}", "abstract": f"we study {TOPICS[i % 4]}"}
+        for i in range(24)
+    ]
+    _write(folder / "papers.jsonl.gz", papers)
+    tasks = [
+        TaskConfig(
+            "clf",
+            "classification",
+            _write(folder / "clf.jsonl.gz", [{"paper": f"p{i}", "label": TOPICS[i % 4]} for i in range(12)]),
+        ),
+        TaskConfig(
+            "ml",
+            "multi_label",
+            _write(
+                folder / "ml.jsonl.gz",
+                [{"paper": {"title": f"t {i}", "abstract": "x"}, "label": ["a", "b"][: 1 + i % 2]} for i in range(8)],
+            ),
+        ),
+        TaskConfig(
+            "reg",
+            "regression",
+            _write(folder / "reg.jsonl.gz", [{"paper": f"p{i}", "label": 2000 + i} for i in range(6)]),
+        ),
+        TaskConfig(
+            "prx",
+            "proximity",
+            _write(
+                folder / "prx.jsonl.gz", [{"query": f"p{i}", "pos": f"p{i + 4}", "neg": f"p{i + 1}"} for i in range(10)]
+            ),
+        ),
+        TaskConfig(
+            "search",
+            "adhoc_search",
+            _write(
+                folder / "search.jsonl.gz",
+                [{"query": TOPICS[i % 4], "pos": f"p{i}", "neg": f"p{i + 1}"} for i in range(4)],
+            ),
+        ),
+    ]
+    settings = dict(
+        batch_size=8,
+        lr=1e-3,
+        epochs=1,
+        max_length=32,
+        log_every=1,
+        checkpoint_every=2,
+        precision="fp32",
+        root=str(folder),
+    )
+    settings.update(overrides)
+    return Stage2Config(tasks=tasks, papers="papers.jsonl.gz", **settings)
+
+
+# ---- mixing ---------------------------------------------------------------------------------------------
+def test_mixed_batches_are_proportional_and_deterministic():
+    sizes = {"a": 3000, "b": 1000, "c": 500}
+    mixer = MixedBatches(sizes, batch_size=64, seed=42)
+    batches = mixer.epoch(0)
+    counts = Counter(name for batch in batches for name, _ in batch)
+    assert counts == Counter(sizes)  # every example once per epoch
+    assert all(len(b) == 64 for b in batches[:-1])
+    # per batch, each task's share follows its size
+    share_a = sum(sum(1 for n, _ in b if n == "a") for b in batches[:20]) / sum(len(b) for b in batches[:20])
+    assert abs(share_a - 3000 / 4500) < 0.05
+    assert MixedBatches(sizes, 64, seed=42).epoch(0) == batches
+    assert MixedBatches(sizes, 64, seed=7).epoch(0) != batches
+    assert mixer.epoch(1) != batches
+
+
+def test_mixed_batches_shard_across_processes():
+    sizes = {"a": 100, "b": 37}
+    shards = [MixedBatches(sizes, 8, seed=1, rank=r, world_size=2).epoch(0) for r in range(2)]
+    assert len(shards[0]) == len(shards[1])
+    seen = [pair for shard in shards for batch in shard for pair in batch]
+    assert len(seen) == len(set(seen))
+
+
+# ---- losses ---------------------------------------------------------------------------------------------
+def test_cross_entropy_by_hand():
+    logits = torch.tensor([[0.0, math.log(3.0)]])
+    assert head_loss("ce", logits, torch.tensor([1])).item() == pytest.approx(-math.log(3 / 4))
+
+
+def test_bce_by_hand():
+    logits = torch.tensor([[0.0, 0.0]])
+    assert head_loss("bce", logits, torch.tensor([[1.0, 0.0]])).item() == pytest.approx(math.log(2))
+
+
+def test_mse_by_hand():
+    assert head_loss("mse", torch.tensor([[1.0], [3.0]]), torch.tensor([0.0, 1.0])).item() == pytest.approx(2.5)
+
+
+def test_triplet_by_hand():
+    q = torch.tensor([[0.0, 0.0], [0.0, 0.0]])
+    p = torch.tensor([[3.0, 4.0], [1.0, 0.0]])  # distances 5 and 1
+    n = torch.tensor([[0.0, 1.0], [0.0, 5.0]])  # distances 1 and 5
+    # max(5 - 1 + 1, 0) = 5 and max(1 - 5 + 1, 0) = 0 -> mean 2.5
+    assert triplet_loss(q, p, n, margin=1.0).item() == pytest.approx(2.5)
+
+
+def test_task_config_defaults_and_validation():
+    task = TaskConfig("s", "adhoc_search", "x.jsonl")
+    assert task.loss == "triplet" and task.role_adapters == {
+        "query": "adhoc_query",
+        "pos": "proximity",
+        "neg": "proximity",
+    }
+    assert TaskConfig("m", "multi-label", "x").loss == "bce"
+    with pytest.raises(ValueError):
+        TaskConfig("bad", "regression", "x", loss="triplet")
+
+
+# ---- training -------------------------------------------------------------------------------------------
+def test_adapters_train_base_frozen_bitwise_and_heads_round_trip(tmp_path):
+    from sciembed.model import load_model
+
+    config = make_config(tmp_path, max_steps=3)
+    model = make_tiny_model()
+    base_before = {k: v.clone() for k, v in model.base.state_dict().items()}
+    result = train_stage2(config, model, tmp_path / "run", log=None)
+    assert result.steps == 3
+    for key, value in model.base.state_dict().items():
+        assert torch.equal(value, base_before[key]), key  # bitwise
+    assert sorted(model.formats) == ["adhoc_query", "classification", "proximity", "regression"]
+    assert any(p.abs().sum() > 0 and not torch.equal(p, torch.zeros_like(p)) for p in model.adapters.parameters())
+
+    folder = result.model_dir
+    reloaded = load_model(folder)  # ignores heads
+    assert sorted(reloaded.formats) == sorted(model.formats)
+    for fmt in model.formats:
+        for (k, a), (_, b) in zip(
+            model.adapters[fmt].state_dict().items(), reloaded.adapters[fmt].state_dict().items(), strict=True
+        ):
+            assert torch.equal(a, b), (fmt, k)
+    heads = load_heads(folder)
+    assert sorted(heads) == ["clf", "ml", "reg"]
+    assert heads["clf"].config.labels == sorted(TOPICS) and heads["clf"].linear.out_features == 4
+    assert heads["reg"].config.label_mean == pytest.approx(2002.5)
+    log = [json.loads(x) for x in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log] == [1, 2, 3]
+    assert (tmp_path / "run" / "curves.png").is_file()
+
+
+def test_adapters_and_heads_change(tmp_path):
+    config = make_config(tmp_path, max_steps=2)
+    model = make_tiny_model()
+    result = train_stage2(config, model, tmp_path / "run", log=None)
+    heads = load_heads(result.model_dir)
+    fresh = load_heads(result.model_dir)  # same values: loaded twice
+    assert torch.equal(heads["clf"].linear.weight, fresh["clf"].linear.weight)
+    # adapters start with N(0, 0.02) weights and zero biases: trained biases are no longer zero
+    assert any(p.abs().sum() > 0 for n, p in model.adapters.named_parameters() if n.endswith("bias"))
+
+
+def test_resume_matches_uninterrupted_run(tmp_path):
+    config = make_config(tmp_path, max_steps=4)
+    straight = make_tiny_model()
+    train_stage2(config, straight, tmp_path / "straight", log=None)
+
+    first = make_tiny_model()
+    partial = train_stage2(config, first, tmp_path / "resumed", stop_after_steps=2, log=None)
+    assert partial.steps == 2 and not (tmp_path / "resumed" / "model").exists()
+    second = make_tiny_model()  # a fresh process: same base, adapters restored from the checkpoint
+    result = train_stage2(config, second, tmp_path / "resumed", log=None)
+    assert result.resumed_from_step == 2 and result.steps == 4
+    for fmt in straight.formats:
+        for (k, a), (_, b) in zip(
+            straight.adapters[fmt].state_dict().items(), second.adapters[fmt].state_dict().items(), strict=True
+        ):
+            assert torch.allclose(a, b, atol=1e-6), (fmt, k)
+
+
+def test_multitask_baseline_updates_the_base(tmp_path):
+    config = make_config(tmp_path, max_steps=2, mode="multitask")
+    model = make_tiny_model()
+    before = {k: v.clone() for k, v in model.base.state_dict().items()}
+    result = train_stage2(config, model, tmp_path / "run", log=None)
+    assert model.formats == []
+    changed = [k for k, v in model.base.state_dict().items() if not torch.equal(v, before[k])]
+    assert changed
+    assert sorted(load_heads(result.model_dir)) == ["clf", "ml", "reg"]
+
+
+def test_config_file_and_max_examples(tmp_path):
+    from sciembed.train.multitask import load_task_examples
+
+    config = make_config(tmp_path)
+    (tmp_path / "mix").mkdir()
+    data = config.to_dict()
+    data.pop("root")
+    data["tasks"][0]["max_examples"] = 5
+    (tmp_path / "stage2.yaml").write_text(json.dumps(data))  # JSON is YAML
+    loaded = load_stage2_config(tmp_path / "stage2.yaml", mode="multitask")
+    assert loaded.mode == "multitask" and loaded.tasks[0].max_examples == 5
+    assert len(load_task_examples(loaded.tasks[0], loaded, {})) == 0  # ids unknown without the papers table
+    from sciembed.train.multitask.data import read_papers_table
+
+    papers = read_papers_table(loaded.resolve(loaded.papers))
+    assert len(load_task_examples(loaded.tasks[0], loaded, papers)) == 5
+
+
+# ---- the default model ----------------------------------------------------------------------------------
+def test_embed_uses_shipped_model_by_default(tmp_path, monkeypatch):
+    from sciembed.model import load_model, save_model
+    from sciembed.model.default_model import default_model_path, shipped_model_path
+
+    tiny = make_tiny_model(formats=("proximity", "classification", "regression", "adhoc_query"))
+    save_model(tiny, tmp_path / "sciembed-minilm", dtype="fp16")
+    monkeypatch.setenv("SCIEMBED_MODELS", str(tmp_path))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert shipped_model_path() == tmp_path / "sciembed-minilm"
+    assert default_model_path(verify=False) == tmp_path / "sciembed-minilm"
+    model = load_model()
+    assert sorted(model.formats) == sorted(tiny.formats) and model.hidden_size == 32
+
+
+def test_shipped_model_in_repository_is_small_and_loads():
+    from sciembed.model import load_model
+    from sciembed.model.default_model import SHIPPED_MODEL
+
+    folder = Path(__file__).resolve().parents[2] / "models" / SHIPPED_MODEL
+    if not (folder / "sciembed.json").is_file():
+        pytest.skip("models/sciembed-minilm is not built yet (scripts/rebuild_model.sh)")
+    size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+    assert size < 50 * 1024 * 1024
+    assert (folder / "README.md").is_file()
+    model = load_model(folder)
+    assert sorted(model.formats) == ["adhoc_query", "classification", "proximity", "regression"]
