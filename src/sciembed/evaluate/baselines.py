@@ -195,7 +195,8 @@ class BM25Model:
 
 def resolve_model(spec: Any, device: str | None = None, batch_size: int = 32) -> Any:
     """A model for the harness from a name: ``bm25``, ``random`` (or ``random:768``), ``default``,
-    ``minilm``, a sciembed / Hugging Face model folder or hub name; model objects pass through."""
+    ``minilm``, a sciembed / Hugging Face model folder or hub name, ``onnx:FOLDER`` for an exported
+    ONNX model; model objects pass through."""
     if not isinstance(spec, str):
         return spec
     low = spec.strip().lower()
@@ -206,5 +207,7 @@ def resolve_model(spec: Any, device: str | None = None, batch_size: int = 32) ->
         return RandomModel(dim=dim, name=spec)
     from .. import load
 
+    if low.startswith("onnx:"):  # an `sciembed export onnx` folder, run with onnxruntime
+        return SciEmbedEvalModel(load(spec[5:], backend="onnx"), name=spec, device="cpu", batch_size=batch_size)
     model = load(None if low == "default" else spec)
     return SciEmbedEvalModel(model, name=spec, device=device, batch_size=batch_size)
