@@ -17,12 +17,16 @@ from .adapters import BottleneckConfig, LayerAdapters
 from .config import SciEmbedConfig
 from .formats import canonical_format
 from .injection import AdapterRouter, encoder_layers, install_router
+from .packed import Packed, pack_host, packed_hidden, packed_pool, supports_packed, unpack
 from .pooling import pool
 
 PROGRESS_MIN_DOCS = 2048
 # The GPU path: batches are formed by a token budget (batch size x longest length, padding included)
 # over length-sorted inputs instead of a fixed number of documents.
 DEFAULT_GPU_MAX_TOKENS = 16384
+# The unpadded (packed) GPU path pays no padding and no attention mask: larger batches keep the
+# matrix units busy (65536 tokens of BERT-base: ~1 GB of activations in bf16).
+DEFAULT_PACKED_MAX_TOKENS = 65536
 # The pipelined path tokenises and collates in groups of documents on a background thread while the
 # device works on the previous group; a small first group gets the device busy sooner.
 PIPELINE_GROUPS = (1024, 8192)
@@ -93,6 +97,9 @@ class SciEmbedModel(nn.Module):
         self.pipeline: bool | None = None
         # Documents per tokenisation group of the pipelined path (None: PIPELINE_GROUPS).
         self.pipeline_group: int | None = None
+        # None: the unpadded (packed) forward on CUDA in bf16/fp16 for BERT/RoBERTa bases, the padded
+        # Hugging Face forward elsewhere; True/False forces it (True needs a supported base).
+        self.packed: bool | None = None
         install_router(base, self.router)
 
     # ---- adapters -------------------------------------------------------------------------------
@@ -149,7 +156,16 @@ class SciEmbedModel(nn.Module):
         return [as_paper(p, i).text(self.separator, fields) for i, p in enumerate(papers)]
 
     def tokenize(self, texts: Sequence[str]) -> list[list[int]]:
-        """Token ids with special tokens, truncated to ``max_length``; no padding."""
+        """Token ids with special tokens, truncated to ``max_length``; no padding.
+
+        A fast (Rust) tokenizer is called directly (``encode_batch_fast`` on a private copy set to
+        truncate at ``max_length``): the same ids as the Hugging Face wrapper without its per-document
+        Python work, which bounded the GPU path.
+        """
+        backend = self._backend_tokenizer()
+        if backend is not None:
+            encode = getattr(backend, "encode_batch_fast", None) or backend.encode_batch
+            return [e.ids for e in encode(list(texts), add_special_tokens=True)]
         encoded = self.tokenizer(
             list(texts),
             truncation=True,
@@ -159,6 +175,28 @@ class SciEmbedModel(nn.Module):
             return_token_type_ids=False,
         )
         return encoded["input_ids"]
+
+    def _backend_tokenizer(self) -> Any:
+        """A copy of the fast tokenizer's backend truncating at ``max_length`` (None: not a fast tokenizer)."""
+        key = (id(self.tokenizer), self.config.max_length, getattr(self.tokenizer, "truncation_side", "right"))
+        cached = getattr(self, "_backend_cache", None)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        backend = None
+        source = (
+            getattr(self.tokenizer, "backend_tokenizer", None) if getattr(self.tokenizer, "is_fast", False) else None
+        )
+        if source is not None:
+            try:
+                from tokenizers import Tokenizer
+
+                backend = Tokenizer.from_str(source.to_str())
+                backend.no_padding()
+                backend.enable_truncation(self.config.max_length, direction=key[2])
+            except Exception:  # noqa: BLE001 - any trouble: the wrapper's (slower) path
+                backend = None
+        self._backend_cache = (key, backend)
+        return backend
 
     def collate(self, ids: Sequence[Sequence[int]]) -> dict[str, torch.Tensor]:
         """Pad to the longest sequence of the batch."""
@@ -177,6 +215,24 @@ class SciEmbedModel(nn.Module):
         with self.router.activated(self.adapter_for_format(format)):
             hidden = self.base(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
         pooled = pool(hidden, attention_mask, self.config.pooling)
+        if self.config.normalize:
+            pooled = nn.functional.normalize(pooled.float(), dim=-1).to(pooled.dtype)
+        return pooled
+
+    def use_packed(self) -> bool:
+        """Whether :meth:`encode` runs the unpadded forward (see ``self.packed``)."""
+        if self.packed is not None:
+            return bool(self.packed) and supports_packed(self.base)
+        return (
+            self.device.type == "cuda" and self.dtype in (torch.bfloat16, torch.float16) and supports_packed(self.base)
+        )
+
+    def forward_packed(self, packed: Packed, format: str | None = None) -> torch.Tensor:
+        """Pooled (and, if configured, normalised) embeddings of a :class:`~sciembed.model.packed.Packed`
+        batch: the same function as :meth:`forward` on the padded batch, computed on real tokens only."""
+        with self.router.activated(self.adapter_for_format(format)):
+            hidden = packed_hidden(self.base, packed)
+        pooled = packed_pool(hidden, packed, self.config.pooling)
         if self.config.normalize:
             pooled = nn.functional.normalize(pooled.float(), dim=-1).to(pooled.dtype)
         return pooled
@@ -258,8 +314,13 @@ class SciEmbedModel(nn.Module):
         pin: bool,
         out: queue.Queue,
         stop: threading.Event,
+        packed: bool = False,
     ) -> None:
-        """Background thread: tokenise a group, sort it into batches, collate (and pin) each batch."""
+        """Background thread: tokenise a group, sort it into batches, collate (and pin) each batch.
+
+        Packed batches are one int64 buffer (ids, positions, segments, offsets, output rows): one
+        pinned host tensor and one copy per batch.
+        """
         try:
             fields = tuple(fields or self.config.text_fields)
             separator = self.separator
@@ -267,6 +328,13 @@ class SciEmbedModel(nn.Module):
                 texts = [as_paper(papers[i], i).text(separator, fields) for i in group]
                 ids = self.tokenize(texts)
                 for batch in length_sorted_batches([len(x) for x in ids], batch_size, max_tokens):
+                    if packed:
+                        buffer, *sizes = pack_host([ids[i] for i in batch], [group.start + i for i in batch])
+                        if pin:
+                            buffer = buffer.pin_memory()
+                        if not _put(out, (buffer, sizes), stop):
+                            return
+                        continue
                     tensors = self.collate([ids[i] for i in batch])
                     index = torch.tensor([group.start + i for i in batch], dtype=torch.int64)
                     if pin:
@@ -289,15 +357,17 @@ class SciEmbedModel(nn.Module):
     ) -> np.ndarray:
         device = self.device
         cuda = device.type == "cuda"
+        packed = self.use_packed()
         if max_tokens is None and cuda:
-            max_tokens, batch_size = DEFAULT_GPU_MAX_TOKENS, DEFAULT_GPU_MAX_TOKENS
+            max_tokens = DEFAULT_PACKED_MAX_TOKENS if packed else DEFAULT_GPU_MAX_TOKENS
+            batch_size = max_tokens
         adapter = self.adapter_for_format(format)  # raise on a bad format before starting the thread
         results = torch.zeros((len(papers), self.hidden_size), dtype=torch.float32, device=device)
         batches: queue.Queue = queue.Queue(maxsize=PIPELINE_QUEUE_BATCHES)
         stop = threading.Event()
         producer = threading.Thread(
             target=self._produce_batches,
-            args=(papers, batch_size, fields, max_tokens, cuda, batches, stop),
+            args=(papers, batch_size, fields, max_tokens, cuda, batches, stop, packed),
             name="sciembed-tokenize",
             daemon=True,
         )
@@ -306,6 +376,13 @@ class SciEmbedModel(nn.Module):
             while (item := batches.get()) is not None:
                 if isinstance(item, BaseException):
                     raise item
+                if packed:
+                    buffer, (count, total, longest) = item
+                    batch, index = unpack(buffer.to(device, non_blocking=True), count, total, longest)
+                    vectors = self.forward_packed(batch, format=adapter)
+                    results.index_copy_(0, index, vectors.float())
+                    progress.update(count)
+                    continue
                 index, tensors = item
                 input_ids = tensors["input_ids"].to(device, non_blocking=True)
                 mask = tensors["attention_mask"].to(device, non_blocking=True)

@@ -157,9 +157,9 @@ class BaseTrainConfig(LoopConfig):
       max_dev_triplets: use at most this many dev triplets (the first ones of the file); null: all.
       max_length: truncation in tokens (also stored in the trained model's ``sciembed.json``).
       margin: margin of the triplet loss ``max(d(q,pos) - d(q,neg) + margin, 0)`` (L2 distance).
-      loss_embedding: ``model``: the loss sees the embedding exactly as the model serves it
-        (L2-normalised when the model normalises, e.g. MiniLM); ``raw``: the pooled output before
-        normalisation (SPECTER's recipe; identical to ``model`` for models that do not normalise).
+      loss_embedding: ``raw`` (default): the pooled output before normalisation (SPECTER's recipe);
+        ``model``: the embedding exactly as the model serves it (L2-normalised when the model
+        normalises, e.g. MiniLM; with margin 1 on unit vectors this hurt, see docs/TRAINING.md).
       group_buffer_batches: length grouping: the shuffled triplets are cut into buffers of this
         many batches, sorted by length within a buffer and cut into batches, and the batches are
         shuffled; 1 disables grouping (batches in shuffled order).
@@ -184,7 +184,7 @@ class BaseTrainConfig(LoopConfig):
     max_dev_triplets: int | None = 2000
     max_length: int = 512
     margin: float = 1.0
-    loss_embedding: str = "model"
+    loss_embedding: str = "raw"
     group_buffer_batches: int = 50
     max_forward_chunks: int = 3
     eval_batch_size: int = 128

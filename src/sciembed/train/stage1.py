@@ -28,6 +28,7 @@ import torch
 
 from ..data.triplets import read_triplets
 from ..model import SciEmbedModel, load_model, save_model
+from ..model.packed import Packed, no_cudnn_attention, pack_host, supports_packed, unpack
 from .config import BaseTrainConfig, save_config
 from .distributed import DistInfo, barrier, cleanup, init_distributed
 from .loop import Hook, Trainer, read_metrics
@@ -244,7 +245,9 @@ class ChunkedEncoder(torch.nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, chunks: Sequence[dict[str, torch.Tensor]]) -> torch.Tensor:
+    def forward(self, chunks: Sequence[dict[str, torch.Tensor]] | Packed) -> torch.Tensor:
+        if isinstance(chunks, Packed):  # all documents unpadded in one forward (CUDA, BERT/RoBERTa)
+            return self.model.forward_packed(chunks)
         return torch.cat([self.model(c["input_ids"], c["attention_mask"]) for c in chunks])
 
 
@@ -274,6 +277,9 @@ class TripletTask:
         self.lite_tasks = list(config.validate_lite_tasks)
         self._lite_cache: dict[str, Any] = {}
         self.module = ChunkedEncoder(model)  # what the Trainer trains
+        # On CUDA the batch's 3 x B documents go through one unpadded forward (no padding, one set of
+        # kernel launches instead of one per chunk); CPU keeps the padded chunks.
+        self.packed = device.type == "cuda" and supports_packed(model.base)
 
     # ---- data ---------------------------------------------------------------------------------------
     def steps_per_epoch(self) -> int:
@@ -298,7 +304,8 @@ class TripletTask:
         if self.raw:
             self.model.config.normalize = False
         try:
-            return module(tensors["input_ids"], tensors["attention_mask"])
+            with no_cudnn_attention(self.device.type == "cuda"):
+                return module(tensors["input_ids"], tensors["attention_mask"])
         finally:
             self.model.config.normalize = normalize
 
@@ -306,19 +313,38 @@ class TripletTask:
         """``module``: the (DDP-wrapped) :class:`ChunkedEncoder` of this task."""
         rows = self.train.triplets[np.asarray(items, dtype=np.int64)]
         doc_ids = rows.T.reshape(-1)  # queries, then positives, then negatives
+        if self.packed:
+            return self._packed_loss(module, rows, doc_ids)
         chunks = plan_chunks(self.train.lengths[doc_ids], self.config.max_forward_chunks)
         tensors = [self.to_device([self.train.docs[i] for i in doc_ids[chunk]]) for chunk in chunks]
         normalize = self.model.config.normalize
         if self.raw:
             self.model.config.normalize = False
         try:
-            emb_sorted = module(tensors)
+            with no_cudnn_attention(self.device.type == "cuda"):
+                emb_sorted = module(tensors)
         finally:
             self.model.config.normalize = normalize
         order = np.concatenate(chunks)
         inverse = torch.from_numpy(np.argsort(order)).to(emb_sorted.device, non_blocking=True)
         emb = emb_sorted.float().index_select(0, inverse)
         query, pos, neg = emb.split(len(rows))
+        return triplet_margin_loss(query, pos, neg, self.config.margin, reduction="sum")
+
+    def _packed_loss(self, module: torch.nn.Module, rows: np.ndarray, doc_ids: np.ndarray) -> torch.Tensor:
+        buffer, count, total, longest = pack_host([self.train.docs[i] for i in doc_ids])
+        if self.pin:
+            buffer = buffer.pin_memory()
+        packed = unpack(buffer.to(self.device, non_blocking=True), count, total, longest)[0]
+        normalize = self.model.config.normalize
+        if self.raw:
+            self.model.config.normalize = False
+        try:
+            with no_cudnn_attention(self.device.type == "cuda"):
+                emb = module(packed)
+        finally:
+            self.model.config.normalize = normalize
+        query, pos, neg = emb.float().split(len(rows))
         return triplet_margin_loss(query, pos, neg, self.config.margin, reduction="sum")
 
     # ---- validation ---------------------------------------------------------------------------------

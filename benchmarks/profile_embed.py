@@ -1,0 +1,114 @@
+"""Where the embedding time goes on the GPU: producer alone, GPU alone, end to end, torch.profiler.
+
+    python benchmarks/profile_embed.py [--docs 20000] [--model bert-base|minilm]
+
+Prints: tokenisation and producer (tokenise + pack/collate + pin) seconds with the device idle; the
+forward loop alone on batches already on the device; encode() end to end for the padded and the
+packed paths and several token budgets; agreement with fp32; the top CUDA and CPU ops of a short
+packed run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import queue
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import embed_speed  # noqa: E402
+
+
+def producer_seconds(model, papers, packed: bool, max_tokens: int) -> tuple[float, list]:
+    out: queue.Queue = queue.Queue()
+    start = time.perf_counter()
+    model._produce_batches(papers, max_tokens, None, max_tokens, True, out, threading.Event(), packed)
+    seconds = time.perf_counter() - start
+    items = []
+    while (item := out.get()) is not None:
+        items.append(item)
+    return seconds, items
+
+
+def timed(fn, repeats=2):
+    best = float("inf")
+    for _ in range(repeats):
+        torch.cuda.synchronize()
+        start = time.perf_counter()
+        fn()
+        torch.cuda.synchronize()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--docs", type=int, default=20000)
+    parser.add_argument("--model", default="bert-base")
+    parser.add_argument("--arxiv", type=Path, default=Path("out/carry/arxiv-sample.jsonl.gz"))
+    parser.add_argument("--minilm", type=Path, default=Path("out/carry/minilm-fp16"))
+    args = parser.parse_args()
+    embed_speed._MINILM_OVERRIDE = args.minilm if args.minilm.is_dir() else None
+    papers = embed_speed.read_arxiv(args.arxiv, args.docs)
+    build = embed_speed.bert_base_model if args.model == "bert-base" else embed_speed.minilm_model
+    model = build().place("cuda", torch.bfloat16)
+    n = len(papers)
+    texts = model.texts(papers)
+    start = time.perf_counter()
+    ids = model.tokenize(texts)
+    tok = time.perf_counter() - start
+    tokens = sum(map(len, ids))
+    print(f"{n} docs, {tokens / n:.0f} tokens/doc; tokenize (one call) {tok:.2f}s = {n / tok:.0f} docs/s")
+
+    rows = []
+    model.encode(papers[:512], "proximity")  # warm-up
+    for packed, budget in ((False, 16384), (True, 32768), (True, 65536), (True, 131072)):
+        model.packed = packed
+        seconds, items = producer_seconds(model, papers, packed, budget)
+        # GPU alone: every batch already on the device
+        if packed:
+            from sciembed.model.packed import unpack
+
+            dev = [unpack(b.to("cuda"), *s) for b, s in items]
+            fn = lambda dev=dev: [model.forward_packed(b, "proximity") for b, _ in dev]  # noqa: E731
+        else:
+            dev = [{k: v.to("cuda") for k, v in t.items()} for _, t in items]
+            fn = lambda dev=dev: [model(t["input_ids"], t["attention_mask"], "proximity") for t in dev]  # noqa: E731
+        with torch.inference_mode():
+            fn()
+            gpu = timed(fn)
+        del dev
+        end = timed(lambda b=budget: model.encode(papers, "proximity", max_tokens=b, batch_size=b))
+        rows.append((f"{'packed' if packed else 'padded'} tok{budget}", len(items), seconds, gpu, end))
+    model.packed = None
+    print("| path | batches | producer s (docs/s) | GPU-only s (docs/s) | encode s (docs/s) |")
+    for name, count, prod, gpu, end in rows:
+        cells = [f"{s:.2f} ({n / s:.0f})" for s in (prod, gpu, end)]
+        print(f"| {name} | {count} | " + " | ".join(cells) + " |")
+
+    # agreement with fp32 (plain padded HF path) on a subset
+    sub = papers[:3000]
+    fast = model.encode(sub, "proximity")
+    ref_model = build().place("cuda", torch.float32)
+    ref_model.packed = False
+    ref = ref_model.encode(sub, "proximity", batch_size=32, max_tokens=8192)
+    cos = (fast * ref).sum(1) / (np.linalg.norm(fast, axis=1) * np.linalg.norm(ref, axis=1))
+    print(f"packed bf16 vs fp32 padded: cos min {cos.min():.6f} mean {cos.mean():.6f}")
+    del ref_model
+
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+        model.encode(papers[:4000], "proximity")
+        torch.cuda.synchronize()
+    print(prof.key_averages().table(sort_by="cuda_time_total", row_limit=18, max_name_column_width=60))
+    print(prof.key_averages().table(sort_by="cpu_time_total", row_limit=12, max_name_column_width=60))
+
+
+if __name__ == "__main__":
+    main()

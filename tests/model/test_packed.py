@@ -1,0 +1,105 @@
+"""The unpadded (packed) forward computes the same embeddings and gradients as the padded HF forward."""
+
+import numpy as np
+import pytest
+import torch
+from conftest import PAPERS, make_tiny_model, minilm_tokenizer
+
+from sciembed.model.packed import _padded_attention, pack, pack_host, supports_packed, unpack
+
+MANY = [dict(p, paper_id=f"{p['paper_id']}-{i}") for i in range(5) for p in PAPERS]
+
+
+def _encode_both(model, papers, fmt, **kwargs):
+    plain = model.encode(papers, format=fmt, batch_size=4)
+    model.pipeline, model.packed, model.pipeline_group = True, True, 7
+    try:
+        assert model.use_packed()
+        packed = model.encode(papers, format=fmt, **kwargs)
+    finally:
+        model.pipeline, model.packed, model.pipeline_group = None, None, None
+    return plain, packed
+
+
+@pytest.mark.parametrize("pooling", ["cls", "mean"])
+def test_packed_encode_matches_plain_with_adapters(pooling):
+    model = make_tiny_model(pooling=pooling, normalize=pooling == "mean", formats=("proximity", "classification"))
+    for fmt in ("proximity", "classification"):
+        plain, packed = _encode_both(model, MANY, fmt, max_tokens=300, batch_size=300)
+        np.testing.assert_allclose(packed, plain, atol=2e-5, rtol=1e-4)
+
+
+def test_packed_encode_without_adapters():
+    model = make_tiny_model()
+    plain, packed = _encode_both(model, MANY, "proximity")
+    np.testing.assert_allclose(packed, plain, atol=2e-5, rtol=1e-4)
+
+
+def test_roberta_positions_and_gradients_match():
+    from transformers import RobertaConfig, RobertaModel
+
+    from sciembed.model import BottleneckConfig, SciEmbedConfig, SciEmbedModel
+
+    torch.manual_seed(0)
+    config = RobertaConfig(
+        vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=37,
+        max_position_embeddings=520, pad_token_id=1,
+    )  # fmt: skip
+    base = RobertaModel(config, add_pooling_layer=False).eval()
+    model = SciEmbedModel(base, minilm_tokenizer(), SciEmbedConfig(pooling="mean", name="tiny-roberta"))
+    model.add_adapter("proximity", BottleneckConfig(reduction_factor=4))
+    assert supports_packed(model.base)
+    seqs = model.tokenize(model.texts(MANY[:6]))
+    padded = model.collate(seqs)
+    # positions: RoBERTa counts from padding_idx + 1; no real token is the pad id here
+    assert all(1 not in s for s in seqs)
+    ref = model(padded["input_ids"], padded["attention_mask"], format="proximity")
+    ref.square().sum().backward()
+    ref_grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+    model.zero_grad()
+    out = model.forward_packed(pack(seqs), format="proximity")
+    out.square().sum().backward()
+    torch.testing.assert_close(out, ref, atol=2e-5, rtol=1e-4)
+    for name, grad in ref_grads.items():
+        torch.testing.assert_close(dict(model.named_parameters())[name].grad, grad, atol=1e-5, rtol=1e-3)
+
+
+def test_pack_layout_and_padded_attention():
+    seqs = [[5, 6, 7], [8], [9, 10]]
+    buffer, batch, total, longest = pack_host(seqs, index=[4, 2, 0])
+    packed, index = unpack(buffer, batch, total, longest)
+    assert packed.input_ids.tolist() == [5, 6, 7, 8, 9, 10]
+    assert packed.local.tolist() == [0, 1, 2, 0, 0, 1]
+    assert packed.segments.tolist() == [0, 0, 0, 1, 2, 2]
+    assert packed.cu_seqlens.tolist() == [0, 3, 4, 6] and packed.cu_seqlens.dtype == torch.int32
+    assert index.tolist() == [4, 2, 0] and (batch, total, longest) == (3, 6, 3)
+    as_arrays = pack_host([np.asarray(s, dtype=np.int32) for s in seqs])[0]
+    assert as_arrays.tolist() == pack_host(seqs)[0].tolist()
+    q, k, v = torch.randn(3, 6, 2, 4).unbind(0)
+    out = _padded_attention(q, k, v, packed, 0.0)
+    for start, stop in ((0, 3), (3, 4), (4, 6)):
+        one = torch.nn.functional.scaled_dot_product_attention(*(x[start:stop].transpose(0, 1) for x in (q, k, v)))
+        torch.testing.assert_close(out[start:stop], one.transpose(0, 1))
+
+
+def test_mpnet_is_not_packed():
+    model = make_tiny_model("mpnet")
+    model.packed = True
+    assert not model.use_packed()
+    model.pipeline = True
+    try:
+        assert model.encode(MANY[:3]).shape == (3, 32)
+    finally:
+        model.pipeline, model.packed = None, None
+
+
+@pytest.mark.parametrize("max_length", [512, 24])
+def test_direct_tokenizer_matches_the_wrapper(max_length):
+    model = make_tiny_model(max_length=max_length)
+    texts = model.texts(MANY) + ["", "Ünïcödé ACCENTS and 中文 text", "a " * 600]
+    assert model._backend_tokenizer() is not None
+    wrapper = model.tokenizer(
+        texts, truncation=True, max_length=max_length, add_special_tokens=True,
+        return_attention_mask=False, return_token_type_ids=False,
+    )["input_ids"]  # fmt: skip
+    assert model.tokenize(texts) == wrapper
