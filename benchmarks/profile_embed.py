@@ -1,6 +1,6 @@
 """Where the embedding time goes on the GPU: producer alone, GPU alone, end to end, torch.profiler.
 
-    python benchmarks/profile_embed.py [--docs 20000] [--model bert-base|minilm]
+    python benchmarks/profile_embed.py [--docs 20000] [--model bert-base|minilm] [--producer-only]
 
 Prints: tokenisation and producer (tokenise + pack/collate + pin) seconds with the device idle; the
 forward loop alone on batches already on the device; encode() end to end for the padded and the
@@ -11,6 +11,7 @@ packed run.
 from __future__ import annotations
 
 import argparse
+import os
 import queue
 import sys
 import threading
@@ -24,10 +25,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import embed_speed  # noqa: E402
 
 
-def producer_seconds(model, papers, packed: bool, max_tokens: int) -> tuple[float, list]:
+def producer_seconds(
+    model, papers, packed: bool, max_tokens: int, overlap: bool | None = None, pin: bool = True
+) -> tuple[float, list]:
     out: queue.Queue = queue.Queue()
     start = time.perf_counter()
-    model._produce_batches(papers, max_tokens, None, max_tokens, True, out, threading.Event(), packed)
+    model._produce_batches(papers, max_tokens, None, max_tokens, pin, out, threading.Event(), packed, overlap=overlap)
     seconds = time.perf_counter() - start
     items = []
     while (item := out.get()) is not None:
@@ -46,16 +49,44 @@ def timed(fn, repeats=2):
     return best
 
 
+def producer_only(model, papers) -> None:
+    """Wall and CPU seconds (all threads of this process) of the host side alone, no device work."""
+    n, pin = len(papers), torch.cuda.is_available()
+
+    def measure(label, fn):
+        wall, cpu = time.perf_counter(), time.process_time()
+        fn()
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+        print(f"| {label} | {wall:.2f} ({n / wall:.0f}) | {cpu:.2f} ({n / cpu:.0f}) |", flush=True)
+
+    model.tokenize(model.texts(papers[:256]))  # warm-up (tokenizer copy, rayon pool)
+    print(f"{n} docs; threads: {torch.get_num_threads()}, cores: {len(os.sched_getaffinity(0))}")
+    print("| step | wall s (docs/s) | CPU s (docs per CPU-s) |\n|---|---|---|")
+    texts: list[str] = []
+    measure("texts (title [SEP] abstract)", lambda: texts.extend(model.texts(papers)))
+    measure("tokenize, one Rust batch call", lambda: model.tokenize(texts))
+    for overlap in (False, True):
+        for _ in range(2):
+            label = f"producer packed 64k, {'overlapped' if overlap else 'inline'} tokeniser, pin={pin}"
+            measure(label, lambda o=overlap: producer_seconds(model, papers, True, 65536, overlap=o, pin=pin))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--docs", type=int, default=20000)
     parser.add_argument("--model", default="bert-base")
     parser.add_argument("--arxiv", type=Path, default=Path("out/carry/arxiv-sample.jsonl.gz"))
     parser.add_argument("--minilm", type=Path, default=Path("out/carry/minilm-fp16"))
+    parser.add_argument(
+        "--producer-only", action="store_true", help="time text building, tokenisation and the producer only"
+    )
     args = parser.parse_args()
     embed_speed._MINILM_OVERRIDE = args.minilm if args.minilm.is_dir() else None
     papers = embed_speed.read_arxiv(args.arxiv, args.docs)
     build = embed_speed.bert_base_model if args.model == "bert-base" else embed_speed.minilm_model
+    if args.producer_only:
+        producer_only(build(), papers)
+        return
     model = build().place("cuda", torch.bfloat16)
     n = len(papers)
     texts = model.texts(papers)

@@ -14,8 +14,13 @@ _WHITESPACE = re.compile(r"\s+")
 
 
 def normalize_whitespace(text: str) -> str:
-    """Collapse runs of white space (arXiv listings carry hard line breaks)."""
-    return _WHITESPACE.sub(" ", text).strip()
+    """Collapse runs of white space (arXiv listings carry hard line breaks).
+
+    ``str.split()`` splits on exactly the characters that ``re``'s ``\\s`` matches for str patterns
+    (``str.isspace``), so this equals ``_WHITESPACE.sub(" ", text).strip()``, at about a third of the
+    cost (it ran per field per document on the GPU path's producer thread).
+    """
+    return " ".join(text.split())
 
 
 def _field_text(value: Any) -> str:
@@ -46,7 +51,7 @@ class Paper:
 
     def text(self, sep: str, fields: Sequence[str] = DEFAULT_TEXT_FIELDS) -> str:
         """Non-empty fields joined by `` sep `` (SciRepEval's input format)."""
-        parts = [t for t in (_field_text(self.get(name)) for name in fields) if t]
+        parts = [t for name in fields if (t := _field_text(self.get(name)))]
         return f" {sep} ".join(parts)
 
     def has_text(self, fields: Sequence[str] = DEFAULT_TEXT_FIELDS) -> bool:

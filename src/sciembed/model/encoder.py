@@ -6,6 +6,7 @@ import hashlib
 import queue
 import threading
 from collections.abc import Iterable, Iterator, Sequence
+from itertools import chain
 from typing import Any
 
 import numpy as np
@@ -31,6 +32,10 @@ DEFAULT_PACKED_MAX_TOKENS = 65536
 # device works on the previous group; a small first group gets the device busy sooner.
 PIPELINE_GROUPS = (1024, 8192)
 PIPELINE_QUEUE_BATCHES = 16
+# Text building + tokenisation of the next groups run on their own thread, ahead of the packing
+# thread by at most this many groups (False: both on one thread, in turn).
+PIPELINE_OVERLAP = True
+PIPELINE_AHEAD_GROUPS = 2
 
 
 def default_device() -> torch.device:
@@ -305,6 +310,53 @@ class SciEmbedModel(nn.Module):
             yield range(start, stop)
             start, k = stop, k + 1
 
+    def _tokenize_group(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Token ids of ``texts`` laid end to end (int64) and the length of each: the same ids as
+        :meth:`tokenize`. The Rust call releases the GIL and runs on all cores (rayon)."""
+        backend = self._backend_tokenizer()
+        if backend is None:
+            seqs = self.tokenize(texts)
+            lengths = np.fromiter(map(len, seqs), dtype=np.int64, count=len(seqs))
+            flat = np.fromiter(chain.from_iterable(seqs), dtype=np.int64, count=int(lengths.sum()))
+            return flat, lengths
+        encode = getattr(backend, "encode_batch_fast", None) or backend.encode_batch
+        encodings = encode(list(texts), add_special_tokens=True)
+        seqs = [e.ids for e in encodings]
+        lengths = np.fromiter(map(len, seqs), dtype=np.int64, count=len(seqs))
+        flat = np.fromiter(chain.from_iterable(seqs), dtype=np.int64, count=int(lengths.sum()))
+        return flat, lengths
+
+    def _token_groups(
+        self, papers: Sequence[Paper | dict | str], fields: Sequence[str] | None
+    ) -> Iterator[tuple[range, np.ndarray, np.ndarray]]:
+        """Text and token ids of one group after another: ``(group, flat ids, lengths)``."""
+        fields = tuple(fields or self.config.text_fields)
+        separator = self.separator
+        for group in self._pipeline_groups(len(papers)):
+            texts = [as_paper(papers[i], i).text(separator, fields) for i in group]
+            yield (group, *self._tokenize_group(texts))
+
+    def _produce_groups(
+        self,
+        papers: Sequence[Paper | dict | str],
+        fields: Sequence[str] | None,
+        out: queue.Queue,
+        stop: threading.Event,
+    ) -> None:
+        """Tokeniser thread: :meth:`_token_groups` into ``out``, then None (or the exception raised).
+
+        It runs ahead of the packing thread by up to ``PIPELINE_AHEAD_GROUPS`` groups, so group k + 1
+        is tokenised (in Rust, without the GIL, on all cores) while group k is sorted, packed and
+        pinned, and the device works.
+        """
+        try:
+            for item in self._token_groups(papers, fields):
+                if not _put(out, item, stop):
+                    return
+            _put(out, None, stop)
+        except BaseException as exc:  # handed on to the packing thread, then to the consumer
+            _put(out, exc, stop)
+
     def _produce_batches(
         self,
         papers: Sequence[Paper | dict | str],
@@ -315,28 +367,50 @@ class SciEmbedModel(nn.Module):
         out: queue.Queue,
         stop: threading.Event,
         packed: bool = False,
+        overlap: bool | None = None,
     ) -> None:
-        """Background thread: tokenise a group, sort it into batches, collate (and pin) each batch.
+        """Background thread: sort each tokenised group into batches, collate (and pin) each batch.
 
+        Groups come from :meth:`_token_groups`, on a second thread (``overlap``, the default with
+        ``PIPELINE_OVERLAP``) or inline. Batches are the same either way (same groups, same sort).
         Packed batches are one int64 buffer (ids, positions, segments, offsets, output rows): one
         pinned host tensor and one copy per batch.
         """
+        overlap = PIPELINE_OVERLAP if overlap is None else overlap
+        inner = threading.Event()
+        tokenizer = None
         try:
-            fields = tuple(fields or self.config.text_fields)
-            separator = self.separator
-            for group in self._pipeline_groups(len(papers)):
-                texts = [as_paper(papers[i], i).text(separator, fields) for i in group]
-                ids = self.tokenize(texts)
-                for batch in length_sorted_batches([len(x) for x in ids], batch_size, max_tokens):
+            if overlap:
+                groups: queue.Queue = queue.Queue(maxsize=PIPELINE_AHEAD_GROUPS)
+                tokenizer = threading.Thread(
+                    target=self._produce_groups,
+                    args=(papers, fields, groups, inner),
+                    name="sciembed-tokenize-groups",
+                    daemon=True,
+                )
+                tokenizer.start()
+                items: Iterable[Any] = iter(groups.get, None)
+            else:
+                items = self._token_groups(papers, fields)
+            for item in items:
+                if isinstance(item, BaseException):
+                    raise item
+                group, flat, lengths = item
+                offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
+                np.cumsum(lengths, out=offsets[1:])
+                starts, ends = offsets[:-1].tolist(), offsets[1:].tolist()
+                for batch in length_sorted_batches(lengths.tolist(), batch_size, max_tokens):
+                    seqs = [flat[starts[i] : ends[i]] for i in batch]
+                    rows = [group.start + i for i in batch]
                     if packed:
-                        buffer, *sizes = pack_host([ids[i] for i in batch], [group.start + i for i in batch])
+                        buffer, *sizes = pack_host(seqs, rows)
                         if pin:
                             buffer = buffer.pin_memory()
                         if not _put(out, (buffer, sizes), stop):
                             return
                         continue
-                    tensors = self.collate([ids[i] for i in batch])
-                    index = torch.tensor([group.start + i for i in batch], dtype=torch.int64)
+                    tensors = self.collate(seqs)
+                    index = torch.tensor(rows, dtype=torch.int64)
                     if pin:
                         tensors = {k: v.pin_memory() for k, v in tensors.items()}
                         index = index.pin_memory()
@@ -345,6 +419,10 @@ class SciEmbedModel(nn.Module):
             _put(out, None, stop)
         except BaseException as exc:  # handed to the consumer, which re-raises it
             _put(out, exc, stop)
+        finally:
+            inner.set()
+            if tokenizer is not None:
+                tokenizer.join()
 
     def _encode_pipelined(
         self,
