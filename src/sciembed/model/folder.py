@@ -68,6 +68,21 @@ def _sentence_transformers_pooling(folder: Path) -> tuple[str, bool, int | None]
 
 
 def _load_base(folder: str | Path, dtype: torch.dtype, attn_implementation: str | None):
+    from transformers.utils import logging as hf_logging
+
+    # The unused pooler of sentence-transformers checkpoints is reported as "unexpected": not news.
+    verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        return _load_base_quiet(folder, dtype, attn_implementation)
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        if bars:
+            hf_logging.enable_progress_bar()
+
+
+def _load_base_quiet(folder: str | Path, dtype: torch.dtype, attn_implementation: str | None):
     from transformers import AutoModel, AutoTokenizer
 
     # No pooler: sciembed pools itself, and an unused randomly initialised pooler would change fingerprints.
