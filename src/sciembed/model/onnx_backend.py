@@ -11,18 +11,19 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from ..data import Paper, as_paper
+from ..data import Paper
 from .config import SciEmbedConfig
 from .encoder import PROGRESS_MIN_DOCS, _progress, length_sorted_batches
 from .export import BASE_GRAPH, ONNX_CONFIG
 from .formats import canonical_format
+from .text import TextMixin, pad_ids
 
 
 def is_onnx_folder(folder: str | Path) -> bool:
@@ -36,7 +37,7 @@ def available_cores() -> int:
         return os.cpu_count() or 1
 
 
-class OnnxEncoder:
+class OnnxEncoder(TextMixin):
     """An exported sciembed model: ``encode(papers, format, ...)`` as :meth:`SciEmbedModel.encode`."""
 
     def __init__(self, folder: str | Path, threads: int | None = None, providers: Sequence[str] | None = None):
@@ -86,10 +87,6 @@ class OnnxEncoder:
     def dtype(self) -> str:
         return "onnx-int8" if self.quantization else "onnx-fp32"
 
-    @property
-    def separator(self) -> str:
-        return self.tokenizer.sep_token or "[SEP]"
-
     def adapter_for_format(self, format: str | None) -> str | None:
         if format is None or not self.formats:
             return None
@@ -109,29 +106,8 @@ class OnnxEncoder:
     def eval(self) -> OnnxEncoder:
         return self
 
-    def texts(self, papers: Iterable[Paper | dict | str], fields: Sequence[str] | None = None) -> list[str]:
-        fields = tuple(fields or self.config.text_fields)
-        return [as_paper(p, i).text(self.separator, fields) for i, p in enumerate(papers)]
-
-    def tokenize(self, texts: Sequence[str]) -> list[list[int]]:
-        encoded = self.tokenizer(
-            list(texts),
-            truncation=True,
-            max_length=self.config.max_length,
-            add_special_tokens=True,
-            return_attention_mask=False,
-            return_token_type_ids=False,
-        )
-        return encoded["input_ids"]
-
     def collate(self, ids: Sequence[Sequence[int]]) -> dict[str, np.ndarray]:
-        longest = max(len(x) for x in ids)
-        pad_id = self.tokenizer.pad_token_id or 0
-        input_ids = np.full((len(ids), longest), pad_id, dtype=np.int64)
-        mask = np.zeros((len(ids), longest), dtype=np.int64)
-        for row, seq in enumerate(ids):
-            input_ids[row, : len(seq)] = seq
-            mask[row, : len(seq)] = 1
+        input_ids, mask = pad_ids(ids, self.tokenizer.pad_token_id or 0)
         return {"input_ids": input_ids, "attention_mask": mask}
 
     def session(self, format: str | None):
