@@ -9,15 +9,16 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from .errors import InvalidRecordError
 from .records import Paper, paper_from_dict
 
 MAX_REPORTED_LOCATIONS = 20
+T = TypeVar("T")
 
 
 @dataclass
@@ -196,37 +197,54 @@ def read_papers(
     """
     report = report if report is not None else ReadReport()
     seen: dict[str, tuple[bytes, int]] = {}
+
+    def parse(record: Any, line: int) -> Paper | None:
+        paper = paper_from_dict(record, id_field)
+        digest = _text_digest(paper)
+        previous = seen.get(paper.paper_id)
+        if previous is None:
+            seen[paper.paper_id] = (digest, line)
+            return paper
+        if previous[0] != digest:
+            raise InvalidRecordError(
+                str(path), line, f"duplicate id with different text (first seen on line {previous[1]})", paper.paper_id
+            )
+        report.duplicates += 1
+        return None
+
+    for _, paper in iter_parsed(path, parse, skip_invalid, report):
+        if paper is not None:
+            report.papers += 1
+            yield paper
+
+
+def iter_parsed(
+    path: str | Path, parse: Callable[[Any, int], T], skip_invalid: bool, report: ReadReport
+) -> Iterator[tuple[int, T]]:
+    """``(line, parse(record, line))`` for each record of a file.
+
+    ``parse`` raises ``ValueError`` (or :class:`InvalidRecordError`) for a bad record: the read stops
+    with an error naming file and line, or with ``skip_invalid`` the record is skipped and counted
+    in ``report``. A broken JSON document ends the read: what came before it is kept.
+    """
     try:
         for line, record in iter_raw_records(path):
             try:
                 if isinstance(record, InvalidRecordError):
                     raise record
                 try:
-                    paper = paper_from_dict(record, id_field)
+                    value = parse(record, line)
+                except InvalidRecordError:
+                    raise
                 except ValueError as exc:
                     raise InvalidRecordError(str(path), line, str(exc)) from None
-                digest = _text_digest(paper)
-                previous = seen.get(paper.paper_id)
-                if previous is not None:
-                    if previous[0] != digest:
-                        raise InvalidRecordError(
-                            str(path),
-                            line,
-                            f"duplicate id with different text (first seen on line {previous[1]})",
-                            paper.paper_id,
-                        )
-                    report.duplicates += 1
-                    continue
-                seen[paper.paper_id] = (digest, line)
             except InvalidRecordError as error:
                 if not skip_invalid:
                     raise
                 report.add_skip(error)
                 continue
-            report.papers += 1
-            yield paper
+            yield line, value
     except InvalidRecordError as error:
-        # A broken JSON document ends the read: what came before it is kept, the rest is reported.
         if not skip_invalid:
             raise
         report.add_skip(error)

@@ -16,8 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import InvalidRecordError
-from .readers import ReadReport, detect_format, iter_json_document, iter_raw_records
+from .readers import ReadReport, detect_format, iter_json_document, iter_parsed
 from .records import Paper, paper_from_dict
 
 TRIPLET_ROLES = ("query", "pos", "neg")
@@ -85,26 +84,11 @@ def read_triplets(
     ``skip_invalid`` it is skipped and counted in ``report`` (``report.papers`` counts triplets).
     """
     report = report if report is not None else ReadReport()
-    try:
-        for line, record in iter_raw_records(path):
-            try:
-                if isinstance(record, InvalidRecordError):
-                    raise record
-                try:
-                    triplet = triplet_from_dict(record, id_field)
-                except ValueError as exc:
-                    raise InvalidRecordError(str(path), line, str(exc)) from None
-            except InvalidRecordError as error:
-                if not skip_invalid:
-                    raise
-                report.add_skip(error)
-                continue
-            report.papers += 1
-            yield triplet
-    except InvalidRecordError as error:  # a broken JSON array ends the read
-        if not skip_invalid:
-            raise
-        report.add_skip(error)
+    for _, triplet in iter_parsed(
+        path, lambda record, _line: triplet_from_dict(record, id_field), skip_invalid, report
+    ):
+        report.papers += 1
+        yield triplet
 
 
 def _open_text_for_write(path: Path):
