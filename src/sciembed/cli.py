@@ -237,34 +237,29 @@ _STAGE2_CONFIG = typer.Option(
 _STAGE2_BASE = typer.Option(..., "--base", help="Base model folder (e.g. the stage-1 model) or hub name.")
 
 
-@train_app.command("adapters")
-def train_adapters(
-    config: Path = _STAGE2_CONFIG,
-    base: str = _STAGE2_BASE,
-    output: Path = typer.Option(Path("runs/stage2-adapters"), "--output", "-o", help="Run folder (rerun to resume)."),
-    device: str = typer.Option(None, "--device"),
-    max_steps: int = typer.Option(None, "--max-steps"),
-    epochs: int = typer.Option(None, "--epochs"),
-    batch_size: int = typer.Option(None, "--batch-size"),
-    lr: float = typer.Option(None, "--lr"),
-) -> None:
-    """Stage 2: one adapter per format on a frozen base, trained jointly on the task mixture."""
-    _stage2("adapters", config, base, output, device, max_steps, epochs, batch_size, lr)
+def _register_stage2(mode: str, doc: str) -> None:
+    """`sciembed train adapters` and `sciembed train multitask` take the same options."""
+
+    def command(
+        config: Path = _STAGE2_CONFIG,
+        base: str = _STAGE2_BASE,
+        output: Path = typer.Option(
+            Path(f"runs/stage2-{mode}"), "--output", "-o", help="Run folder (rerun to resume)."
+        ),
+        device: str = typer.Option(None, "--device"),
+        max_steps: int = typer.Option(None, "--max-steps"),
+        epochs: int = typer.Option(None, "--epochs"),
+        batch_size: int = typer.Option(None, "--batch-size"),
+        lr: float = typer.Option(None, "--lr"),
+    ) -> None:
+        _stage2(mode, config, base, output, device, max_steps, epochs, batch_size, lr)
+
+    command.__doc__ = doc
+    train_app.command(mode)(command)
 
 
-@train_app.command("multitask")
-def train_multitask(
-    config: Path = _STAGE2_CONFIG,
-    base: str = _STAGE2_BASE,
-    output: Path = typer.Option(Path("runs/stage2-multitask"), "--output", "-o", help="Run folder (rerun to resume)."),
-    device: str = typer.Option(None, "--device"),
-    max_steps: int = typer.Option(None, "--max-steps"),
-    epochs: int = typer.Option(None, "--epochs"),
-    batch_size: int = typer.Option(None, "--batch-size"),
-    lr: float = typer.Option(None, "--lr"),
-) -> None:
-    """The multi-task baseline: the same mixture trained into the whole encoder, no adapters."""
-    _stage2("multitask", config, base, output, device, max_steps, epochs, batch_size, lr)
+_register_stage2("adapters", "Stage 2: one adapter per format on a frozen base, trained jointly on the task mixture.")
+_register_stage2("multitask", "The multi-task baseline: the same mixture trained into the whole encoder, no adapters.")
 
 
 @train_app.command("build-mixture")
