@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import NoReturn
 
 import typer
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Scientific-document embeddings (SPECTER2 style).")
+
+
+def _fail(exc: Exception) -> NoReturn:
+    """Bad input ends the command with its message on stderr and exit status 2."""
+    typer.echo(f"error: {exc}", err=True)
+    raise typer.Exit(2) from None
+
 
 MODEL_HELP = "Model folder or hub name (default: the shipped sciembed model, else all-MiniLM-L6-v2)."
 
@@ -42,8 +50,7 @@ def embed(
     try:
         encoder = load_model(model, backend=backend)
     except (ValueError, FileNotFoundError) as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
+        _fail(exc)
     try:
         report = embed_file(
             encoder,
@@ -59,8 +66,7 @@ def embed(
             limit=limit,
         )
     except (ValueError, FileNotFoundError) as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
+        _fail(exc)
     if report.resumed_chunks:
         typer.echo(f"resumed: {report.resumed_chunks} finished chunks kept")
     typer.echo(report.read.summary())
@@ -139,8 +145,7 @@ def mine_triplets(
             compress=compress,
         )
     except (ValueError, FileNotFoundError) as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
+        _fail(exc)
     typer.echo(report.summary())
     typer.echo(f"wrote {report.outputs['train']}, {report.outputs['dev']}, {report.outputs['report']}")
 
@@ -173,8 +178,7 @@ def evaluate(
             model, tasks, output, device, task, None if no_cache else cache_dir, batch_size, n_jobs, data_root
         )
     except (TaskFileError, TaskDataError, FileNotFoundError, ValueError) as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
+        _fail(exc)
     typer.echo(markdown_table(report))
 
 
@@ -199,8 +203,7 @@ def export_onnx_command(
         encoder = load_model(model)
         folder = export_onnx(encoder, output, formats=format or None, int8=int8, optimize=optimize, opset=opset)
     except (ValueError, FileNotFoundError, ImportError) as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
+        _fail(exc)
     typer.echo(f"wrote {', '.join(sorted(p.name for p in folder.glob('*.onnx')))} to {folder}")
 
 
@@ -226,8 +229,7 @@ def _stage2(
         cfg = load_stage2_config(config, mode=mode, max_steps=max_steps, epochs=epochs, batch_size=batch_size, lr=lr)
         result = train_stage2(cfg, base, output, device=device)
     except (ValueError, FileNotFoundError) as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
+        _fail(exc)
     typer.echo(result.summary())
 
 
@@ -275,8 +277,7 @@ def train_build_mixture(
     try:
         build_mixture(data_root, output, log=typer.echo)
     except (ValueError, FileNotFoundError) as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
+        _fail(exc)
 
 
 @train_app.command("release")
@@ -305,13 +306,11 @@ def train_base_command(
     try:
         settings = load_config(config, BaseTrainConfig, overrides=set_ or None)
     except (ConfigError, FileNotFoundError) as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
+        _fail(exc)
     try:
         folder = train_base(settings)
     except FileNotFoundError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
+        _fail(exc)
     typer.echo(f"model: {folder}")
 
 
