@@ -134,8 +134,7 @@ def manual_bert(state: dict, ids: torch.Tensor, mask: torch.Tensor, adapters: li
     for i in range(c["num_hidden_layers"]):
         p = f"encoder.layer.{i}."
         heads = [
-            lin(x, p + f"attention.self.{q}").view(b, n, nh, -1).transpose(1, 2)
-            for q in ("query", "key", "value")
+            lin(x, p + f"attention.self.{q}").view(b, n, nh, -1).transpose(1, 2) for q in ("query", "key", "value")
         ]
         att = F.scaled_dot_product_attention(*heads, attn_mask=bias).transpose(1, 2).reshape(b, n, -1)
         x = ln(lin(att, p + "attention.output.dense") + x, p + "attention.output.LayerNorm")
@@ -259,8 +258,7 @@ def main() -> None:
         ],
         "manual_reimplementation_max_abs_diff": report,
         "cases": {
-            k: {"adapter": v["adapter"], "cls": floats(v["cls"]), "mean": floats(v["mean"])}
-            for k, v in cases.items()
+            k: {"adapter": v["adapter"], "cls": floats(v["cls"]), "mean": floats(v["mean"])} for k, v in cases.items()
         },
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -222,11 +222,14 @@ def _stage2(
     epochs: int | None,
     batch_size: int | None,
     lr: float | None,
+    overrides: list[str] | None,
 ) -> None:
     from .train.multitask import load_stage2_config, train_stage2
 
     try:
-        cfg = load_stage2_config(config, mode=mode, max_steps=max_steps, epochs=epochs, batch_size=batch_size, lr=lr)
+        cfg = load_stage2_config(
+            config, overrides, mode=mode, max_steps=max_steps, epochs=epochs, batch_size=batch_size, lr=lr
+        )
         result = train_stage2(cfg, base, output, device=device)
     except (ValueError, FileNotFoundError) as exc:
         _fail(exc)
@@ -252,9 +255,10 @@ def _register_stage2(mode: str, doc: str) -> None:
         max_steps: int = typer.Option(None, "--max-steps"),
         epochs: int = typer.Option(None, "--epochs"),
         batch_size: int = typer.Option(None, "--batch-size"),
-        lr: float = typer.Option(None, "--lr"),
+        lr: float = typer.Option(None, "--lr", help="Peak learning rate of the encoder (optim.lr)."),
+        set_: list[str] = typer.Option(None, "--set", help="Override a config field: KEY=VALUE (e.g. optim.lr=3e-5)."),
     ) -> None:
-        _stage2(mode, config, base, output, device, max_steps, epochs, batch_size, lr)
+        _stage2(mode, config, base, output, device, max_steps, epochs, batch_size, lr, set_)
 
     command.__doc__ = doc
     train_app.command(mode)(command)

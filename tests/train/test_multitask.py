@@ -10,8 +10,10 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 from conftest import make_tiny_model
 
+from sciembed.train.config import ConfigError, OptimConfig
 from sciembed.train.multitask import (
     MixedBatches,
     Stage2Config,
@@ -77,8 +79,9 @@ def make_config(folder: Path, **overrides) -> Stage2Config:
     ]
     settings = dict(
         batch_size=8,
-        lr=1e-3,
+        optim=OptimConfig(lr=1e-3),
         epochs=1,
+        progress=False,
         max_length=32,
         log_every=1,
         checkpoint_every=2,
@@ -174,9 +177,11 @@ def test_adapters_train_base_frozen_bitwise_and_heads_round_trip(tmp_path):
     assert sorted(heads) == ["clf", "ml", "reg"]
     assert heads["clf"].config.labels == sorted(TOPICS) and heads["clf"].linear.out_features == 4
     assert heads["reg"].config.label_mean == pytest.approx(2002.5)
-    log = [json.loads(x) for x in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
-    assert [r["step"] for r in log] == [1, 2, 3]
-    assert (tmp_path / "run" / "curves.png").is_file()
+    log = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    train_rows = [r for r in log if r["kind"] == "train"]
+    assert [r["step"] for r in train_rows] == [1, 2, 3]
+    assert all(set(r["task_losses"]) <= {"clf", "ml", "reg", "prx", "search"} for r in train_rows)
+    assert (tmp_path / "run" / "curves.png").is_file() and (tmp_path / "run" / "curve.md").is_file()
 
 
 def test_adapters_and_heads_change(tmp_path):
@@ -264,3 +269,97 @@ def test_shipped_model_in_repository_is_small_and_loads():
     assert (folder / "README.md").is_file()
     model = load_model(folder)
     assert sorted(model.formats) == ["adhoc_query", "classification", "proximity", "regression"]
+
+
+# ---- loss inputs, weights and learning rates --------------------------------------------------------------
+def _task(tmp_path, **overrides):
+    from sciembed.train.multitask import Stage2Task
+    from sciembed.train.multitask.data import load_all_examples
+    from sciembed.train.multitask.trainer import prepare_model, tokenize_examples
+
+    config = make_config(tmp_path, **overrides)
+    model = make_tiny_model()
+    model.config.normalize = True
+    prepare_model(model, config)
+    examples = load_all_examples(config)
+    tokens = tokenize_examples(model, examples, config.max_length)
+    return Stage2Task(model, examples, tokens, config, torch.device("cpu")), config
+
+
+def test_heads_and_triplets_see_the_raw_pooled_output(tmp_path):
+    task, _ = _task(tmp_path)
+    batch = task.mixer.epoch(0)[0]
+    step = task.step_inputs(batch)
+    norms = torch.cat([task.module.embed(g).norm(dim=-1) for g in step.groups])
+    assert not torch.allclose(norms, torch.ones_like(norms))  # raw: not unit length
+    (tmp_path / "served").mkdir()
+    served, _ = _task(tmp_path / "served", loss_embedding="model")
+    step = served.step_inputs(served.mixer.epoch(0)[0])
+    norms = torch.cat([served.module.embed(g).norm(dim=-1) for g in step.groups])
+    assert torch.allclose(norms, torch.ones_like(norms), atol=1e-5)
+
+
+def test_task_weights_scale_that_tasks_loss(tmp_path):
+    plain, _ = _task(tmp_path)
+    (tmp_path / "w").mkdir()
+    weighted, _ = _task(tmp_path / "w", task_weights={"prx": 3.0})
+    weighted.module.load_state_dict(plain.module.state_dict())
+    plain.module.eval()
+    weighted.module.eval()  # no dropout: the same numbers but for the weight
+    batch = [("prx", 0), ("prx", 1), ("clf", 0), ("clf", 3)]
+    a = plain.module(plain.step_inputs(batch))
+    b = weighted.module(weighted.step_inputs(batch))
+    assert b["prx"].item() == pytest.approx(3.0 * a["prx"].item(), rel=1e-5)
+    assert b["clf"].item() == pytest.approx(a["clf"].item(), rel=1e-5)
+    with pytest.raises(ConfigError, match="unknown tasks"):
+        make_config(tmp_path, task_weights={"nope": 2.0})
+
+
+def test_heads_train_at_their_own_learning_rate(tmp_path):
+    from sciembed.train.optim import build_optimizer
+
+    task, config = _task(tmp_path, optim=OptimConfig(lr=1e-4, lr_by_prefix={"heads.": 1e-3}))
+    optimizer = build_optimizer(task.module, config.optim)
+    by_id = {id(p): g["lr"] for g in optimizer.param_groups for p in g["params"]}
+    for name, param in task.module.named_parameters():
+        if not param.requires_grad:
+            continue
+        assert by_id[id(param)] == (1e-3 if name.startswith("heads.") else 1e-4), name
+    assert optimizer.param_groups[0]["lr"] == 1e-4  # the logged rate is the encoder's
+
+
+def test_yaml_numbers_without_a_dot_are_numbers(tmp_path):
+    config = make_config(tmp_path)
+    data = config.to_dict()
+    data.pop("root")
+    text = yaml.safe_dump(data).replace("lr: 0.001", "lr: 1e-3")
+    assert "lr: 1e-3" in text
+    (tmp_path / "s.yaml").write_text(text)
+    assert load_stage2_config(tmp_path / "s.yaml").optim.lr == 1e-3
+
+
+def test_train_adapters_command_with_overrides(tmp_path):
+    from typer.testing import CliRunner
+
+    from sciembed.cli import app
+    from sciembed.model import load_model, save_model
+
+    config = make_config(tmp_path)
+    data = config.to_dict()
+    data.pop("root")
+    (tmp_path / "stage2.yaml").write_text(yaml.safe_dump(data))
+    save_model(make_tiny_model(), tmp_path / "base")
+    args = ["train", "adapters", "-c", str(tmp_path / "stage2.yaml"), "--base", str(tmp_path / "base")]
+    args += ["-o", str(tmp_path / "run"), "--max-steps", "2", "--set", "optim.lr_by_prefix={'heads.': 0.01}"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    saved = yaml.safe_load((tmp_path / "run" / "stage2.yaml").read_text())
+    assert saved["optim"]["lr_by_prefix"] == {"heads.": 0.01} and saved["max_steps"] == 2
+    assert sorted(load_model(tmp_path / "run" / "model").formats) == [
+        "adhoc_query",
+        "classification",
+        "proximity",
+        "regression",
+    ]
+    bad = CliRunner().invoke(app, args[:-2] + ["--set", "task_weights={'nope': 1.0}"])
+    assert bad.exit_code != 0 and "nope" in bad.output

@@ -159,12 +159,19 @@ class SciEmbedModel(TextMixin, nn.Module):
         return {"input_ids": torch.from_numpy(input_ids), "attention_mask": torch.from_numpy(mask)}
 
     # ---- forward --------------------------------------------------------------------------------
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, format: str | None = None) -> torch.Tensor:
-        """Pooled (and, if configured, normalised) embeddings for a padded batch."""
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        format: str | None = None,
+        normalize: bool | None = None,
+    ) -> torch.Tensor:
+        """Pooled embeddings for a padded batch, L2-normalised when ``normalize`` (default: as configured;
+        training losses use the raw pooled output)."""
         with self.router.activated(self.adapter_for_format(format)):
             hidden = self.base(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
         pooled = pool(hidden, attention_mask, self.config.pooling)
-        if self.config.normalize:
+        if self.config.normalize if normalize is None else normalize:
             pooled = nn.functional.normalize(pooled.float(), dim=-1).to(pooled.dtype)
         return pooled
 
@@ -176,13 +183,13 @@ class SciEmbedModel(TextMixin, nn.Module):
             self.device.type == "cuda" and self.dtype in (torch.bfloat16, torch.float16) and supports_packed(self.base)
         )
 
-    def forward_packed(self, packed: Packed, format: str | None = None) -> torch.Tensor:
-        """Pooled (and, if configured, normalised) embeddings of a :class:`~sciembed.model.packed.Packed`
-        batch: the same function as :meth:`forward` on the padded batch, computed on real tokens only."""
+    def forward_packed(self, packed: Packed, format: str | None = None, normalize: bool | None = None) -> torch.Tensor:
+        """Embeddings of a :class:`~sciembed.model.packed.Packed` batch: the same function as
+        :meth:`forward` on the padded batch, computed on real tokens only."""
         with self.router.activated(self.adapter_for_format(format)):
             hidden = packed_hidden(self.base, packed)
         pooled = packed_pool(hidden, packed, self.config.pooling)
-        if self.config.normalize:
+        if self.config.normalize if normalize is None else normalize:
             pooled = nn.functional.normalize(pooled.float(), dim=-1).to(pooled.dtype)
         return pooled
 

@@ -38,6 +38,8 @@ class OptimConfig:
       warmup_steps: warm-up length in steps; when set it overrides ``warmup_ratio``.
       schedule: after warm-up, ``linear`` decay to 0 at the last step, or ``constant``.
       max_grad_norm: clip the global gradient L2 norm to this value; null disables clipping.
+      lr_by_prefix: peak learning rates of parameters whose name starts with a prefix (the longest
+        matching prefix wins), e.g. ``{"heads.": 1.0e-3}`` for freshly initialised task heads.
     """
 
     lr: float = 2e-5
@@ -48,10 +50,14 @@ class OptimConfig:
     warmup_steps: int | None = None
     schedule: str = "linear"
     max_grad_norm: float | None = 1.0
+    lr_by_prefix: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.lr <= 0:
             raise ConfigError(f"optim.lr must be positive, got {self.lr}")
+        for prefix, lr in self.lr_by_prefix.items():
+            if not isinstance(lr, int | float) or isinstance(lr, bool) or lr <= 0:
+                raise ConfigError(f"optim.lr_by_prefix[{prefix!r}] must be a positive number, got {lr!r}")
         if self.weight_decay < 0:
             raise ConfigError(f"optim.weight_decay must be >= 0, got {self.weight_decay}")
         if len(self.betas) != 2:
@@ -247,6 +253,11 @@ def _check_value(value: Any, tp: Any, where: str) -> Any:
             raise ConfigError(f"{where}: expected true/false, got {value!r}")
         return value
     if tp is float:
+        if isinstance(value, str):  # PyYAML reads 1e-4 (no dot) as a string
+            try:
+                return float(value)
+            except ValueError:
+                pass
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ConfigError(f"{where}: expected a number, got {value!r}")
         return float(value)

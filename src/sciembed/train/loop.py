@@ -54,6 +54,8 @@ class TrainTask(Protocol):
         """Validation metrics (rank 0 only; the model is in eval mode, gradients off)."""
         ...
 
+    # Optional: ``train_metrics() -> dict`` is merged into every logged training record.
+
 
 Hook = Callable[["Trainer", TrainState], None]
 
@@ -114,6 +116,7 @@ class Trainer:
         self.total_steps = min(total, config.max_steps) if config.max_steps is not None else total
         self.scheduler = build_scheduler(self.optimizer, config.optim, self.total_steps)
         self.state = TrainState()
+        self.resumed_from_step = 0
         self.use_bf16 = self.dist.device.type == "cuda" and config.precision in ("auto", "bf16")
         self.history: list[dict[str, Any]] = []
         self.last_lr = self.scheduler.get_last_lr()[0]
@@ -178,6 +181,7 @@ class Trainer:
         if folder is None:
             return False
         self.state = load_checkpoint(folder, self.model, self.optimizer, self.scheduler)
+        self.resumed_from_step = self.state.step
         if self.dist.distributed:  # per-rank dropout streams: the checkpoint holds rank 0's
             torch.manual_seed(self.config.seed + 7919 * self.state.step + self.dist.rank)
         self.log(f"resumed from {folder} (step {self.state.step}, epoch {self.state.epoch})")
@@ -279,6 +283,9 @@ class Trainer:
                         "examples_per_s": running_n / elapsed if elapsed > 0 else None,
                         "examples_seen": state.examples_seen,
                     }
+                    task_metrics = getattr(self.task, "train_metrics", None)
+                    if callable(task_metrics):  # e.g. stage 2's per-task losses since the last log line
+                        record.update(task_metrics())
                     if self.dist.device.type == "cuda":
                         record["max_memory_gb"] = torch.cuda.max_memory_allocated(self.dist.device) / 2**30
                     self.write_metrics(record)

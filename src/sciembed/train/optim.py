@@ -28,33 +28,34 @@ def no_decay_names(model: nn.Module) -> set[str]:
     return names
 
 
-def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
-    """Two AdamW groups over the trainable parameters: with ``weight_decay`` and without it."""
+def param_groups(model: nn.Module, weight_decay: float, lr_by_prefix: dict[str, float] | None = None) -> list[dict]:
+    """AdamW groups over the trainable parameters: with ``weight_decay`` and without it, and apart per
+    learning rate of ``lr_by_prefix`` (groups of the default rate first; those carry no ``lr`` key)."""
     skip = no_decay_names(model)
-    decay, no_decay = [], []
-    decay_names, no_decay_names_ = [], []
+    prefixes = sorted(lr_by_prefix or {}, key=len, reverse=True)
+    buckets: dict[tuple[str | None, bool], dict] = {}
     for name, param in model.named_parameters():
         if not param.requires_grad:
             continue
-        if name in skip:
-            no_decay.append(param)
-            no_decay_names_.append(name)
-        else:
-            decay.append(param)
-            decay_names.append(name)
-    groups = []
-    if decay:
-        groups.append({"params": decay, "weight_decay": weight_decay, "names": decay_names})
-    if no_decay:
-        groups.append({"params": no_decay, "weight_decay": 0.0, "names": no_decay_names_})
-    if not groups:
+        prefix = next((p for p in prefixes if name.startswith(p)), None)
+        key = (prefix, name in skip)
+        if key not in buckets:
+            buckets[key] = {"params": [], "weight_decay": 0.0 if name in skip else weight_decay, "names": []}
+            if prefix is not None:
+                buckets[key]["lr"] = float(lr_by_prefix[prefix])
+        buckets[key]["params"].append(param)
+        buckets[key]["names"].append(name)
+    if not buckets:
         raise ValueError("the model has no trainable parameters")
-    return groups
+    return [buckets[k] for k in sorted(buckets, key=lambda k: (k[0] is not None, k[0] or "", k[1]))]
 
 
 def build_optimizer(model: nn.Module, config: OptimConfig) -> torch.optim.AdamW:
     """AdamW over :func:`param_groups` (fused kernels when the parameters are on CUDA)."""
-    groups = [{k: v for k, v in g.items() if k != "names"} for g in param_groups(model, config.weight_decay)]
+    groups = [
+        {k: v for k, v in g.items() if k != "names"}
+        for g in param_groups(model, config.weight_decay, config.lr_by_prefix)
+    ]
     on_cuda = all(p.is_cuda for g in groups for p in g["params"])
     extra = {"fused": True} if on_cuda else {}
     return torch.optim.AdamW(groups, lr=config.lr, betas=tuple(config.betas), eps=config.eps, **extra)

@@ -241,14 +241,15 @@ class ChunkedEncoder(torch.nn.Module):
     """The module trained (and DDP-wrapped) in stage 1: embeds several padded chunks in ONE forward call,
     so that DDP sees one forward per backward however a batch is split."""
 
-    def __init__(self, model: SciEmbedModel):
+    def __init__(self, model: SciEmbedModel, normalize: bool | None = None):
         super().__init__()
         self.model = model
+        self.normalize = normalize
 
     def forward(self, chunks: Sequence[dict[str, torch.Tensor]] | Packed) -> torch.Tensor:
         if isinstance(chunks, Packed):  # all documents unpadded in one forward (CUDA, BERT/RoBERTa)
-            return self.model.forward_packed(chunks)
-        return torch.cat([self.model(c["input_ids"], c["attention_mask"]) for c in chunks])
+            return self.model.forward_packed(chunks, normalize=self.normalize)
+        return torch.cat([self.model(c["input_ids"], c["attention_mask"], normalize=self.normalize) for c in chunks])
 
 
 class TripletTask:
@@ -276,7 +277,7 @@ class TripletTask:
         self.keys = train.lengths[train.triplets].max(axis=1) if len(train) else np.zeros(0, dtype=np.int64)
         self.lite_tasks = list(config.validate_lite_tasks)
         self._lite_cache: dict[str, Any] = {}
-        self.module = ChunkedEncoder(model)  # what the Trainer trains
+        self.module = ChunkedEncoder(model, normalize=False if self.raw else None)  # what the Trainer trains
         # On CUDA the batch's 3 x B documents go through one unpadded forward (no padding, one set of
         # kernel launches instead of one per chunk); CPU keeps the padded chunks.
         self.packed = device.type == "cuda" and supports_packed(model.base)
@@ -300,14 +301,8 @@ class TripletTask:
     # ---- loss ---------------------------------------------------------------------------------------
     def embed(self, module: torch.nn.Module, docs: Sequence[np.ndarray]) -> torch.Tensor:
         tensors = self.to_device(docs)
-        normalize = self.model.config.normalize
-        if self.raw:
-            self.model.config.normalize = False
-        try:
-            with no_cudnn_attention(self.device.type == "cuda"):
-                return module(tensors["input_ids"], tensors["attention_mask"])
-        finally:
-            self.model.config.normalize = normalize
+        with no_cudnn_attention(self.device.type == "cuda"):
+            return module(tensors["input_ids"], tensors["attention_mask"], normalize=self.module.normalize)
 
     def loss(self, module: torch.nn.Module, items: Sequence[int]) -> torch.Tensor:
         """``module``: the (DDP-wrapped) :class:`ChunkedEncoder` of this task."""
@@ -317,14 +312,8 @@ class TripletTask:
             return self._packed_loss(module, rows, doc_ids)
         chunks = plan_chunks(self.train.lengths[doc_ids], self.config.max_forward_chunks)
         tensors = [self.to_device([self.train.docs[i] for i in doc_ids[chunk]]) for chunk in chunks]
-        normalize = self.model.config.normalize
-        if self.raw:
-            self.model.config.normalize = False
-        try:
-            with no_cudnn_attention(self.device.type == "cuda"):
-                emb_sorted = module(tensors)
-        finally:
-            self.model.config.normalize = normalize
+        with no_cudnn_attention(self.device.type == "cuda"):
+            emb_sorted = module(tensors)
         order = np.concatenate(chunks)
         inverse = torch.from_numpy(np.argsort(order)).to(emb_sorted.device, non_blocking=True)
         emb = emb_sorted.float().index_select(0, inverse)
@@ -336,14 +325,8 @@ class TripletTask:
         if self.pin:
             buffer = buffer.pin_memory()
         packed = unpack(buffer.to(self.device, non_blocking=True), count, total, longest)[0]
-        normalize = self.model.config.normalize
-        if self.raw:
-            self.model.config.normalize = False
-        try:
-            with no_cudnn_attention(self.device.type == "cuda"):
-                emb = module(packed)
-        finally:
-            self.model.config.normalize = normalize
+        with no_cudnn_attention(self.device.type == "cuda"):
+            emb = module(packed)
         query, pos, neg = emb.float().split(len(rows))
         return triplet_margin_loss(query, pos, neg, self.config.margin, reduction="sum")
 

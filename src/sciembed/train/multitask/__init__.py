@@ -4,18 +4,19 @@ multi-task baseline (SciRepEval / SPECTER2 recipe), and the training mixture bui
 from .config import TASK_FORMATS, Stage2Config, TaskConfig, load_stage2_config
 from .data import MixedBatches, TaskExamples, load_all_examples, load_task_examples
 from .heads import HeadConfig, TaskHead, head_loss, load_heads, save_heads, triplet_loss
-from .trainer import Stage2Result, compute_losses, plot_curves, prepare_model, train_stage2
+from .trainer import Stage2Module, Stage2Result, Stage2Task, plot_curves, prepare_model, train_stage2
 
 __all__ = [
     "TASK_FORMATS",
     "HeadConfig",
     "MixedBatches",
     "Stage2Config",
+    "Stage2Module",
     "Stage2Result",
+    "Stage2Task",
     "TaskConfig",
     "TaskExamples",
     "TaskHead",
-    "compute_losses",
     "head_loss",
     "load_all_examples",
     "load_heads",

@@ -22,13 +22,14 @@ query a plain string. Paper ids are looked up in ``papers`` (a JSON-lines table,
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from ...model.formats import FORMATS
+from ..config import LOSS_EMBEDDINGS, ConfigError, LoopConfig, OptimConfig, apply_overrides, from_dict, read_mapping
 
 #: format -> (default loss, default adapter)
 TASK_FORMATS: dict[str, tuple[str, str]] = {
@@ -84,43 +85,64 @@ class TaskConfig:
 
 
 @dataclass
-class Stage2Config:
-    """Everything a stage-2 run needs besides the base model.
+class Stage2Config(LoopConfig):
+    """Everything a stage-2 run needs besides the base model; the loop settings (batch, epochs,
+    ``optim``, precision, checkpoints, resume, logging) are those of :class:`LoopConfig`.
 
-    ``mode``: ``adapters`` (base frozen, one adapter per format) or ``multitask`` (the whole
-    encoder trained, no adapters: the multi-task baseline). ``batch_size`` is per optimizer step
-    over all processes. ``precision``: ``bf16`` autocast on CUDA (fp32 on CPU) or ``fp32``.
+    Fields (besides those of the loop):
+      tasks: the training tasks (see the module docstring); ``mixture: FOLDER`` in a YAML file reads
+        them (and ``papers``) from a folder written by ``sciembed train build-mixture``.
+      papers: JSON-lines paper table that task files refer to by id (relative to ``root``).
+      root: folder that relative task paths are relative to (default: the config file's folder).
+      mode: ``adapters`` (base frozen, one adapter per format) or ``multitask`` (the whole encoder
+        trained, no adapters: the multi-task baseline).
+      max_length: truncation in tokens.
+      reduction_factor: adapter bottleneck = hidden size / reduction_factor.
+      head_dropout: dropout before each task head's linear layer.
+      triplet_margin: margin of the proximity / search triplet loss (L2 distance).
+      loss_embedding: ``raw`` (default): heads and triplet losses see the pooled output before
+        normalisation (as in stage 1); ``model``: the embedding as served (unit length when the
+        model normalises, which squeezes the heads' logits and collapsed the space, docs/TRAINING.md).
+      task_weights: loss weight per task name (overrides the task's own ``weight``).
+      save_dtype: dtype of the saved model weights (``fp32``, ``fp16``, ``bf16``; null: fp32).
     """
 
-    tasks: list[TaskConfig]
+    tasks: list[TaskConfig] = field(default_factory=list)
     papers: str | None = None
     root: str | None = None
     mode: str = "adapters"
-    batch_size: int = 64
-    lr: float = 1e-4
-    weight_decay: float = 0.01
-    warmup_ratio: float = 0.06
-    epochs: int = 2
-    max_steps: int | None = None
     max_length: int = 256
-    seed: int = 42
-    precision: str = "bf16"
     reduction_factor: float = 16
     head_dropout: float = 0.2
     triplet_margin: float = 1.0
-    grad_clip: float = 1.0
-    log_every: int = 10
+    loss_embedding: str = "raw"
+    task_weights: dict[str, float] = field(default_factory=dict)
+    save_dtype: str | None = None
+    # loop defaults that differ for stage 2
+    batch_size: int = 64
+    epochs: int = 2
     checkpoint_every: int = 200
-    num_workers: int = 0
+    validate_at_start: bool = False
+    ddp_find_unused_parameters: bool = True  # a batch may hold no example of some task (its head idles)
+    optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=1e-4, warmup_ratio=0.06))
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.mode not in MODES:
-            raise ValueError(f"unknown mode {self.mode!r}; known: {MODES}")
+            raise ConfigError(f"unknown mode {self.mode!r}; known: {MODES}")
+        if not self.tasks:
+            raise ConfigError("a stage-2 config needs at least one task")
         names = [t.name for t in self.tasks]
         if len(set(names)) != len(names):
-            raise ValueError(f"task names must be unique, got {names}")
-        if not self.tasks:
-            raise ValueError("a stage-2 config needs at least one task")
+            raise ConfigError(f"task names must be unique, got {names}")
+        unknown = sorted(set(self.task_weights) - set(names))
+        if unknown:
+            raise ConfigError(f"task_weights names unknown tasks {unknown}; tasks: {names}")
+        if self.loss_embedding not in LOSS_EMBEDDINGS:
+            raise ConfigError(f"loss_embedding must be one of {LOSS_EMBEDDINGS}, got {self.loss_embedding!r}")
+
+    def weight(self, task: TaskConfig) -> float:
+        return float(self.task_weights.get(task.name, task.weight))
 
     def resolve(self, relative: str) -> Path:
         path = Path(relative)
@@ -133,9 +155,9 @@ class Stage2Config:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], root: str | Path | None = None) -> Stage2Config:
+        """Build from a mapping (as in a YAML file); ``mixture: FOLDER`` supplies tasks and papers."""
         data = dict(data)
-        known = {f.name for f in fields(cls)}
-        if "mixture" in data:  # tasks (and papers table) from a mixture folder written by build_mixture
+        if "mixture" in data:
             mixture = Path(data.pop("mixture"))
             if not mixture.is_absolute() and root is not None and not mixture.exists():
                 mixture = Path(root) / mixture
@@ -143,26 +165,31 @@ class Stage2Config:
             data.setdefault("tasks", generated["tasks"])
             data.setdefault("papers", generated.get("papers"))
             data["root"] = str(mixture)
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"stage-2 config: unknown keys {unknown}")
-        tasks = [t if isinstance(t, TaskConfig) else TaskConfig(**t) for t in data.pop("tasks", [])]
         if data.get("root") is None and root is not None:
             data["root"] = str(root)
-        return cls(tasks=tasks, **data)
+        data["tasks"] = [asdict(t) if isinstance(t, TaskConfig) else t for t in data.get("tasks", [])]
+        return from_dict(cls, data)
 
 
-def load_stage2_config(path: str | Path, **overrides: Any) -> Stage2Config:
+def load_stage2_config(path: str | Path, overrides: list[str] | None = None, **values: Any) -> Stage2Config:
     """Read a stage-2 YAML config; relative data paths are relative to its folder (or its ``root``).
 
-    ``overrides`` (e.g. ``mode="multitask"``, ``max_steps=10``) replace the file's values when not None.
+    ``overrides`` are ``key=value`` strings (``optim.lr=3e-5``); ``values`` (e.g. ``mode="multitask"``,
+    ``max_steps=10``, ``lr=1e-4`` for ``optim.lr``) replace the file's values when not None.
     """
     path = Path(path)
-    data = yaml.safe_load(path.read_text()) or {}
-    if not isinstance(data, dict):
-        raise ValueError(f"{path}: expected a mapping at the top level")
-    data.update({k: v for k, v in overrides.items() if v is not None})
+    data = apply_overrides(read_mapping(path), overrides)
+    for key, value in values.items():
+        if value is None:
+            continue
+        if key == "lr":
+            data.setdefault("optim", {})["lr"] = value
+        else:
+            data[key] = value
     root = data.get("root")
     if root is not None and not Path(root).is_absolute():
         data["root"] = str(path.parent / root)
-    return Stage2Config.from_dict(data, root=path.parent)
+    try:
+        return Stage2Config.from_dict(data, root=path.parent)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None

@@ -1,24 +1,25 @@
-"""Stage-2 training: adapters per format on a frozen base, or the multi-task baseline (whole encoder).
+"""Stage-2 training on the generic :class:`~sciembed.train.loop.Trainer`: adapters per format on a frozen
+base, or the multi-task baseline (whole encoder).
 
 ``train_stage2(config, base, output)`` writes::
 
     output/model/            a sciembed model folder (base + adapters; multitask: the trained base)
     output/model/heads/      one head per classification / regression task (not needed to embed)
-    output/checkpoint/       resume state (trainable weights, heads, optimizer, schedule, RNG, position)
-    output/log.jsonl         one line per logged step: total and per-task losses, lr, throughput
-    output/curves.png        training curves; output/summary.json; output/stage2.yaml (the config used)
+    output/checkpoints/      resume state (the loop's checkpoints: weights, heads, optimizer, RNG, position)
+    output/metrics.jsonl     one line per logged step: total and per-task losses, lr, throughput
+    output/curves.png        per-task training curves; output/training.png and curve.md (the loop's curve)
+    output/stage2.yaml       the config used; output/summary.json
 
-Rerunning the same command resumes from ``output/checkpoint``. Under ``torchrun`` every process
-takes its own share of each epoch's mixed batches and gradients are averaged across processes.
+Rerunning the same command resumes from the newest checkpoint. Under ``torchrun`` the loop shards
+every mixed batch over the processes and DDP averages the gradients.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
-import math
-import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,12 +29,14 @@ import yaml
 from torch import nn
 
 from ...model import BottleneckConfig, SciEmbedModel, load_model, save_model
+from ...model.packed import Packed, no_cudnn_attention, pack_host, supports_packed, unpack
+from ..distributed import barrier, cleanup, init_distributed
+from ..loop import Trainer, read_metrics
 from .config import Stage2Config
 from .data import MixedBatches, TaskExamples, load_all_examples
 from .heads import HeadConfig, TaskHead, head_loss, save_heads, triplet_loss
 
-CHECKPOINT_DIR = "checkpoint"
-CHECKPOINT_FILE = "state.pt"
+MODEL_DIR = "model"
 
 
 @dataclass
@@ -47,46 +50,23 @@ class Stage2Result:
     final_losses: dict[str, float] = field(default_factory=dict)
     examples: dict[str, int] = field(default_factory=dict)
 
+    @property
+    def finished(self) -> bool:
+        return (self.model_dir / "sciembed.json").is_file()
+
     def summary(self) -> str:
         losses = ", ".join(f"{k} {v:.4f}" for k, v in self.final_losses.items())
         resumed = f" (resumed at step {self.resumed_from_step})" if self.resumed_from_step else ""
         return f"{self.steps} steps{resumed} in {self.seconds:.0f}s; last losses: {losses}; model: {self.model_dir}"
 
 
-# ---- distributed ----------------------------------------------------------------------------------------
-def _dist_setup(device: str | None) -> tuple[int, int, torch.device]:
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world > 1 and not torch.distributed.is_initialized():
-        backend = "nccl" if torch.cuda.is_available() else "gloo"
-        if torch.cuda.is_available():
-            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
-        torch.distributed.init_process_group(backend)
-    rank = torch.distributed.get_rank() if world > 1 else 0
-    if device is not None:
-        dev = torch.device(device)
-    elif torch.cuda.is_available():
-        dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-    else:
-        dev = torch.device("cpu")
-    return rank, world, dev
-
-
-def _average_gradients(params: list[nn.Parameter], world: int) -> None:
-    if world <= 1:
-        return
-    for p in params:
-        if p.grad is None:
-            p.grad = torch.zeros_like(p)
-        torch.distributed.all_reduce(p.grad)
-        p.grad.div_(world)
+class StopTraining(Exception):
+    """Raised by the ``stop_after_steps`` hook (the run ends as if killed, after a checkpoint)."""
 
 
 # ---- set-up ---------------------------------------------------------------------------------------------
-def prepare_model(model: SciEmbedModel, config: Stage2Config) -> list[nn.Parameter]:
-    """Add missing adapters and freeze the base (``adapters``) or drop adapters (``multitask``).
-
-    Returns the encoder parameters to train.
-    """
+def prepare_model(model: SciEmbedModel, config: Stage2Config) -> None:
+    """Add missing adapters and freeze the base (``adapters``), or check there are none (``multitask``)."""
     if config.mode == "adapters":
         needed = sorted({a for t in config.tasks for a in t.role_adapters.values()})
         for fmt in needed:
@@ -94,11 +74,10 @@ def prepare_model(model: SciEmbedModel, config: Stage2Config) -> list[nn.Paramet
                 model.add_adapter(fmt, BottleneckConfig(reduction_factor=config.reduction_factor))
         model.base.requires_grad_(False)
         model.adapters.requires_grad_(True)
-        return list(model.adapters.parameters())
+        return
     if len(model.adapters):
         raise ValueError(f"the multi-task baseline trains a base without adapters; this one has {model.formats}")
     model.base.requires_grad_(True)
-    return list(model.base.parameters())
 
 
 def build_heads(examples: dict[str, TaskExamples], hidden: int, dropout: float) -> nn.ModuleDict:
@@ -145,258 +124,243 @@ def tokenize_examples(
     return out
 
 
-def _no_decay(name: str) -> bool:
-    return name.endswith("bias") or "norm" in name.lower()
+# ---- the trained module ---------------------------------------------------------------------------------
+@dataclass
+class ForwardGroup:
+    """The sequences of one batch that go through one adapter (``None``: no adapter), in one forward."""
+
+    adapter: str | None
+    inputs: Packed | dict[str, torch.Tensor]
+    parts: list[tuple[str, str, int]]  # (task, role, sequences) in order
 
 
-def make_optimizer(model: SciEmbedModel, heads: nn.ModuleDict, config: Stage2Config) -> torch.optim.Optimizer:
-    decay, plain = [], []
-    named = list(model.named_parameters()) + [(f"heads.{n}", p) for n, p in heads.named_parameters()]
-    for name, param in named:
-        if param.requires_grad:
-            (plain if _no_decay(name) else decay).append(param)
-    groups = [{"params": decay, "weight_decay": config.weight_decay}, {"params": plain, "weight_decay": 0.0}]
-    fused = {"fused": True} if next(model.parameters()).is_cuda else {}
-    return torch.optim.AdamW(groups, lr=config.lr, **fused)
+@dataclass
+class StepInputs:
+    groups: list[ForwardGroup]
+    losses: dict[str, str]  # task -> loss kind
+    weights: dict[str, float]
+    targets: dict[str, torch.Tensor]
 
 
-def linear_schedule(optimizer: torch.optim.Optimizer, warmup: int, total: int) -> torch.optim.lr_scheduler.LambdaLR:
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / max(1, warmup)
-        return max(0.0, (total - step) / max(1, total - warmup))
+class Stage2Module(nn.Module):
+    """The encoder and the task heads: what the loop trains and DDP wraps.
 
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+    ``forward`` returns each task's weighted mean loss, computed entirely inside the call so that DDP
+    sees every parameter a step uses.
+    """
 
+    def __init__(self, encoder: SciEmbedModel, heads: nn.ModuleDict, normalize: bool | None, margin: float):
+        super().__init__()
+        self.encoder = encoder
+        self.heads = heads
+        self.normalize = normalize
+        self.margin = margin
 
-# ---- one step -------------------------------------------------------------------------------------------
-def compute_losses(
-    model: SciEmbedModel,
-    heads: nn.ModuleDict,
-    examples: dict[str, TaskExamples],
-    tokens: dict[str, dict[str, list[list[int]]]],
-    batch: list[tuple[str, int]],
-    config: Stage2Config,
-    device: torch.device,
-) -> dict[str, torch.Tensor]:
-    """Per-task mean losses of one mixed batch; each adapter runs once over all its sequences."""
-    grouped = MixedBatches.by_task(batch)
-    use_adapters = config.mode == "adapters"
-    # adapter -> list of (task, role, indices); sequences concatenated in that order
-    plan: dict[str | None, list[tuple[str, str, list[int]]]] = {}
-    for name, idx in grouped.items():
-        for role, adapter in examples[name].task.role_adapters.items():
-            plan.setdefault(adapter if use_adapters else None, []).append((name, role, idx))
-    embedded: dict[tuple[str, str], torch.Tensor] = {}
-    autocast = config.precision == "bf16" and device.type == "cuda"
-    for adapter, parts in plan.items():
-        seqs = [tokens[name][role][i] for name, role, idx in parts for i in idx]
-        tensors = {k: v.to(device, non_blocking=True) for k, v in model.collate(seqs).items()}
-        with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=autocast):
-            vectors = model(tensors["input_ids"], tensors["attention_mask"], format=adapter)
-        start = 0
-        for name, role, idx in parts:
-            embedded[(name, role)] = vectors[start : start + len(idx)]
-            start += len(idx)
-    losses: dict[str, torch.Tensor] = {}
-    for name, idx in grouped.items():
-        ex = examples[name]
-        if ex.task.loss == "triplet":
-            losses[name] = triplet_loss(
-                embedded[(name, "query")], embedded[(name, "pos")], embedded[(name, "neg")], config.triplet_margin
-            )
-        else:
-            outputs = heads[name](embedded[(name, "paper")].float())
-            targets = ex.targets[idx].to(device)
-            losses[name] = head_loss(ex.task.loss, outputs, targets)
-        losses[name] = losses[name] * ex.task.weight
-    return losses
+    def embed(self, group: ForwardGroup) -> torch.Tensor:
+        if isinstance(group.inputs, Packed):
+            with no_cudnn_attention(True):
+                return self.encoder.forward_packed(group.inputs, format=group.adapter, normalize=self.normalize)
+        return self.encoder(
+            group.inputs["input_ids"], group.inputs["attention_mask"], format=group.adapter, normalize=self.normalize
+        )
+
+    def forward(self, step: StepInputs) -> dict[str, torch.Tensor]:
+        embedded: dict[tuple[str, str], torch.Tensor] = {}
+        for group in step.groups:
+            vectors = self.embed(group).float().split([count for _, _, count in group.parts])
+            for (task, role, _), chunk in zip(group.parts, vectors, strict=True):
+                embedded[(task, role)] = chunk
+        losses: dict[str, torch.Tensor] = {}
+        for task, kind in step.losses.items():
+            if kind == "triplet":
+                query, pos, neg = (embedded[(task, role)] for role in ("query", "pos", "neg"))
+                loss = triplet_loss(query, pos, neg, self.margin)
+            else:
+                loss = head_loss(kind, self.heads[task](embedded[(task, "paper")]), step.targets[task])
+            losses[task] = loss * step.weights[task]
+        return losses
 
 
-# ---- checkpoints ----------------------------------------------------------------------------------------
-def _trainable_state(model: SciEmbedModel, config: Stage2Config) -> dict[str, torch.Tensor]:
-    module = model.adapters if config.mode == "adapters" else model.base
-    return {k: v.detach().cpu() for k, v in module.state_dict().items()}
+# ---- the task the loop runs -----------------------------------------------------------------------------
+class Stage2Task:
+    """The stage-2 :class:`~sciembed.train.loop.TrainTask`: mixed proportional batches of (task, index)
+    pairs; the loss of a batch is the sum of its per-task mean losses (times the batch size, because
+    the loop divides by it)."""
+
+    def __init__(
+        self,
+        model: SciEmbedModel,
+        examples: dict[str, TaskExamples],
+        tokens: dict[str, dict[str, list[list[int]]]],
+        config: Stage2Config,
+        device: torch.device,
+    ):
+        self.model = model
+        self.examples = examples
+        self.tokens = tokens
+        self.config = config
+        self.device = device
+        self.mixer = MixedBatches({n: len(e) for n, e in examples.items()}, config.batch_size, config.seed)
+        heads = build_heads(examples, model.hidden_size, config.head_dropout)
+        normalize = False if config.loss_embedding == "raw" else None
+        self.module = Stage2Module(model, heads, normalize, config.triplet_margin)
+        self.packed = device.type == "cuda" and supports_packed(model.base)
+        self.pin = config.pin_memory and device.type == "cuda"
+        self._sums: dict[str, torch.Tensor] = {}
+        self._counts: dict[str, int] = {}
+
+    # ---- data ---------------------------------------------------------------------------------------
+    def steps_per_epoch(self) -> int:
+        return self.mixer.steps_per_epoch()
+
+    def batches(self, epoch: int, start: int = 0) -> Iterator[Sequence[tuple[str, int]]]:
+        yield from self.mixer.epoch(epoch)[start:]
+
+    def _to_device(self, seqs: list[list[int]]) -> Packed | dict[str, torch.Tensor]:
+        if self.packed:
+            buffer, count, total, longest = pack_host(seqs)
+            if self.pin:
+                buffer = buffer.pin_memory()
+            return unpack(buffer.to(self.device, non_blocking=True), count, total, longest)[0]
+        return {k: v.to(self.device, non_blocking=True) for k, v in self.model.collate(seqs).items()}
+
+    def step_inputs(self, items: Sequence[tuple[str, int]]) -> StepInputs:
+        """One forward per adapter over all its sequences of ``items``, plus the heads' targets."""
+        grouped = MixedBatches.by_task(items)
+        use_adapters = self.config.mode == "adapters"
+        plan: dict[str | None, list[tuple[str, str, list[int]]]] = {}
+        for name, idx in grouped.items():
+            for role, adapter in self.examples[name].task.role_adapters.items():
+                plan.setdefault(adapter if use_adapters else None, []).append((name, role, idx))
+        groups = []
+        for adapter, parts in plan.items():
+            seqs = [self.tokens[name][role][i] for name, role, idx in parts for i in idx]
+            groups.append(ForwardGroup(adapter, self._to_device(seqs), [(n, r, len(i)) for n, r, i in parts]))
+        targets = {
+            name: self.examples[name].targets[idx].to(self.device, non_blocking=True)
+            for name, idx in grouped.items()
+            if self.examples[name].task.loss != "triplet"
+        }
+        return StepInputs(
+            groups=groups,
+            losses={name: self.examples[name].task.loss for name in grouped},
+            weights={name: self.config.weight(self.examples[name].task) for name in grouped},
+            targets=targets,
+        )
+
+    # ---- loss ---------------------------------------------------------------------------------------
+    def loss(self, module: nn.Module, items: Sequence[tuple[str, int]]) -> torch.Tensor:
+        losses = module(self.step_inputs(items))
+        for name, value in losses.items():
+            self._sums[name] = self._sums.get(name, 0.0) + value.detach().float()
+            self._counts[name] = self._counts.get(name, 0) + 1
+        return sum(losses.values()) * len(items)
+
+    def train_metrics(self) -> dict[str, Any]:
+        """Mean loss per task over the forwards since the last call (read at logging steps only)."""
+        means = {name: float(total) / self._counts[name] for name, total in sorted(self._sums.items())}
+        self._sums, self._counts = {}, {}
+        return {"task_losses": means}
+
+    def validate(self, model: nn.Module, step: int) -> dict[str, float]:
+        return {}  # stage 2 is judged on sciembed-lite after training (docs/TRAINING.md)
 
 
-def save_checkpoint(path: Path, model, heads, optimizer, scheduler, config, position: dict[str, Any]) -> None:
-    path.mkdir(parents=True, exist_ok=True)
-    state = {
-        "mode": config.mode,
-        "formats": model.formats,
-        "trainable": _trainable_state(model, config),
-        "heads": {k: v.detach().cpu() for k, v in heads.state_dict().items()},
-        "optimizer": optimizer.state_dict(),
-        "scheduler": scheduler.state_dict(),
-        "position": position,
-        "rng": {
-            "torch": torch.get_rng_state(),
-            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
-        },
-    }
-    tmp = path / (CHECKPOINT_FILE + ".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path / CHECKPOINT_FILE)
-
-
-def load_checkpoint(path: Path, model, heads, optimizer, scheduler, config) -> dict[str, Any] | None:
-    file = path / CHECKPOINT_FILE
-    if not file.is_file():
-        return None
-    state = torch.load(file, map_location="cpu", weights_only=False)
-    if state["mode"] != config.mode:
-        raise ValueError(f"{file} is a {state['mode']!r} checkpoint, this run is {config.mode!r}")
-    module = model.adapters if config.mode == "adapters" else model.base
-    module.load_state_dict(state["trainable"])
-    heads.load_state_dict(state["heads"])
-    optimizer.load_state_dict(state["optimizer"])
-    scheduler.load_state_dict(state["scheduler"])
-    torch.set_rng_state(state["rng"]["torch"])
-    if state["rng"]["cuda"] is not None and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["rng"]["cuda"])
-    return state["position"]
-
-
-# ---- the loop -------------------------------------------------------------------------------------------
+# ---- the entry point ------------------------------------------------------------------------------------
 def train_stage2(
     config: Stage2Config,
     base: str | Path | SciEmbedModel,
     output: str | Path,
     device: str | None = None,
-    resume: bool = True,
     stop_after_steps: int | None = None,
     log: Callable[[str], None] | None = print,
 ) -> Stage2Result:
     """Train stage 2 (``config.mode``: ``adapters`` or ``multitask``) from ``base`` into ``output``.
 
-    ``stop_after_steps`` ends the run early (as if killed after that many steps in total) and leaves
-    a checkpoint to resume from; the learning-rate schedule still spans the full run.
+    ``stop_after_steps`` ends the run after that many steps in total with a checkpoint to resume
+    from, as if it had been killed there; the learning-rate schedule still spans the full run.
     """
-    start_time = time.perf_counter()
+    start = time.perf_counter()
     output = Path(output)
-    rank, world, dev = _dist_setup(device)
-    say = log if (log is not None and rank == 0) else (lambda _msg: None)
-    torch.manual_seed(config.seed)
+    config = dataclasses.replace(config, output_dir=str(output), device=device or config.device)
+    info = init_distributed(config.device)
+    say = log if (log is not None and info.is_main) else (lambda _text: None)
+    try:
+        torch.manual_seed(config.seed)
+        model = base if isinstance(base, SciEmbedModel) else load_model(base)
+        model.to(device="cpu", dtype=torch.float32)
+        prepare_model(model, config)
+        examples = load_all_examples(config)
+        say("stage 2 (" + config.mode + "): " + ", ".join(f"{n} {len(e)}" for n, e in examples.items()))
+        tokens = tokenize_examples(model, examples, config.max_length)
+        task = Stage2Task(model, examples, tokens, config, info.device)
+        hooks = []
+        if stop_after_steps is not None:
 
-    model = base if isinstance(base, SciEmbedModel) else load_model(base)
-    model.to(device=dev, dtype=torch.float32)
-    params = prepare_model(model, config)
-    examples = load_all_examples(config)
-    heads = build_heads(examples, model.hidden_size, config.head_dropout).to(dev)
-    say("stage 2 (" + config.mode + "): " + ", ".join(f"{n} {len(e)}" for n, e in examples.items()))
-    tokens = tokenize_examples(model, examples, config.max_length)
+            def stop_hook(trainer: Trainer, state) -> None:
+                if state.step >= stop_after_steps:
+                    trainer.checkpoint()
+                    raise StopTraining
 
-    per_rank = max(1, config.batch_size // world)
-    mixer = MixedBatches({n: len(e) for n, e in examples.items()}, per_rank, config.seed, rank, world)
-    steps_per_epoch = mixer.steps_per_epoch()
-    total = config.max_steps or steps_per_epoch * config.epochs
-    epochs = math.ceil(total / steps_per_epoch)
-    optimizer = make_optimizer(model, heads, config)
-    scheduler = linear_schedule(optimizer, int(config.warmup_ratio * total), total)
-    trainable = params + list(heads.parameters())
-
-    ckpt_dir = output / CHECKPOINT_DIR
-    position = {"step": 0, "epoch": 0, "batch": 0}
-    if resume:
-        loaded = load_checkpoint(ckpt_dir, model, heads, optimizer, scheduler, config)
-        if loaded is not None:
-            position = loaded
-            say(f"resuming from step {position['step']} (epoch {position['epoch']}, batch {position['batch']})")
-    resumed_from = position["step"]
-    if rank == 0:
-        output.mkdir(parents=True, exist_ok=True)
-        (output / "stage2.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
-    log_path = output / "log.jsonl"
-
-    step = position["step"]
-    last: dict[str, float] = {}
-    window: dict[str, list[float]] = {}
-    window_examples, window_start = 0, time.perf_counter()
-    model.train()
-    heads.train()
-    stop = total if stop_after_steps is None else min(total, stop_after_steps)
-    epoch = position["epoch"]
-    while step < stop and epoch < epochs:
-        batches = mixer.epoch(epoch)
-        for b in range(position["batch"] if epoch == position["epoch"] else 0, len(batches)):
-            if step >= stop:
-                break
-            losses = compute_losses(model, heads, examples, tokens, batches[b], config, dev)
-            loss = sum(losses.values())
-            loss.backward()
-            _average_gradients(trainable, world)
-            if config.grad_clip:
-                torch.nn.utils.clip_grad_norm_(trainable, config.grad_clip)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            step += 1
-            window_examples += len(batches[b]) * world
-            for name, value in losses.items():
-                window.setdefault(name, []).append(float(value.detach()))
-            window.setdefault("total", []).append(float(loss.detach()))
-            at_end = b + 1 == len(batches)
-            if rank == 0 and (step % config.log_every == 0 or step == stop or at_end):
-                elapsed = time.perf_counter() - window_start
-                last = {k: sum(v) / len(v) for k, v in window.items()}
-                row = {
-                    "step": step,
-                    "epoch": epoch + (b + 1) / len(batches),
-                    "lr": scheduler.get_last_lr()[0],
-                    "loss": last.pop("total"),
-                    "tasks": last,
-                    "examples_per_s": window_examples / max(elapsed, 1e-9),
-                    "elapsed_s": time.perf_counter() - start_time,
-                }
-                last = {"total": row["loss"], **row["tasks"]}
-                with open(log_path, "a", encoding="utf-8") as handle:
-                    handle.write(json.dumps(row) + "\n")
-                say(
-                    f"step {step}/{total} epoch {row['epoch']:.2f} loss {row['loss']:.4f} lr {row['lr']:.2e} "
-                    f"{row['examples_per_s']:.0f} ex/s"
-                )
-                window, window_examples, window_start = {}, 0, time.perf_counter()
-            next_position = {"step": step, "epoch": epoch + 1 if at_end else epoch, "batch": 0 if at_end else b + 1}
-            if rank == 0 and (step % config.checkpoint_every == 0 or at_end or step == stop):
-                save_checkpoint(ckpt_dir, model, heads, optimizer, scheduler, config, next_position)
-        epoch += 1
-        position = {"step": step, "epoch": epoch, "batch": 0}
-
-    model_dir = output / "model"
-    if rank == 0 and step >= total:
-        model.eval()
-        save_model(model, model_dir)
-        save_heads(heads, model_dir)
-        plot_curves(log_path, output / "curves.png", title=f"stage 2 ({config.mode})")
-    result = Stage2Result(
-        output=output,
-        model_dir=model_dir,
-        steps=step,
-        epochs_done=epoch,
-        resumed_from_step=resumed_from,
-        seconds=time.perf_counter() - start_time,
-        final_losses=last,
-        examples={n: len(e) for n, e in examples.items()},
-    )
-    if rank == 0:
-        summary = {
-            **{k: str(v) if isinstance(v, Path) else v for k, v in result.__dict__.items()},
-            "finished": step >= total,
-            "total_steps": total,
-            "world_size": world,
-            "task_meta": {n: e.meta() for n, e in examples.items()},
-        }
-        (output / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    if world > 1:
-        torch.distributed.barrier()
-    return result
+            hooks.append(stop_hook)
+        trainer = Trainer(config, task.module, task, dist=info, hooks=hooks, log=say)
+        if info.is_main:
+            output.mkdir(parents=True, exist_ok=True)
+            (output / "stage2.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+        try:
+            state = trainer.fit()
+        except StopTraining:
+            state = trainer.state
+        model_dir = output / MODEL_DIR
+        finished = state.step >= trainer.total_steps
+        if info.is_main and finished:
+            model.eval()
+            model._fingerprint = None
+            save_model(model, model_dir, dtype=config.save_dtype)
+            save_heads(task.module.heads, model_dir)
+            write_plots(output, f"stage 2 ({config.mode})", say)
+        records = [r for r in read_metrics(output) if r.get("kind") == "train"]
+        last = records[-1] if records else {}
+        result = Stage2Result(
+            output=output,
+            model_dir=model_dir,
+            steps=state.step,
+            epochs_done=state.epoch,
+            resumed_from_step=trainer.resumed_from_step,
+            seconds=time.perf_counter() - start,
+            final_losses={"total": last["loss"], **last.get("task_losses", {})} if last else {},
+            examples={n: len(e) for n, e in examples.items()},
+        )
+        if info.is_main:
+            summary = {
+                **{k: str(v) if isinstance(v, Path) else v for k, v in dataclasses.asdict(result).items()},
+                "finished": finished,
+                "total_steps": trainer.total_steps,
+                "world_size": info.world_size,
+                "task_meta": {n: e.meta() for n, e in examples.items()},
+            }
+            (output / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        barrier(info)
+        return result
+    finally:
+        cleanup(info)
 
 
-def plot_curves(log_path: Path, out: Path, title: str = "stage 2") -> Path | None:
-    """Total and per-task training losses against steps (PNG)."""
-    if not log_path.is_file():
-        return None
-    rows = [json.loads(line) for line in log_path.read_text().splitlines() if line.strip()]
+# ---- curves ---------------------------------------------------------------------------------------------
+def write_plots(output: Path, title: str, log: Callable[[str], None]) -> None:
+    """The loop's curve (``training.png``, ``curve.md``) and the per-task curves (``curves.png``)."""
+    try:
+        from ..plots import write_curve
+
+        write_curve(read_metrics(output), output)
+        plot_curves(output, output / "curves.png", title=title)
+    except Exception as exc:  # noqa: BLE001  a plot must not fail a finished run
+        log(f"warning: could not draw the training curves: {exc}")
+
+
+def plot_curves(output: Path, out: Path, title: str = "stage 2") -> Path | None:
+    """Total and per-task training losses against steps (PNG), from ``output/metrics.jsonl``."""
+    rows = [r for r in read_metrics(output) if r.get("kind") == "train"]
     if not rows:
         return None
     import matplotlib
@@ -404,14 +368,14 @@ def plot_curves(log_path: Path, out: Path, title: str = "stage 2") -> Path | Non
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    tasks = sorted({k for r in rows for k in r["tasks"]})
+    tasks = sorted({k for r in rows for k in r.get("task_losses", {})})
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
     axes[0].plot([r["step"] for r in rows], [r["loss"] for r in rows], label="total (sum of task means)")
     axes[0].set_xlabel("step")
     axes[0].set_ylabel("loss")
     axes[0].legend()
     for task in tasks:
-        pts = [(r["step"], r["tasks"][task]) for r in rows if task in r["tasks"]]
+        pts = [(r["step"], r["task_losses"][task]) for r in rows if task in r.get("task_losses", {})]
         axes[1].plot([p[0] for p in pts], [p[1] for p in pts], label=task)
     axes[1].set_xlabel("step")
     axes[1].set_ylabel("task loss (mean)")
