@@ -247,6 +247,9 @@ def run_model(name: str, build, papers: list[dict], args, peak_tflops: float, ou
         methods.append(("recipe_fp32", lambda: recipe(fp32, texts, device)))
         methods.append(("hf_bf16_sorted", lambda: hf_sorted(fast, texts, device)))
         methods.append(("sciembed", lambda: fast.encode(papers, "proximity", device=device)))
+        if not args.no_compile:  # the same path with its layer stack through torch.compile
+            compiled = build().place(device, torch.bfloat16).compile_packed()
+            methods.append(("sciembed_compiled", lambda: compiled.encode(papers, "proximity", device=device)))
         for budget in args.budgets:
             methods.append(
                 (f"sciembed_tok{budget}", lambda b=budget: fast.encode(papers, "proximity", max_tokens=b, batch_size=b))
@@ -282,6 +285,10 @@ def run_model(name: str, build, papers: list[dict], args, peak_tflops: float, ou
         recipe(fp32, model.texts(warm), device)
         hf_sorted(fast, model.texts(warm), device)
         fast.encode(warm, "proximity", device=device)
+        if not args.no_compile:
+            start = time.perf_counter()
+            compiled.encode(papers[:2048], "proximity", device=device)  # compiles (not timed)
+            print(f"  {name}: torch.compile warm-up {time.perf_counter() - start:.1f}s", file=sys.stderr)
     else:
         recipe(model, model.texts(warm[:32]), device)
     for round_ in range(args.repeats):
@@ -387,6 +394,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--recipe-repeats", type=int, default=1, help="timed runs of the slow recipe (a)")
     parser.add_argument("--budgets", type=lambda s: [int(x) for x in s.split(",") if x], default=None)
     parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: all usable cores)")
+    parser.add_argument("--no-compile", action="store_true", help="GPU: skip the torch.compile variant")
     parser.add_argument("--optimize", action="store_true", help="also ONNX graphs through onnxruntime's optimizer")
     parser.add_argument("--out", type=Path, default=None, help="folder for JSON and PNG")
     parser.add_argument(

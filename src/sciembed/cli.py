@@ -42,6 +42,9 @@ def embed(
         "torch", "--backend", help="torch, or onnx (MODEL is a `sciembed export onnx` folder; CPU)."
     ),
     limit: int = typer.Option(None, "--limit", help="Embed only the first N valid papers."),
+    compile: bool = typer.Option(
+        False, "--compile", help="GPU: torch.compile the packed forward (~15 s once; pays from ~100k papers)."
+    ),
 ) -> None:
     """Embed a file of papers into Parquet; rerun the same command to resume a killed job."""
     from .embed import embed_file
@@ -49,6 +52,10 @@ def embed(
 
     try:
         encoder = load_model(model, backend=backend)
+        if compile:
+            if backend != "torch":
+                raise ValueError("--compile applies to the torch backend only")
+            encoder.compile_packed()
     except (ValueError, FileNotFoundError) as exc:
         _fail(exc)
     try:

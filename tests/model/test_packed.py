@@ -103,3 +103,26 @@ def test_direct_tokenizer_matches_the_wrapper(max_length):
         return_attention_mask=False, return_token_type_ids=False,
     )["input_ids"]  # fmt: skip
     assert model.tokenize(texts) == wrapper
+
+
+def test_compiled_packed_forward_traces_and_matches():
+    """``compile_packed`` (Dynamo tracing with dynamic shapes, eager backend on CPU) gives the same vectors."""
+    model = make_tiny_model(formats=("proximity",))
+    model.compile_packed(backend="eager")
+    with torch.no_grad():
+        plain, packed = _encode_both(model, MANY, "proximity", max_tokens=300, batch_size=300)
+    assert model._compiled_hidden is not None  # no fallback happened
+    np.testing.assert_allclose(packed, plain, atol=2e-5, rtol=1e-4)
+
+
+def test_compile_failure_falls_back_to_eager_with_a_warning():
+    model = make_tiny_model(formats=("proximity",))
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("no compiler here")
+
+    model._compiled_hidden = broken
+    with pytest.warns(RuntimeWarning, match="no compiler here"):
+        plain, packed = _encode_both(model, MANY, "proximity")
+    assert model._compiled_hidden is None
+    np.testing.assert_allclose(packed, plain, atol=2e-5, rtol=1e-4)
