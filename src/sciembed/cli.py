@@ -296,10 +296,22 @@ def train_release(
     model: Path = typer.Option(..., "--from", help="A trained model folder (e.g. runs/stage2-adapters/model)."),
     output: Path = typer.Option(Path("models/sciembed-minilm"), "--to", help="Release folder."),
     scores: Path = typer.Option(None, "--scores", help="Markdown table of sciembed-lite scores for the card."),
+    results: Path = typer.Option(
+        None, "--check", help="results.json of `sciembed evaluate` holding --base and --from: apply the release rule."
+    ),
+    base: str = typer.Option(None, "--base", help="The stage-1 base as named in --check's results."),
 ) -> None:
     """Write a released model folder: fp16 safetensors, adapters, heads and a model card."""
-    from .train.multitask.release import release_model
+    from .train.multitask.release import check_release_rule, release_model
 
+    if results is not None:
+        try:
+            rule = check_release_rule(results, base or "", str(model))
+        except (ValueError, FileNotFoundError, KeyError) as exc:
+            _fail(exc)
+        typer.echo(rule.summary())
+        if not rule.passed:
+            _fail(ValueError(f"not released: {model} does not pass the release rule (docs/TRAINING.md)"))
     folder = release_model(model, output, scores)
     size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
     typer.echo(f"released {folder} ({size / 1e6:.1f} MB)")

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ...model import load_model, save_model
 from .heads import HEADS_DIR
@@ -41,6 +43,10 @@ Heads are in `heads/<task>/` (`sciembed.train.multitask.load_heads`); they are n
 Rebuild from scratch: `scripts/rebuild_model.sh`.
 
 ## Scores (sciembed-lite)
+The release column is the stage-2 adapters run (`runs/stage2-adapters/model`); the stage-1 base is the
+same encoder without adapters. Release rule: adapters beat the base on the in-training average and
+lose nothing on the overall average (`sciembed train release --check`).
+
 {scores}
 
 ## Data and licenses
@@ -50,8 +56,61 @@ terms, research use), SciTLDR (Apache-2.0). Weights: Apache-2.0, as the MiniLM s
 ## Limits
 Trained on small data (tens of thousands of examples, mostly computer science and NLP); titles only
 for many ACL papers; English only; 256-token training length. Not a reproduction of SPECTER2 (6M
-triplets); compare on your own tasks before relying on it. Weights are stored in fp16.
+triplets); compare on your own tasks before relying on it. The `classification` adapter learned
+computer-science categories: on biomedical (MeSH) and fields-of-study labels it is below the base
+and below all-MiniLM-L6-v2, so for classification outside computer science try the `proximity`
+format as well. Weights are stored in fp16.
 """
+
+
+@dataclass
+class RuleCheck:
+    """The release rule: adapters beat the base on the in-training average and lose nothing overall."""
+
+    base: str
+    candidate: str
+    base_in: float
+    candidate_in: float
+    base_overall: float
+    candidate_overall: float
+
+    @property
+    def passed(self) -> bool:
+        return self.candidate_in > self.base_in and self.candidate_overall >= self.base_overall
+
+    def summary(self) -> str:
+        verdict = "passes" if self.passed else "fails"
+        return (
+            f"release rule {verdict}: in-training {self.candidate_in:.2f} vs base {self.base_in:.2f}, "
+            f"overall {self.candidate_overall:.2f} vs base {self.base_overall:.2f}"
+        )
+
+
+def _averages(entry: dict[str, Any], in_training: dict[str, bool]) -> tuple[float, float]:
+    scores = {name: r["main_score"] for name, r in entry["tasks"].items() if r.get("status") == "ok"}
+    missing = sorted(set(in_training) - set(scores))
+    if missing:
+        raise ValueError(f"{entry['spec']}: no score for {missing}; the rule needs every task")
+    inside = [v for name, v in scores.items() if in_training[name]]
+    return sum(inside) / len(inside), sum(scores.values()) / len(scores)
+
+
+def check_release_rule(results: str | Path, base: str, candidate: str) -> RuleCheck:
+    """Apply the release rule to a ``sciembed evaluate`` ``results.json`` holding ``base`` and ``candidate``
+    (model specs as given to ``--model``, or the model folders' paths)."""
+    data = json.loads(Path(results).read_text())
+    in_training = {t["name"]: bool(t["in_training"]) for t in data["tasks"]}
+    by_spec = {m["spec"]: m for m in data["models"]} | {m["name"]: m for m in data["models"]}
+
+    def find(spec: str) -> dict[str, Any]:
+        entry = by_spec.get(spec) or by_spec.get(str(Path(spec)))
+        if entry is None:
+            raise ValueError(f"{results}: no model {spec!r}; it has {sorted(m['spec'] for m in data['models'])}")
+        return entry
+
+    base_in, base_all = _averages(find(base), in_training)
+    cand_in, cand_all = _averages(find(candidate), in_training)
+    return RuleCheck(base, candidate, base_in, cand_in, base_all, cand_all)
 
 
 def release_model(
@@ -74,10 +133,14 @@ def release_model(
         cfg = yaml.safe_load((run / "stage2.yaml").read_text())
         shutil.copy(run / "stage2.yaml", target / "stage2.yaml")
         reduction = str(cfg.get("reduction_factor"))
+        optim = cfg.get("optim", {})
+        heads_lr = ", ".join(f"`{k}*` {v}" for k, v in optim.get("lr_by_prefix", {}).items())
+        weights = ", ".join(f"{k} x{v}" for k, v in cfg.get("task_weights", {}).items())
         recipe = (
-            f"batch {cfg['batch_size']}, AdamW lr {cfg['lr']}, weight decay {cfg['weight_decay']}, "
-            f"warmup {cfg['warmup_ratio']}, {cfg['epochs']} epochs, max length {cfg['max_length']}, "
-            f"{cfg['precision']}."
+            f"batch {cfg['batch_size']}, AdamW lr {optim.get('lr')} ({heads_lr or 'same for heads'}), "
+            f"weight decay {optim.get('weight_decay')}, warmup {optim.get('warmup_ratio')}, {cfg['epochs']} epochs, "
+            f"max length {cfg['max_length']}, {cfg['precision']}; losses on the {cfg.get('loss_embedding', 'raw')} "
+            f"pooled output; task weights: {weights or 'none'}."
         )
         mixture = "\n".join(
             f"   - `{t['name']}` ({t['format']}, {t.get('max_examples')} examples): {t.get('description', '')}"
