@@ -5,12 +5,13 @@
 
 A variant is a comma list of ``rayon=N`` (the Rust tokeniser's thread pool: ``RAYON_NUM_THREADS``,
 read when the pool starts, hence one process per variant), ``compile`` (``model.compile_packed``:
-the packed layer stack through ``torch.compile``), ``groups=A/B/..`` (documents per tokenisation
-group, ``PIPELINE_GROUPS``), ``queue=N`` and ``ahead=N`` (the pipeline's queue depths). It also
-reports how long the launching thread waited for the host side per round. Each process builds the BERT-base-sized model
-with a proximity adapter (as ``embed_speed.py``), warms up, then times ``encode`` over the documents
-``--repeats`` times; it reports docs/s per round and the min / mean cosine of its vectors to the
-plain (uncompiled) bf16 packed path of the same process. Prints a markdown table; writes JSON.
+the packed layer stack through ``torch.compile``), ``fp16`` (instead of bf16), ``groups=A/B/..``
+(documents per tokenisation group, ``PIPELINE_GROUPS``), ``queue=N`` and ``ahead=N`` (the
+pipeline's queue depths). Each process builds the BERT-base-sized model with a proximity adapter
+(as ``embed_speed.py``), warms up, then times ``encode`` over the documents ``--repeats`` times; it
+reports docs/s per round, how long the launching thread waited for the host side, and the min / mean
+cosine of its vectors to the plain packed path of the same process (before any compilation).
+Prints a markdown table; writes JSON.
 """
 
 from __future__ import annotations
@@ -46,7 +47,8 @@ def child(args: argparse.Namespace) -> None:
     if "ahead" in options:
         encoder_module.PIPELINE_AHEAD_GROUPS = int(options["ahead"])
     papers = embed_speed.read_arxiv(args.arxiv, args.docs)
-    model = embed_speed.bert_base_model().place("cuda", torch.bfloat16)
+    dtype = torch.float16 if "fp16" in options else torch.bfloat16
+    model = embed_speed.bert_base_model().place("cuda", dtype)
     reference = model.encode(papers[: args.check], "proximity", device="cuda")
     start = time.perf_counter()
     if "compile" in options:

@@ -4,14 +4,14 @@ The GPU machine has neither the lite data nor pytrec-eval, so the guard runs in 
 
     # 1. CPU: score the model in fp32 and record every text each task embeds (and in which format)
     python benchmarks/quality_guard_gpu.py collect --model models/sciembed-minilm --out out/carry/guard
-    # 2. GPU: embed those texts with the fast path (bf16, packed) -> vectors.npz
+    # 2. GPU: embed those texts with the fast path (bf16, packed; --dtype fp16) -> vectors-bf16.npz
     python benchmarks/quality_guard_gpu.py embed --texts out/carry/guard/texts.jsonl.gz --out $OUT
     # 3. CPU: score the GPU vectors with the same tasks and compare
-    python benchmarks/quality_guard_gpu.py score --guard out/carry/guard --vectors vectors.npz
+    python benchmarks/quality_guard_gpu.py score --guard out/carry/guard --vectors vectors-bf16.npz
 
 Step 3 feeds the GPU vectors to ``sciembed.evaluate`` through its embedding cache (under a separate
 fingerprint); a text without a GPU vector is an error, so every score comes from GPU embeddings.
-Writes ``guard.md`` / ``guard.json``: per task the fp32 and bf16 main scores and their difference,
+Writes ``guard-LABEL.md`` / ``.json``: per task the fp32 and GPU main scores and their difference,
 against the issue's limit (0.3 points).
 """
 
@@ -73,11 +73,9 @@ def collect(args: argparse.Namespace) -> None:
 
 
 def embed(args: argparse.Namespace) -> None:
-    import torch
-
     from sciembed.train.stage1 import load_init_model  # loads a local folder on a bare machine too
 
-    model = load_init_model(args.model).place(args.device, torch.bfloat16)
+    model = load_init_model(args.model).place(args.device, args.dtype)
     rows = [json.loads(line) for line in gzip.open(args.texts, "rt", encoding="utf-8")]
     out: dict[str, np.ndarray] = {}
     for fmt in sorted({r["format"] for r in rows}):
@@ -89,53 +87,106 @@ def embed(args: argparse.Namespace) -> None:
         out[f"{fmt}/texts"] = np.asarray(texts)
         print(f"{fmt}: {len(texts)} texts, packed={model.use_packed()}", flush=True)
     args.out.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(args.out / "vectors.npz", **out)
+    np.savez_compressed(args.out / f"vectors-{args.dtype}.npz", **out)
+
+
+def _score_vectors(model: str, groups: dict[str, tuple[list[str], np.ndarray]], tag: str) -> dict[str, dict]:
+    """Lite scores of ``model`` when every text's vector is given (``groups``: format -> texts, vectors)."""
+    from sciembed.evaluate.cache import EmbeddingCache
+
+    wrapped = _eval_model(model)
+    fingerprint = f"{wrapped.fingerprint()}-{tag}"
+    with tempfile.TemporaryDirectory() as root:
+        for fmt, (texts, vectors) in groups.items():
+            EmbeddingCache(root, fingerprint, wrapped.adapter_key(fmt)).add(texts, vectors)
+
+        def only_given(papers, format, fields=None):
+            raise RuntimeError(f"{len(papers)} texts of format {format!r} have no given vector")
+
+        wrapped.fingerprint = lambda: fingerprint
+        wrapped.encode = only_given
+        return _lite(root, wrapped)
+
+
+def _gpu_groups(path: Path) -> dict[str, tuple[list[str], np.ndarray]]:
+    data = np.load(path, allow_pickle=False)
+    formats = [k[: -len("/vectors")] for k in data.files if k.endswith("/vectors")]
+    return {f: ([str(t) for t in data[f"{f}/texts"]], data[f"{f}/vectors"]) for f in formats}
+
+
+def _fp32_groups(model: str, cache_dir: str, texts_by_format: dict[str, list[str]]):
+    from sciembed.evaluate.cache import EmbeddingCache
+
+    wrapped = _eval_model(model)
+    out = {}
+    for fmt, texts in texts_by_format.items():
+        found, absent = EmbeddingCache(cache_dir, wrapped.fingerprint(), wrapped.adapter_key(fmt)).lookup(texts)
+        if absent:
+            raise RuntimeError(f"{len(absent)} {fmt} texts are not in the fp32 cache; run `collect` first")
+        out[fmt] = (texts, np.stack(found))
+    return out
 
 
 def score(args: argparse.Namespace) -> None:
-    from sciembed.evaluate.cache import EmbeddingCache
-
     reference = json.loads((args.guard / "fp32.json").read_text())["scores"]
-    wrapped = _eval_model(args.model)
-    fingerprint = wrapped.fingerprint() + "-gpu-bf16"
-    data = np.load(args.vectors, allow_pickle=False)
-    with tempfile.TemporaryDirectory() as root:
-        for key in data.files:
-            if key.endswith("/vectors"):
-                fmt = key[: -len("/vectors")]
-                cache = EmbeddingCache(root, fingerprint, wrapped.adapter_key(fmt))
-                cache.add([str(t) for t in data[f"{fmt}/texts"]], data[key])
-
-        def only_cached(papers, format, fields=None):
-            raise RuntimeError(f"{len(papers)} texts of format {format!r} have no GPU vector")
-
-        wrapped.fingerprint = lambda: fingerprint
-        wrapped.encode = only_cached
-        scores = _lite(root, wrapped)
+    gpu = _gpu_groups(args.vectors)
+    scores = _score_vectors(args.model, gpu, f"gpu-{args.label}")
+    # Control: the fp32 vectors moved by random perturbations of the same size as the GPU's deviation
+    # (per vector), to tell a bf16 effect from the scores' own sensitivity (e.g. the SVM's C choice).
+    fp32 = _fp32_groups(args.model, args.cache_dir, {f: t for f, (t, _) in gpu.items()})
+    deviation = {f: np.linalg.norm(gpu[f][1] - fp32[f][1], axis=1) for f in gpu}
+    cosines = np.concatenate(
+        [
+            (gpu[f][1] * fp32[f][1]).sum(1) / (np.linalg.norm(gpu[f][1], axis=1) * np.linalg.norm(fp32[f][1], axis=1))
+            for f in gpu
+        ]
+    )
+    controls = []
+    for seed in range(args.controls):
+        rng = np.random.default_rng(seed)
+        moved = {}
+        for fmt, (texts, vectors) in fp32.items():
+            noise = rng.standard_normal(vectors.shape).astype(np.float32)
+            noise *= (deviation[fmt] / np.linalg.norm(noise, axis=1))[:, None]
+            moved[fmt] = (texts, vectors + noise)
+        controls.append(_score_vectors(args.model, moved, f"control-{seed}"))
     rows = []
     for task, ref in reference.items():
         diff = scores[task]["score"] - ref["score"]
+        spread = [c[task]["score"] - ref["score"] for c in controls]
         rows.append(
             {
                 "task": task,
                 "metric": ref["metric"],
                 "fp32": ref["score"],
-                "gpu_bf16": scores[task]["score"],
+                "gpu": scores[task]["score"],
                 "diff": diff,
                 "within_limit": abs(diff) <= LIMIT,
+                "control_diffs": spread,
             }
         )
-    lines = [f"| task | metric | CPU fp32 | GPU bf16 | diff | within {LIMIT} |", "|---|---|---|---|---|---|"]
+    head = (
+        f"| task | metric | CPU fp32 | GPU {args.label} | diff | within {LIMIT} "
+        "| same-size random perturbations: diffs |"
+    )
+    lines = [head, "|---|---|---|---|---|---|---|"]
     for r in rows:
+        spread = ", ".join(f"{d:+.2f}" for d in r["control_diffs"]) or "-"
         lines.append(
-            f"| {r['task']} | {r['metric']} | {r['fp32']:.2f} | {r['gpu_bf16']:.2f} | {r['diff']:+.2f} | "
-            f"{'yes' if r['within_limit'] else 'NO'} |"
+            f"| {r['task']} | {r['metric']} | {r['fp32']:.2f} | {r['gpu']:.2f} | {r['diff']:+.2f} | "
+            f"{'yes' if r['within_limit'] else 'NO'} | {spread} |"
         )
+    lines.append("")
+    lines.append(
+        f"GPU {args.label} vs CPU fp32 cosine over {len(cosines)} vectors: "
+        f"min {cosines.min():.6f}, mean {cosines.mean():.6f}."
+    )
     table = "\n".join(lines)
     print(table)
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "guard.md").write_text(table + "\n")
-    (args.out / "guard.json").write_text(json.dumps({"model": args.model, "rows": rows}, indent=2) + "\n")
+    (args.out / f"guard-{args.label}.md").write_text(table + "\n")
+    summary = {"model": args.model, "cos_min": float(cosines.min()), "cos_mean": float(cosines.mean()), "rows": rows}
+    (args.out / f"guard-{args.label}.json").write_text(json.dumps(summary, indent=2) + "\n")
 
 
 def main() -> None:
@@ -149,11 +200,15 @@ def main() -> None:
     two.add_argument("--model", default="models/sciembed-minilm")
     two.add_argument("--texts", type=Path, required=True)
     two.add_argument("--device", default="cuda")
+    two.add_argument("--dtype", default="bf16", help="bf16 (the default GPU path) or fp16")
     two.add_argument("--out", type=Path, required=True)
     three = sub.add_parser("score")
     three.add_argument("--model", default="models/sciembed-minilm")
     three.add_argument("--guard", type=Path, default=REPO / "out" / "carry" / "guard")
     three.add_argument("--vectors", type=Path, required=True)
+    three.add_argument("--cache-dir", default=str(REPO / ".cache" / "embeddings"), help="fp32 embedding cache")
+    three.add_argument("--controls", type=int, default=3, help="random perturbations of the same size")
+    three.add_argument("--label", default="bf16", help="what the GPU vectors are (column name, file suffix)")
     three.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "quality-gpu")
     args = parser.parse_args()
     {"collect": collect, "embed": embed, "score": score}[args.step](args)

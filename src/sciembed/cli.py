@@ -32,7 +32,7 @@ def embed(
     ),
     batch_size: int = typer.Option(32, "--batch-size", "-b"),
     device: str = typer.Option(None, "--device", help="cpu, cuda, cuda:1 ... (default: cuda if available)."),
-    dtype: str = typer.Option(None, "--dtype", help="fp32, bf16 or fp16 (default: fp32 on CPU, bf16 on GPU)."),
+    dtype: str = typer.Option(None, "--dtype", help="fp32, bf16 or fp16 (default: fp32 on CPU, fp16 on GPU)."),
     id_field: str = typer.Option(None, "--id-field", help="Id field (default: paper_id, corpus_id, doc_id or id)."),
     skip_invalid: bool = typer.Option(
         False, "--skip-invalid", help="Skip bad records and report them instead of stopping."

@@ -111,7 +111,21 @@ def test_dtype_and_device_are_explicit(tiny_model, papers):
     assert tiny_model.dtype == torch.bfloat16
     vectors = tiny_model.encode(papers)
     assert vectors.dtype == np.float32
+    tiny_model.encode(papers, device="cpu")  # naming the device it is on keeps the chosen dtype
+    assert tiny_model.dtype == torch.bfloat16
     tiny_model.place("cpu", "fp32")
     assert tiny_model.dtype == torch.float32
     with pytest.raises(ValueError, match="unknown dtype"):
         tiny_model.place("cpu", "int3")
+
+
+def test_fp16_overflow_falls_back_to_bf16(papers):
+    from conftest import make_tiny_model
+
+    model = make_tiny_model().place("cpu", "fp16")
+    with torch.no_grad():
+        model.base.embeddings.LayerNorm.weight.fill_(6e4)  # activations grow past fp16's range (65504)
+    with pytest.warns(RuntimeWarning, match="overflowed"):
+        vectors = model.encode(papers)
+    assert model.dtype == torch.bfloat16
+    assert np.isfinite(vectors).all()
