@@ -51,6 +51,18 @@ def test_export_writes_one_graph_per_format_with_its_adapter_inside(model, fp32_
     assert not model.training  # exporting leaves the model in eval mode
 
 
+def test_attention_mask_is_an_add_not_where_over_the_scores(model, fp32_folder):
+    """SDPA traced with a boolean mask gives Where + IsNaN over every score tensor (a third of
+    onnxruntime's CPU time); the export traces eager attention, and restores the model's setting."""
+    import onnx
+
+    graph = onnx.load(str(fp32_folder / "proximity.onnx")).graph
+    assert not [node.op_type for node in graph.node if node.op_type == "IsNaN"]
+    in_layers = [node.name for node in graph.node if node.op_type == "Where" and "/encoder/layer" in node.name]
+    assert not in_layers  # the mask is built once (embeddings / base level), not per layer
+    assert model.base.config._attn_implementation != "eager"
+
+
 def test_onnx_graphs_match_pytorch_and_differ_across_formats(model, fp32_folder):
     import onnxruntime as ort
 

@@ -393,3 +393,38 @@ def test_release_rule(tmp_path):
         check_release_rule(missing, "base", "runs/a/model")
     with pytest.raises(ValueError, match="no model"):
         check_release_rule(better, "nope", "runs/a/model")
+
+
+def test_adapters_train_under_ddp_with_two_gloo_processes(tmp_path):
+    """Two CPU processes (gloo): the run finishes, every rank ends with the same adapters, the base
+    stays bitwise frozen, and rank 0 writes the model (tasks absent from a shard leave heads idle)."""
+    import os
+    import subprocess
+    import sys
+
+    from sciembed.model import save_model
+
+    config = make_config(tmp_path, max_steps=3, batch_size=8)
+    data = config.to_dict()
+    data.pop("root")
+    data["root"] = str(tmp_path)
+    (tmp_path / "stage2.yaml").write_text(yaml.safe_dump(data))
+    base = make_tiny_model()
+    save_model(base, tmp_path / "base")
+    worker = Path(__file__).with_name("stage2_ddp_worker.py")
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_PORT")}
+    env.update(OMP_NUM_THREADS="1", CUDA_VISIBLE_DEVICES="")
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nnodes=1", "--nproc_per_node=2",
+        str(worker), str(tmp_path / "stage2.yaml"), str(tmp_path / "base"), str(tmp_path / "run"),
+    ]  # fmt: skip
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=240)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    ranks = [torch.load(tmp_path / "run" / f"rank-{r}.pt", weights_only=True) for r in range(2)]
+    assert ranks[0]["steps"] == ranks[1]["steps"] == 3
+    for name, value in ranks[0]["state"].items():
+        assert torch.equal(value, ranks[1]["state"][name]), name
+    for name, value in base.base.state_dict().items():
+        assert torch.equal(ranks[0]["state"][f"base.{name}"], value), name
+    assert (tmp_path / "run" / "model" / "sciembed.json").is_file()
+    assert sorted(load_heads(tmp_path / "run" / "model")) == ["clf", "ml", "reg"]

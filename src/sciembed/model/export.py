@@ -19,6 +19,7 @@ import shutil
 import tempfile
 import warnings
 from collections.abc import Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +54,24 @@ def _sample_inputs(model: SciEmbedModel) -> tuple[torch.Tensor, torch.Tensor]:
     return batch["input_ids"], batch["attention_mask"]
 
 
+@contextmanager
+def _eager_attention(model: SciEmbedModel):
+    """Trace Hugging Face's eager attention (scores + additive mask, softmax) instead of SDPA: the
+    exporter turns SDPA's boolean mask and its NaN guard into two ``Where`` nodes over every
+    (batch, heads, L, L) score tensor, which took 33-40 % of onnxruntime's CPU time
+    (``benchmarks/profile_cpu.py``); the eager form costs one broadcast ``Add``."""
+    config = model.base.config
+    before = getattr(config, "_attn_implementation", None)
+    if before is None:
+        yield
+        return
+    config._attn_implementation = "eager"
+    try:
+        yield
+    finally:
+        config._attn_implementation = before
+
+
 def _export_graph(model: SciEmbedModel, format: str | None, path: Path, opset: int) -> None:
     graph = _FormatGraph(model, format).eval()
     inputs = _sample_inputs(model)
@@ -61,7 +80,7 @@ def _export_graph(model: SciEmbedModel, format: str | None, path: Path, opset: i
         "attention_mask": {0: "batch", 1: "sequence"},
         "embedding": {0: "batch"},
     }
-    with warnings.catch_warnings(), torch.no_grad():
+    with warnings.catch_warnings(), torch.no_grad(), _eager_attention(model):
         warnings.simplefilter("ignore")  # tracer warnings about Python control flow in transformers
         torch.onnx.export(
             graph,
@@ -93,7 +112,8 @@ def _optimize(path: Path, model: SciEmbedModel) -> None:
 
 
 def _quantize(source: Path, target: Path, per_channel: bool) -> None:
-    """Dynamic int8: QInt8 weights of every MatMul, activations quantised on the fly."""
+    """Dynamic int8: QInt8 weights of every MatMul (and of the optimizer's fused Attention, whose
+    Q/K/V projection is then an int8 GEMM too), activations quantised on the fly."""
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
@@ -102,7 +122,7 @@ def _quantize(source: Path, target: Path, per_channel: bool) -> None:
         str(target),
         weight_type=QuantType.QInt8,
         per_channel=per_channel,
-        op_types_to_quantize=["MatMul"],
+        op_types_to_quantize=["MatMul", "Attention"],
         # optimizer-fused graphs hold contrib ops that shape inference cannot type
         extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
     )
