@@ -200,6 +200,9 @@ def export_onnx_command(
     format: list[str] = typer.Option(None, "--format", "-f", help="Format to export (repeatable; default: all)."),
     int8: bool = typer.Option(False, "--int8", help="Dynamic int8 quantisation of the weights (onnxruntime)."),
     optimize: bool = typer.Option(False, "--optimize", help="Run onnxruntime's BERT graph optimizer first."),
+    keep_fp32: list[str] = typer.Option(
+        None, "--keep-fp32", help="With --int8: leave these GEMMs in fp32: ffn_out, adapters (repeatable)."
+    ),
     opset: int = typer.Option(17, "--opset"),
 ) -> None:
     """Write ONNX graphs (adapter inside) for `sciembed embed --backend onnx` and load(..., backend="onnx")."""
@@ -208,7 +211,15 @@ def export_onnx_command(
 
     try:
         encoder = load_model(model)
-        folder = export_onnx(encoder, output, formats=format or None, int8=int8, optimize=optimize, opset=opset)
+        folder = export_onnx(
+            encoder,
+            output,
+            formats=format or None,
+            int8=int8,
+            optimize=optimize,
+            opset=opset,
+            keep_fp32=keep_fp32 or (),
+        )
     except (ValueError, FileNotFoundError, ImportError) as exc:
         _fail(exc)
     typer.echo(f"wrote {', '.join(sorted(p.name for p in folder.glob('*.onnx')))} to {folder}")

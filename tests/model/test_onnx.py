@@ -121,3 +121,20 @@ def test_cli_export_and_embed_with_onnx_backend(tiny_model_folder, tmp_path):
     vectors = np.stack(table.column("embedding").to_pylist())
     reference = load_model(tiny_model_folder).encode(PAPERS, format="proximity")
     assert cosines(vectors, reference).min() > 0.9999
+
+
+def test_int8_can_keep_ffn_output_and_adapters_in_fp32(model, tmp_path):
+    import onnx
+
+    folder = export_onnx(model, tmp_path / "keep", formats=["[PRX]"], int8=True, keep_fp32=["ffn_out", "adapters"])
+    nodes = onnx.load(str(folder / "proximity.int8.onnx")).graph.node
+    quantised = [n.name for n in nodes if n.op_type in ("MatMulInteger", "DynamicQuantizeMatMul")]
+    layers = model.base.config.num_hidden_layers
+    assert len(quantised) == 5 * layers  # q, k, v, attention output, FFN input per layer
+    assert not [n for n in quantised if "adapter" in n or ("/output/dense/" in n and "/attention/" not in n)]
+    assert json.loads((folder / ONNX_CONFIG).read_text())["kept_fp32"] == ["adapters", "ffn_out"]
+    encoder = load_model(folder, backend="onnx")
+    reference = model.encode(MANY, "proximity")
+    assert cosines(encoder.encode(MANY, "proximity"), reference).min() > 0.99
+    with pytest.raises(ValueError, match="keep_fp32"):
+        export_onnx(model, tmp_path / "bad", formats=["[PRX]"], int8=True, keep_fp32=["everything"])

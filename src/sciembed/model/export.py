@@ -18,7 +18,7 @@ import json
 import shutil
 import tempfile
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -111,7 +111,28 @@ def _optimize(path: Path, model: SciEmbedModel) -> None:
     optimized.save_model_to_file(str(path))
 
 
-def _quantize(source: Path, target: Path, per_channel: bool) -> None:
+#: Groups of GEMMs that ``keep_fp32`` can leave unquantised, by node name in the traced graph.
+#: ``ffn_out``: each layer's feed-forward output projection, whose input (after GELU) has the widest
+#: range; ``adapters``: the bottleneck adapters' down and up projections.
+KEEP_FP32_GROUPS: dict[str, Callable[[str], bool]] = {
+    "ffn_out": lambda name: "/output/dense/" in name and "/attention/" not in name,
+    "adapters": lambda name: "adapter" in name,
+}
+
+
+def _excluded_nodes(path: Path, keep_fp32: Sequence[str]) -> list[str]:
+    import onnx
+
+    unknown = sorted(set(keep_fp32) - set(KEEP_FP32_GROUPS))
+    if unknown:
+        raise ValueError(f"unknown keep_fp32 group(s) {unknown}; known: {sorted(KEEP_FP32_GROUPS)}")
+    if not keep_fp32:
+        return []
+    names = [n.name for n in onnx.load(str(path)).graph.node if n.op_type == "MatMul"]
+    return [n for n in names if any(KEEP_FP32_GROUPS[g](n) for g in keep_fp32)]
+
+
+def _quantize(source: Path, target: Path, per_channel: bool, exclude: Sequence[str] = ()) -> None:
     """Dynamic int8: QInt8 weights of every MatMul (and of the optimizer's fused Attention, whose
     Q/K/V projection is then an int8 GEMM too), activations quantised on the fly."""
     import onnx
@@ -123,6 +144,7 @@ def _quantize(source: Path, target: Path, per_channel: bool) -> None:
         weight_type=QuantType.QInt8,
         per_channel=per_channel,
         op_types_to_quantize=["MatMul", "Attention"],
+        nodes_to_exclude=list(exclude),
         # optimizer-fused graphs hold contrib ops that shape inference cannot type
         extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
     )
@@ -136,10 +158,13 @@ def export_onnx(
     optimize: bool = False,
     per_channel: bool = True,
     opset: int = DEFAULT_OPSET,
+    keep_fp32: Sequence[str] = (),
 ) -> Path:
     """Write one ONNX graph per format (default: all of the model's formats) into ``output``.
 
     ``int8``: dynamic int8 quantisation of the weights (onnxruntime ``quantize_dynamic``);
+    ``keep_fp32``: groups of GEMMs left in fp32 under ``int8`` (``ffn_out``, ``adapters``: see
+    ``KEEP_FP32_GROUPS``; closer to fp32, somewhat slower);
     ``optimize``: run onnxruntime's BERT graph optimizer first. Returns the output folder, which
     ``load_model(output, backend="onnx")`` loads.
     """
@@ -167,7 +192,7 @@ def export_onnx(
                     _optimize(fp32, model)
                 filename = f"{name}.int8.onnx" if int8 else f"{name}.onnx"
                 if int8:
-                    _quantize(fp32, output / filename, per_channel)
+                    _quantize(fp32, output / filename, per_channel, _excluded_nodes(fp32, keep_fp32))
                 else:
                     shutil.copyfile(fp32, output / filename)
                 graphs[name] = filename
@@ -185,6 +210,7 @@ def export_onnx(
         "text_fields": list(model.config.text_fields),
         "hidden_size": model.hidden_size,
         "quantization": "int8-dynamic" + ("-per-channel" if per_channel else "") if int8 else None,
+        "kept_fp32": sorted(keep_fp32) if int8 else [],
         "optimized": optimize,
         "opset": opset,
         "source_fingerprint": model.fingerprint(),
