@@ -264,10 +264,16 @@ def run_model(name: str, build, papers: list[dict], args, peak_tflops: float, ou
         model.place("cpu", torch.float32)
         methods.append(("recipe_fp32", lambda: recipe(model, texts, device)))
         methods.append(("sciembed", lambda: model.encode(papers, "proximity", device="cpu")))
-        variants = [("onnx_fp32", False, False), ("onnx_int8", True, False)]
+        # onnx_int8 keeps the adapters and FFN output projections in fp32 (the export default);
+        # onnx_int8_all quantises every GEMM
+        variants = [
+            ("onnx_fp32", False, False, ()),
+            ("onnx_int8", True, False, None),
+            ("onnx_int8_all", True, False, ()),
+        ]
         if args.optimize:
-            variants += [("onnx_fp32_opt", False, True), ("onnx_int8_opt", True, True)]
-        for label, int8, optimize in variants:
+            variants += [("onnx_fp32_opt", False, True, ()), ("onnx_int8_opt", True, True, None)]
+        for label, int8, optimize, keep in variants:
             start = time.perf_counter()
             folder = export_onnx(
                 model,
@@ -275,6 +281,7 @@ def run_model(name: str, build, papers: list[dict], args, peak_tflops: float, ou
                 formats=["proximity"],
                 int8=int8,
                 optimize=optimize,
+                **({} if keep is None else {"keep_fp32": keep}),
             )
             print(f"  exported {label} in {time.perf_counter() - start:.1f}s", file=sys.stderr)
             encoder = load_model(folder, backend="onnx")

@@ -193,6 +193,15 @@ export_app = typer.Typer(no_args_is_help=True, help="Export a model for other ru
 app.add_typer(export_app, name="export")
 
 
+def _keep_fp32(values: list[str] | None) -> tuple[str, ...]:
+    """``--keep-fp32`` values: none given -> the library default; ``none`` -> quantise every GEMM."""
+    from .model.export import DEFAULT_KEEP_FP32
+
+    if not values:
+        return DEFAULT_KEEP_FP32
+    return () if values == ["none"] else tuple(values)
+
+
 @export_app.command("onnx")
 def export_onnx_command(
     model: str = typer.Argument(..., help=MODEL_HELP),
@@ -201,7 +210,9 @@ def export_onnx_command(
     int8: bool = typer.Option(False, "--int8", help="Dynamic int8 quantisation of the weights (onnxruntime)."),
     optimize: bool = typer.Option(False, "--optimize", help="Run onnxruntime's BERT graph optimizer first."),
     keep_fp32: list[str] = typer.Option(
-        None, "--keep-fp32", help="With --int8: leave these GEMMs in fp32: ffn_out, adapters (repeatable)."
+        None,
+        "--keep-fp32",
+        help="With --int8: GEMMs left in fp32, repeatable: ffn_out, adapters (the default: both), or none.",
     ),
     opset: int = typer.Option(17, "--opset"),
 ) -> None:
@@ -218,7 +229,7 @@ def export_onnx_command(
             int8=int8,
             optimize=optimize,
             opset=opset,
-            keep_fp32=keep_fp32 or (),
+            keep_fp32=_keep_fp32(keep_fp32),
         )
     except (ValueError, FileNotFoundError, ImportError) as exc:
         _fail(exc)

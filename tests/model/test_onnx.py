@@ -138,3 +138,10 @@ def test_int8_can_keep_ffn_output_and_adapters_in_fp32(model, tmp_path):
     assert cosines(encoder.encode(MANY, "proximity"), reference).min() > 0.99
     with pytest.raises(ValueError, match="keep_fp32"):
         export_onnx(model, tmp_path / "bad", formats=["[PRX]"], int8=True, keep_fp32=["everything"])
+    every = export_onnx(model, tmp_path / "all", formats=["[PRX]"], int8=True, keep_fp32=())
+    nodes = onnx.load(str(every / "proximity.int8.onnx")).graph.node
+    assert len([n for n in nodes if n.op_type in ("MatMulInteger", "DynamicQuantizeMatMul")]) == 8 * layers
+
+
+def test_int8_default_keeps_the_sensitive_gemms(int8_folder):
+    assert json.loads((int8_folder / ONNX_CONFIG).read_text())["kept_fp32"] == ["adapters", "ffn_out"]
