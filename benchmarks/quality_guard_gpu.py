@@ -53,11 +53,13 @@ def _lite(cache_dir: str | Path | None, wrapped, seen: dict | None = None) -> di
     return scores
 
 
-def _eval_model(path: str):
+def _eval_model(model):
+    """``sciembed.evaluate``'s wrapper around a loaded model (or a model path), on the CPU."""
     from sciembed.evaluate import SciEmbedEvalModel
     from sciembed.model import load_model
 
-    return SciEmbedEvalModel(load_model(path), name=path, device="cpu", batch_size=32)
+    loaded = load_model(model) if isinstance(model, str) else model
+    return SciEmbedEvalModel(loaded, name=loaded.config.name or "model", device="cpu", batch_size=32)
 
 
 def collect(args: argparse.Namespace) -> None:
@@ -90,7 +92,7 @@ def embed(args: argparse.Namespace) -> None:
     np.savez_compressed(args.out / f"vectors-{args.dtype}.npz", **out)
 
 
-def _score_vectors(model: str, groups: dict[str, tuple[list[str], np.ndarray]], tag: str) -> dict[str, dict]:
+def _score_vectors(model, groups: dict[str, tuple[list[str], np.ndarray]], tag: str) -> dict[str, dict]:
     """Lite scores of ``model`` when every text's vector is given (``groups``: format -> texts, vectors)."""
     from sciembed.evaluate.cache import EmbeddingCache
 
@@ -114,7 +116,7 @@ def _gpu_groups(path: Path) -> dict[str, tuple[list[str], np.ndarray]]:
     return {f: ([str(t) for t in data[f"{f}/texts"]], data[f"{f}/vectors"]) for f in formats}
 
 
-def _fp32_groups(model: str, cache_dir: str, texts_by_format: dict[str, list[str]]):
+def _fp32_groups(model, cache_dir: str, texts_by_format: dict[str, list[str]]):
     from sciembed.evaluate.cache import EmbeddingCache
 
     wrapped = _eval_model(model)
@@ -130,10 +132,13 @@ def _fp32_groups(model: str, cache_dir: str, texts_by_format: dict[str, list[str
 def score(args: argparse.Namespace) -> None:
     reference = json.loads((args.guard / "fp32.json").read_text())["scores"]
     gpu = _gpu_groups(args.vectors)
-    scores = _score_vectors(args.model, gpu, f"gpu-{args.label}")
+    from sciembed.model import load_model
+
+    model = load_model(args.model)  # loaded once; each scoring wraps it afresh
+    scores = _score_vectors(model, gpu, f"gpu-{args.label}")
     # Control: the fp32 vectors moved by random perturbations of the same size as the GPU's deviation
     # (per vector), to tell a bf16 effect from the scores' own sensitivity (e.g. the SVM's C choice).
-    fp32 = _fp32_groups(args.model, args.cache_dir, {f: t for f, (t, _) in gpu.items()})
+    fp32 = _fp32_groups(model, args.cache_dir, {f: t for f, (t, _) in gpu.items()})
     deviation = {f: np.linalg.norm(gpu[f][1] - fp32[f][1], axis=1) for f in gpu}
     cosines = np.concatenate(
         [
@@ -149,7 +154,7 @@ def score(args: argparse.Namespace) -> None:
             noise = rng.standard_normal(vectors.shape).astype(np.float32)
             noise *= (deviation[fmt] / np.linalg.norm(noise, axis=1))[:, None]
             moved[fmt] = (texts, vectors + noise)
-        controls.append(_score_vectors(args.model, moved, f"control-{seed}"))
+        controls.append(_score_vectors(model, moved, f"control-{seed}"))
     rows = []
     for task, ref in reference.items():
         diff = scores[task]["score"] - ref["score"]

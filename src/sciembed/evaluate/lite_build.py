@@ -88,6 +88,12 @@ def _write_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> int:
     return count
 
 
+def _write_ranking(folder: Path, rows: Iterable[dict[str, Any]], qrels: Iterable[dict[str, Any]]) -> None:
+    """A proximity / search task: queries with their candidates, and the relevance judgements."""
+    _write_jsonl(folder / "meta.jsonl", rows)
+    _write_jsonl(folder / "test_qrel.jsonl", qrels)
+
+
 def _write_labels(folder: Path, split: str, rows: Iterable[tuple[str, Any]]) -> int:
     folder.mkdir(parents=True, exist_ok=True)
     count = 0
@@ -322,13 +328,9 @@ def build_aan(src: Sources, out: Path) -> dict[str, Any]:
         return picked
 
     def write_proximity(name: str, rows: list[tuple[str, list[str], list[str]]]) -> None:
-        folder = out / name
-        _write_jsonl(
-            folder / "meta.jsonl",
+        _write_ranking(
+            out / name,
             ({"query": doc(q), "candidates": [doc(c) for c in pos + neg]} for q, pos, neg in rows),
-        )
-        _write_jsonl(
-            folder / "test_qrel.jsonl",
             ({"query_id": q, "cand_id": c, "score": int(c in pos)} for q, pos, neg in rows for c in pos + neg),
         )
         info[name] = {
@@ -384,9 +386,7 @@ def build_specter(src: Sources, out: Path) -> dict[str, Any]:
         cands = pos + neg + extra
         rows.append({"query": docs[q], "candidates": [docs[c] for c in cands]})
         qrels += [{"query_id": q, "cand_id": c, "score": int(c in pos)} for c in cands]
-    folder = out / "specter_small"
-    _write_jsonl(folder / "meta.jsonl", rows)
-    _write_jsonl(folder / "test_qrel.jsonl", qrels)
+    _write_ranking(out / "specter_small", rows, qrels)
     return {"specter_small": {"queries": len(rows), "documents": len(docs), "pairs": len(qrels)}}
 
 
@@ -407,9 +407,7 @@ def build_search(src: Sources, out: Path) -> dict[str, Any]:
                 qrels.append({"query_id": qid, "cand_id": cid, "score": int(c.get("score", 0))})
                 docs.add(cid)
             rows.append({"query": rec["query"], "doc_id": qid, "candidates": cands})
-    folder = out / "search_small"
-    _write_jsonl(folder / "meta.jsonl", rows)
-    _write_jsonl(folder / "test_qrel.jsonl", qrels)
+    _write_ranking(out / "search_small", rows, qrels)
     return {"search_small": {"queries": len(rows), "documents": len(docs), "pairs": len(qrels)}}
 
 
@@ -435,9 +433,7 @@ def build_scitldr(src: Sources, out: Path) -> dict[str, Any]:
             {"query": normalize_whitespace(rec["target"][0]), "doc_id": qid, "candidates": [by_id[c] for c in cands]}
         )
         qrels += [{"query_id": qid, "cand_id": c, "score": int(c == pid)} for c in cands]
-    folder = out / "scitldr"
-    _write_jsonl(folder / "meta.jsonl", rows)
-    _write_jsonl(folder / "test_qrel.jsonl", qrels)
+    _write_ranking(out / "scitldr", rows, qrels)
     return {"scitldr": {"queries": len(rows), "documents": len(ids), "candidates_per_query": SCITLDR_CANDIDATES}}
 
 

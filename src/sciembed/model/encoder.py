@@ -263,9 +263,8 @@ class SciEmbedModel(TextMixin, nn.Module):
         papers = list(papers)
         self.place(device, dtype)
         self.eval()
-        out = np.zeros((len(papers), self.hidden_size), dtype=np.float32)
         if not papers:
-            return out
+            return np.zeros((0, self.hidden_size), dtype=np.float32)
         show = show_progress if show_progress is not None else len(papers) >= PROGRESS_MIN_DOCS
         progress = _progress(len(papers), show)
         pipelined = self.device.type == "cuda" if self.pipeline is None else self.pipeline
@@ -273,6 +272,7 @@ class SciEmbedModel(TextMixin, nn.Module):
             if pipelined:
                 out = self._encode_pipelined(papers, format, batch_size, fields, max_tokens, progress)
             else:
+                out = np.zeros((len(papers), self.hidden_size), dtype=np.float32)
                 for batch, tensors in self.iter_batches(papers, batch_size, fields, max_tokens):
                     tensors = {k: v.to(self.device, non_blocking=True) for k, v in tensors.items()}
                     vectors = self(tensors["input_ids"], tensors["attention_mask"], format=format)

@@ -29,6 +29,7 @@ import torch
 from ..data.triplets import read_triplets
 from ..model import SciEmbedModel, load_model, save_model
 from ..model.packed import Packed, no_cudnn_attention, pack_host, supports_packed, unpack
+from ..model.text import pad_ids
 from .config import BaseTrainConfig, save_config
 from .distributed import DistInfo, barrier, cleanup, init_distributed
 from .loop import Hook, Trainer, read_metrics
@@ -204,12 +205,7 @@ def epoch_batches(
 
 def collate_ids(docs: Sequence[np.ndarray], pad_id: int) -> dict[str, torch.Tensor]:
     """Pad to the longest document of the batch."""
-    longest = max(len(d) for d in docs)
-    input_ids = np.full((len(docs), longest), pad_id, dtype=np.int64)
-    mask = np.zeros((len(docs), longest), dtype=np.int64)
-    for row, ids in enumerate(docs):
-        input_ids[row, : len(ids)] = ids
-        mask[row, : len(ids)] = 1
+    input_ids, mask = pad_ids(docs, pad_id)
     return {"input_ids": torch.from_numpy(input_ids), "attention_mask": torch.from_numpy(mask)}
 
 

@@ -50,10 +50,6 @@ class Stage2Result:
     final_losses: dict[str, float] = field(default_factory=dict)
     examples: dict[str, int] = field(default_factory=dict)
 
-    @property
-    def finished(self) -> bool:
-        return (self.model_dir / "sciembed.json").is_file()
-
     def summary(self) -> str:
         losses = ", ".join(f"{k} {v:.4f}" for k, v in self.final_losses.items())
         resumed = f" (resumed at step {self.resumed_from_step})" if self.resumed_from_step else ""
@@ -352,15 +348,16 @@ def write_plots(output: Path, title: str, log: Callable[[str], None]) -> None:
     try:
         from ..plots import write_curve
 
-        write_curve(read_metrics(output), output)
-        plot_curves(output, output / "curves.png", title=title)
+        records = read_metrics(output)
+        write_curve(records, output)
+        plot_curves(records, output / "curves.png", title=title)
     except Exception as exc:  # noqa: BLE001  a plot must not fail a finished run
         log(f"warning: could not draw the training curves: {exc}")
 
 
-def plot_curves(output: Path, out: Path, title: str = "stage 2") -> Path | None:
-    """Total and per-task training losses against steps (PNG), from ``output/metrics.jsonl``."""
-    rows = [r for r in read_metrics(output) if r.get("kind") == "train"]
+def plot_curves(records: Sequence[dict[str, Any]], out: Path, title: str = "stage 2") -> Path | None:
+    """Total and per-task training losses against steps (PNG), from the loop's metric records."""
+    rows = [r for r in records if r.get("kind") == "train"]
     if not rows:
         return None
     import matplotlib
