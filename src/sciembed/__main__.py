@@ -1,0 +1,5 @@
+"""``python -m sciembed``: the same as the ``sciembed`` command."""
+
+from .cli import main
+
+main()

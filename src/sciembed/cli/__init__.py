@@ -1,0 +1,16 @@
+"""The command line: parses arguments and calls library functions, nothing else.
+
+One module per command group; each registers its commands on the root ``app`` of ``common``.
+"""
+
+from __future__ import annotations
+
+from . import embed, evaluate, export, train  # noqa: F401  (register their commands)
+from .common import app
+
+
+def main() -> None:
+    app()
+
+
+__all__ = ["app", "main"]

@@ -1,0 +1,5 @@
+"""``python -m sciembed.cli``: the same as the ``sciembed`` command."""
+
+from . import main
+
+main()

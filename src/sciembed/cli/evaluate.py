@@ -1,0 +1,40 @@
+"""`sciembed evaluate`: SciRepEval-style benchmark runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from .common import _fail, app
+
+EVAL_MODEL_HELP = "bm25, random, default, minilm, a model folder or hub name (repeat to compare)."
+EVAL_TASKS_HELP = "'lite' (sciembed-lite, built from ../shared/data) or a scirepeval_tasks.jsonl-style file."
+
+
+@app.command()
+def evaluate(
+    model: list[str] = typer.Option(..., "--model", "-m", help=EVAL_MODEL_HELP),
+    tasks: str = typer.Option("lite", "--tasks", "-t", help=EVAL_TASKS_HELP),
+    task: list[str] = typer.Option(None, "--task", help="Run only this task (repeatable)."),
+    output: Path = typer.Option(Path("runs/evaluate"), "--output", "-o", help="Folder for the results."),
+    device: str = typer.Option(None, "--device", help="cpu, cuda, cuda:1 ... (default: cuda if available)."),
+    cache_dir: Path = typer.Option(Path(".cache/embeddings"), "--cache-dir", help="Embedding cache folder."),
+    no_cache: bool = typer.Option(False, "--no-cache", help="Do not read or write the embedding cache."),
+    batch_size: int = typer.Option(32, "--batch-size", "-b"),
+    n_jobs: int = typer.Option(1, "--n-jobs", help="Parallel jobs of the SVM grid searches."),
+    data_root: Path = typer.Option(None, "--data-root", help="Shared data for sciembed-lite (default ../shared/data)."),
+) -> None:
+    """Evaluate models on SciRepEval-format tasks; writes results.json, a markdown table and a PNG chart."""
+    from ..evaluate.benchmark import markdown_table
+    from ..evaluate.command import run_evaluate
+    from ..evaluate.loaders import TaskDataError
+    from ..evaluate.registry import TaskFileError
+
+    try:
+        report = run_evaluate(
+            model, tasks, output, device, task, None if no_cache else cache_dir, batch_size, n_jobs, data_root
+        )
+    except (TaskFileError, TaskDataError, FileNotFoundError, ValueError) as exc:
+        _fail(exc)
+    typer.echo(markdown_table(report))
