@@ -97,7 +97,7 @@ def _score_vectors(model, groups: dict[str, tuple[list[str], np.ndarray]], tag: 
     from sciembed.evaluate.cache import EmbeddingCache
 
     wrapped = _eval_model(model)
-    fingerprint = f"{wrapped.fingerprint()}-{tag}"
+    fingerprint = f"{wrapped.fingerprint}-{tag}"
     with tempfile.TemporaryDirectory() as root:
         for fmt, (texts, vectors) in groups.items():
             EmbeddingCache(root, fingerprint, wrapped.adapter_key(fmt)).add(texts, vectors)
@@ -105,9 +105,18 @@ def _score_vectors(model, groups: dict[str, tuple[list[str], np.ndarray]], tag: 
         def only_given(papers, format, fields=None):
             raise RuntimeError(f"{len(papers)} texts of format {format!r} have no given vector")
 
-        wrapped.fingerprint = lambda: fingerprint
-        wrapped.encode = only_given
-        return _lite(root, wrapped)
+        class GivenVectors(type(wrapped)):
+            """The wrapped model under another fingerprint, with only the given vectors."""
+
+            @property
+            def fingerprint(self) -> str:
+                return fingerprint
+
+            def encode(self, papers, format, fields=None):
+                return only_given(papers, format, fields)
+
+        given = GivenVectors(wrapped.model, name=wrapped.name, device=wrapped.device, batch_size=wrapped.batch_size)
+        return _lite(root, given)
 
 
 def _gpu_groups(path: Path) -> dict[str, tuple[list[str], np.ndarray]]:
@@ -122,7 +131,7 @@ def _fp32_groups(model, cache_dir: str, texts_by_format: dict[str, list[str]]):
     wrapped = _eval_model(model)
     out = {}
     for fmt, texts in texts_by_format.items():
-        found, absent = EmbeddingCache(cache_dir, wrapped.fingerprint(), wrapped.adapter_key(fmt)).lookup(texts)
+        found, absent = EmbeddingCache(cache_dir, wrapped.fingerprint, wrapped.adapter_key(fmt)).lookup(texts)
         if absent:
             raise RuntimeError(f"{len(absent)} {fmt} texts are not in the fp32 cache; run `collect` first")
         out[fmt] = (texts, np.stack(found))

@@ -1,14 +1,29 @@
 """sciembed: scientific-document embeddings with task-format adapters (SPECTER2 style)."""
 
 from .data import Paper, load_papers, read_papers
-from .model import SciEmbedModel, load_model, save_model
+from .engine import EncodeOptions
+from .model import Encoder, SciEmbedModel, load_model, save_model
 
 __version__ = "0.1.0"
 
 
-def load(name_or_path=None, **kwargs) -> SciEmbedModel:
-    """Load a model by folder or hub name (``None`` for the default); see :func:`sciembed.model.load_model`."""
+def load(name_or_path=None, **kwargs) -> Encoder:
+    """Load a model by folder or hub name (``None`` for the default); see :func:`sciembed.model.load_model`.
+
+    Every backend (``backend="torch"`` or ``"onnx"``) returns an :class:`Encoder`.
+    """
     return load_model(name_or_path, **kwargs)
 
 
-__all__ = ["Paper", "SciEmbedModel", "__version__", "load", "load_model", "load_papers", "read_papers", "save_model"]
+__all__ = [
+    "EncodeOptions",
+    "Encoder",
+    "Paper",
+    "SciEmbedModel",
+    "__version__",
+    "load",
+    "load_model",
+    "load_papers",
+    "read_papers",
+    "save_model",
+]

@@ -34,7 +34,7 @@ def test_unseen_local_task_folders_run_for_all_formats(unseen_task_file, tiny_ev
     assert bm25["tasks"]["Related"]["status"] == "ok"
     assert bm25["averages"]["overall"]["n"] == 3 and bm25["averages"]["overall"]["of"] == 7
     saved = json.loads((tmp_path / "out" / "results.json").read_text())
-    assert saved["models"][0]["info"]["fingerprint"] == tiny_eval_model.fingerprint()
+    assert saved["models"][0]["info"]["fingerprint"] == tiny_eval_model.fingerprint
     assert {"python", "sklearn", "pytrec_eval"} <= set(saved["versions"])
     assert (tmp_path / "out" / "results.png").stat().st_size > 1000
     table = (tmp_path / "out" / "results.md").read_text()

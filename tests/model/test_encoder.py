@@ -99,11 +99,27 @@ def test_mpnet_encoder_with_adapters(papers):
 
 
 def test_fingerprint_changes_with_weights_and_settings(tiny_model):
-    first = tiny_model.fingerprint()
-    assert first == tiny_model.fingerprint()
+    first = tiny_model.fingerprint
+    assert first == tiny_model.fingerprint and len(first) == 64
     tiny_model.config.pooling = "mean"
-    tiny_model._fingerprint = None
-    assert tiny_model.fingerprint() != first
+    assert tiny_model.fingerprint != first  # no cache to clear from outside
+    tiny_model.config.pooling = "cls"
+    assert tiny_model.fingerprint == first
+    with torch.no_grad():  # an in-place weight change (what an optimiser step does)
+        next(tiny_model.parameters()).add_(0.01)
+    changed = tiny_model.fingerprint
+    assert changed != first
+    tiny_model.place("cpu", "bf16")  # moving is not a weight change
+    assert tiny_model.fingerprint == changed
+    tiny_model.add_adapter("proximity")
+    assert tiny_model.fingerprint != changed
+
+
+def test_both_backends_are_encoders(tiny_model):
+    import sciembed
+
+    assert isinstance(tiny_model, sciembed.Encoder)
+    assert tiny_model.dimension == 32 and tiny_model.name == "tiny" and tiny_model.formats == []
 
 
 def test_dtype_and_device_are_explicit(tiny_model, papers):

@@ -28,7 +28,7 @@ def test_save_and_load_round_trip(tmp_path, tiny_adapter_model, papers):
         np.testing.assert_allclose(
             loaded.encode(papers, format=fmt), tiny_adapter_model.encode(papers, format=fmt), atol=1e-6
         )
-    assert loaded.fingerprint() == tiny_adapter_model.fingerprint()
+    assert loaded.fingerprint == tiny_adapter_model.fingerprint
 
 
 def test_base_loads_with_automodel_alone(tmp_path, tiny_adapter_model):

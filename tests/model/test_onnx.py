@@ -78,8 +78,13 @@ def test_onnx_graphs_match_pytorch_and_differ_across_formats(model, fp32_folder)
 
 
 def test_onnx_backend_encode_matches_pytorch(model, fp32_folder):
+    import sciembed
+
     encoder = load_model(fp32_folder, backend="onnx")
-    assert encoder.formats == list(FORMATS) and encoder.hidden_size == 32
+    assert isinstance(encoder, sciembed.Encoder) and isinstance(model, sciembed.Encoder)
+    assert encoder.formats == list(FORMATS) and encoder.dimension == 32 and encoder.name
+    options = sciembed.EncodeOptions(batch_size=3)
+    np.testing.assert_allclose(encoder.encode(MANY, options=options), encoder.encode(MANY, batch_size=4), atol=1e-5)
     for fmt in FORMATS:
         reference = model.encode(MANY, format=fmt, batch_size=4)
         vectors = encoder.encode(MANY, format=fmt, batch_size=4)
@@ -98,7 +103,7 @@ def test_int8_export_stays_close(model, int8_folder):
     reference = model.encode(MANY, format="proximity")
     vectors = encoder.encode(MANY, format="proximity")
     assert cosines(vectors, reference).min() > 0.99
-    assert encoder.dtype == "onnx-int8" and len(encoder.fingerprint()) == 64
+    assert encoder.dtype == "onnx-int8" and len(encoder.fingerprint) == 64
 
 
 def test_cli_export_and_embed_with_onnx_backend(tiny_model_folder, tmp_path):

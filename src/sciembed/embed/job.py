@@ -57,7 +57,7 @@ def embed_file(
     model.place(device, dtype)
     job = {
         "input": _input_identity(input_path),
-        "model": model.fingerprint(),
+        "model": model.fingerprint,
         "format": model.adapter_for_format(fmt) or "base",
         "id_field": id_field,
         "skip_invalid": skip_invalid,

@@ -3,7 +3,7 @@
 Imports ``sciembed.model`` and ``sciembed.data`` only (never ``sciembed.train``).
 """
 
-from .baselines import BM25Model, EmbeddingModel, RandomModel, SciEmbedEvalModel, resolve_model
+from .baselines import BM25Model, EmbeddingModel, RandomModel, Ranker, SciEmbedEvalModel, resolve_model
 from .benchmark import averages, evaluate_task, load_task_data, markdown_table, run_benchmark, write_reports
 from .cache import EmbeddingCache
 from .classification import classify, evaluate_classification
@@ -21,6 +21,7 @@ __all__ = [
     "EmbeddingCache",
     "EmbeddingModel",
     "RandomModel",
+    "Ranker",
     "SciEmbedEvalModel",
     "TaskDataError",
     "TaskFileError",

@@ -1,9 +1,11 @@
 """Models the harness can evaluate: sciembed / Hugging Face encoders, BM25, random embeddings.
 
-An *embedding model* has ``name``, ``fingerprint()``, ``info()``, ``texts(papers, fields)`` (the exact
-text it embeds, the cache key), ``adapter_key(format)`` and ``encode(papers, format, fields)``.
-A *lexical model* (BM25) instead scores query-candidate pairs with ``score(...)``; it serves proximity
-and search tasks only.
+Two explicit kinds, told apart by protocol rather than by a string:
+
+- an :class:`EmbeddingModel` (any :class:`sciembed.Encoder` through :class:`SciEmbedEvalModel`, or
+  :class:`RandomModel`) embeds papers; the harness ranks and classifies with the vectors;
+- a :class:`Ranker` (BM25) scores query-candidate pairs itself and serves only the task kinds it
+  names in ``task_kinds``.
 """
 
 from __future__ import annotations
@@ -23,10 +25,13 @@ RANDOM_DIM = 384
 
 @runtime_checkable
 class EmbeddingModel(Protocol):
+    """What the harness needs of a model that embeds: the text it embeds (the cache key), the adapter
+    a format uses, and ``encode``."""
+
     name: str
-    kind: str  # "embedding"
     cacheable: bool
 
+    @property
     def fingerprint(self) -> str: ...
 
     def info(self) -> dict[str, Any]: ...
@@ -40,12 +45,37 @@ class EmbeddingModel(Protocol):
     ) -> np.ndarray: ...
 
 
+@runtime_checkable
+class Ranker(Protocol):
+    """A model that ranks each query's candidates itself (BM25 and other lexical scorers)."""
+
+    name: str
+    task_kinds: tuple[str, ...]  # the task kinds it can run (retrieval kinds)
+
+    @property
+    def fingerprint(self) -> str: ...
+
+    def info(self) -> dict[str, Any]: ...
+
+    def score(
+        self,
+        queries: Mapping[str, Paper | str],
+        docs: Mapping[str, Paper],
+        candidates: Mapping[str, Sequence[str]],
+        fields: Sequence[str] | None = None,
+    ) -> dict[str, dict[str, float]]: ...
+
+
 def supports(model: Any, task_kind: str) -> str | None:
     """None when ``model`` can run a task of this kind, else the reason it cannot."""
-    allowed = getattr(model, "task_kinds", None)
-    if allowed is not None and task_kind not in allowed:
+    if isinstance(model, Ranker) and task_kind not in model.task_kinds:
         return f"{model.name} does not support {task_kind} tasks"
     return None
+
+
+def model_kind(model: Any) -> str:
+    """``ranker`` or ``embedding``: how the harness uses ``model`` (for logs and reports)."""
+    return "ranker" if isinstance(model, Ranker) else "embedding"
 
 
 def _plain_text(papers: Sequence[Paper | dict | str], fields: Sequence[str] | None, sep: str) -> list[str]:
@@ -56,7 +86,6 @@ def _plain_text(papers: Sequence[Paper | dict | str], fields: Sequence[str] | No
 class SciEmbedEvalModel:
     """A :class:`sciembed.SciEmbedModel` (sciembed folder, Hugging Face encoder, default model)."""
 
-    kind = "embedding"
     cacheable = True
 
     def __init__(self, model: Any, name: str, device: str | None = None, batch_size: int = 32):
@@ -65,8 +94,9 @@ class SciEmbedEvalModel:
         self.device = device
         self.batch_size = batch_size
 
+    @property
     def fingerprint(self) -> str:
-        return self.model.fingerprint()
+        return self.model.fingerprint
 
     def info(self) -> dict[str, Any]:
         config = self.model.config
@@ -74,11 +104,11 @@ class SciEmbedEvalModel:
             "name": self.name,
             "type": "sciembed",
             "config_name": config.name,
-            "fingerprint": self.fingerprint(),
+            "fingerprint": self.fingerprint,
             "pooling": config.pooling,
             "normalize": config.normalize,
             "max_length": config.max_length,
-            "dimension": self.model.hidden_size,
+            "dimension": self.model.dimension,
             "formats": self.model.formats,
             "base_sha256": config.base_sha256,
         }
@@ -96,7 +126,6 @@ class SciEmbedEvalModel:
 class RandomModel:
     """A sanity baseline: a fixed random vector per document text (seeded by the text's hash)."""
 
-    kind = "embedding"
     cacheable = False
 
     def __init__(self, dim: int = RANDOM_DIM, seed: int = 42, name: str = "random"):
@@ -104,6 +133,7 @@ class RandomModel:
         self.seed = seed
         self.name = name
 
+    @property
     def fingerprint(self) -> str:
         return hashlib.sha256(f"random:{self.dim}:{self.seed}".encode()).hexdigest()
 
@@ -113,7 +143,7 @@ class RandomModel:
             "type": "random",
             "dimension": self.dim,
             "seed": self.seed,
-            "fingerprint": self.fingerprint(),
+            "fingerprint": self.fingerprint,
         }
 
     def texts(self, papers, fields=None) -> list[str]:
@@ -138,8 +168,6 @@ class BM25Model:
     ranked by their BM25 score for the query text.
     """
 
-    kind = "lexical"
-    cacheable = False
     task_kinds = ("proximity", "adhoc_search")
 
     def __init__(self, k1: float = 1.5, b: float = 0.75, name: str = "bm25"):
@@ -147,6 +175,7 @@ class BM25Model:
         self.b = b
         self.name = name
 
+    @property
     def fingerprint(self) -> str:
         return hashlib.sha256(f"bm25:{self.k1}:{self.b}".encode()).hexdigest()
 
@@ -159,7 +188,7 @@ class BM25Model:
             "k1": self.k1,
             "b": self.b,
             "bm25s": bm25s.__version__,
-            "fingerprint": self.fingerprint(),
+            "fingerprint": self.fingerprint,
         }
 
     def score(

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from ..data import Paper
-from .baselines import resolve_model, supports
+from .baselines import Ranker, model_kind, resolve_model, supports
 from .cache import EmbeddingCache
 from .classification import evaluate_classification
 from .loaders import Documents, TaskDataError, load_documents, load_labels, load_qrels, load_reviewers
@@ -100,7 +100,7 @@ class Embedder:
         if self.cache_dir is None or not getattr(self.model, "cacheable", False):
             return None
         if adapter not in self._caches:
-            self._caches[adapter] = EmbeddingCache(self.cache_dir, self.model.fingerprint(), adapter)
+            self._caches[adapter] = EmbeddingCache(self.cache_dir, self.model.fingerprint, adapter)
         return self._caches[adapter]
 
     def embed(
@@ -184,7 +184,7 @@ def _retrieval(task: TaskSpec, data: TaskData, model: Any, embedder: Embedder) -
     missing_docs = sorted(c for c in cand_ids if c not in data.docs.docs)
     docs = {c: data.docs.docs[c] for c in sorted(cand_ids) if c in data.docs.docs}
     t0 = time.perf_counter()
-    if getattr(model, "kind", "embedding") == "lexical":
+    if isinstance(model, Ranker):
         run = model.score(queries, docs, candidates, task.fields)
     else:
         qvec = embedder.embed(queries, task.query_format, task.fields)
@@ -346,7 +346,7 @@ def run_benchmark(
         load_s = time.perf_counter() - t0
         embedder = Embedder(model, cache_dir)
         results: dict[str, Any] = {}
-        _log(console, f"[bold]{model.name}[/bold] ({model.kind})")
+        _log(console, f"[bold]{model.name}[/bold] ({model_kind(model)})")
         for task in tasks:
             data = task_data[task.name]
             task_start = time.perf_counter()

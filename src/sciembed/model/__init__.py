@@ -5,12 +5,14 @@ from .config import SciEmbedConfig
 from .encoder import SciEmbedModel, default_device, default_dtype, length_sorted_batches, parse_dtype
 from .folder import load_adapter, load_model, save_model
 from .formats import FORMAT_ALIASES, FORMATS, canonical_format
+from .protocol import Encoder
 
 __all__ = [
     "FORMATS",
     "FORMAT_ALIASES",
     "BottleneckAdapter",
     "BottleneckConfig",
+    "Encoder",
     "LayerAdapters",
     "SciEmbedConfig",
     "SciEmbedModel",

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from ..data import Paper, as_paper
+from ..engine.options import PROGRESS_MIN_DOCS, EncodeOptions, resolve_options
 from .adapters import BottleneckConfig, LayerAdapters
 from .config import SciEmbedConfig
 from .formats import canonical_format
@@ -24,7 +25,7 @@ from .packed import Packed, pack_host, packed_hidden, packed_pool, supports_pack
 from .pooling import pool
 from .text import TextMixin, pad_ids
 
-PROGRESS_MIN_DOCS = 2048
+__all__ = ["PROGRESS_MIN_DOCS", "SciEmbedModel", "length_sorted_batches"]
 # The GPU path: batches are formed by a token budget (batch size x longest length, padding included)
 # over length-sorted inputs instead of a fixed number of documents.
 DEFAULT_GPU_MAX_TOKENS = 16384
@@ -103,7 +104,7 @@ class SciEmbedModel(TextMixin, nn.Module):
         self.config = config
         self.adapters = nn.ModuleDict()
         self.router = AdapterRouter(self.adapters)
-        self._fingerprint: str | None = None
+        self._fingerprint: tuple[Any, str] | None = None  # (weights and settings key, digest)
         # None: the pipelined encode path on CUDA, the plain one elsewhere; True/False forces it.
         self.pipeline: bool | None = None
         # Documents per tokenisation group of the pipelined path (None: PIPELINE_GROUPS).
@@ -122,6 +123,14 @@ class SciEmbedModel(TextMixin, nn.Module):
         return int(self.base.config.hidden_size)
 
     @property
+    def dimension(self) -> int:
+        return self.hidden_size
+
+    @property
+    def name(self) -> str:
+        return self.config.name or type(self.base).__name__
+
+    @property
     def formats(self) -> list[str]:
         return list(self.adapters.keys())
 
@@ -131,7 +140,6 @@ class SciEmbedModel(TextMixin, nn.Module):
         stack.to(device=self.device, dtype=self.dtype)
         self.adapters[name] = stack
         self.config.formats = self.formats
-        self._fingerprint = None
         return stack
 
     def adapter_for_format(self, format: str | None) -> str | None:
@@ -160,7 +168,10 @@ class SciEmbedModel(TextMixin, nn.Module):
         same_device = target.type == self.device.type and (target.index is None or target == self.device)
         wanted = parse_dtype(dtype) or (self.dtype if same_device else default_dtype(target))
         if target != self.device or wanted != self.dtype:
+            known = self._fingerprint is not None and self._fingerprint[0] == self._weights_key()
             self.to(device=target, dtype=wanted)
+            if known:  # moving is not a change of weights: the digest stays
+                self._fingerprint = (self._weights_key(), self._fingerprint[1])
         return self
 
     # ---- text -----------------------------------------------------------------------------------
@@ -241,12 +252,14 @@ class SciEmbedModel(TextMixin, nn.Module):
         self,
         papers: Sequence[Paper | dict | str],
         format: str = "proximity",
-        batch_size: int = 32,
+        batch_size: int | None = None,
         device: str | torch.device | None = None,
         dtype: str | torch.dtype | None = None,
         show_progress: bool | None = None,
         fields: Sequence[str] | None = None,
         max_tokens: int | None = None,
+        *,
+        options: EncodeOptions | None = None,
     ) -> np.ndarray:
         """Embed papers (Paper objects, dicts with title/abstract, or plain query strings).
 
@@ -260,14 +273,16 @@ class SciEmbedModel(TextMixin, nn.Module):
         ``DEFAULT_GPU_MAX_TOKENS`` on CUDA, where ``batch_size`` then no longer caps a batch).
         On CPU the default remains ``batch_size`` documents per length-sorted batch.
         """
+        opts = resolve_options(options, batch_size, device, dtype, show_progress, fields, max_tokens)
+        batch_size, fields, max_tokens = opts.batch_size, opts.fields, opts.max_tokens
         papers = list(papers)
-        self.place(device, dtype)
+        self.place(opts.device, opts.dtype)
         self.eval()
         if not papers:
             return np.zeros((0, self.hidden_size), dtype=np.float32)
-        show = show_progress if show_progress is not None else len(papers) >= PROGRESS_MIN_DOCS
-        progress = _progress(len(papers), show)
-        pipelined = self.device.type == "cuda" if self.pipeline is None else self.pipeline
+        progress = _progress(len(papers), opts.show_progress(len(papers)))
+        pipeline = opts.pipeline if opts.pipeline is not None else self.pipeline
+        pipelined = self.device.type == "cuda" if pipeline is None else pipeline
         try:
             if pipelined:
                 out = self._encode_pipelined(papers, format, batch_size, fields, max_tokens, progress)
@@ -288,7 +303,7 @@ class SciEmbedModel(TextMixin, nn.Module):
                 stacklevel=2,
             )
             self.place(dtype=torch.bfloat16)
-            return self.encode(papers, format, batch_size, None, None, show_progress, fields, max_tokens)
+            return self.encode(papers, format, options=opts.but(device=self.device, dtype=torch.bfloat16))
         return out
 
     # ---- the pipelined (GPU) path ---------------------------------------------------------------
@@ -476,19 +491,31 @@ class SciEmbedModel(TextMixin, nn.Module):
         return vectors
 
     # ---- identity -------------------------------------------------------------------------------
+    def _weights_key(self) -> tuple[Any, ...]:
+        """Changes whenever a weight, buffer or setting could have: tensor names, storage and in-place
+        version counters (optimiser steps and ``load_state_dict`` bump them), and the settings."""
+        settings = self.config.to_dict()
+        settings.pop("base_sha256", None)
+        settings.pop("name", None)
+        tensors = tuple((name, t.data_ptr(), t._version) for name, t in self.state_dict(keep_vars=True).items())
+        return (repr(sorted(settings.items())), tensors)
+
+    @property
     def fingerprint(self) -> str:
-        """sha256 over all weights and the embedding settings: changes whenever embeddings could."""
-        if self._fingerprint is None:
+        """sha256 over all weights and the embedding settings: changes whenever embeddings could.
+
+        Cached until the weights or settings change (see :meth:`_weights_key`); moving the model to
+        another device or dtype keeps it.
+        """
+        key = self._weights_key()
+        if self._fingerprint is None or self._fingerprint[0] != key:
             digest = hashlib.sha256()
-            settings = self.config.to_dict()
-            settings.pop("base_sha256", None)
-            settings.pop("name", None)
-            digest.update(repr(sorted(settings.items())).encode())
+            digest.update(key[0].encode())
             for name, tensor in sorted(self.state_dict().items()):
                 digest.update(name.encode())
                 digest.update(tensor.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
-            self._fingerprint = digest.hexdigest()
-        return self._fingerprint
+            self._fingerprint = (key, digest.hexdigest())
+        return self._fingerprint[1]
 
 
 def _put(out: queue.Queue, item: Any, stop: threading.Event) -> bool:

@@ -219,7 +219,7 @@ def export_onnx(
         "kept_fp32": sorted(keep_fp32) if int8 else [],
         "optimized": optimize,
         "opset": opset,
-        "source_fingerprint": model.fingerprint(),
+        "source_fingerprint": model.fingerprint,
         "inputs": ["input_ids", "attention_mask"],
         "output": "embedding",
     }

@@ -18,6 +18,7 @@ from .default_model import DEFAULT_NAMES, MINILM_NAMES, default_model_path, mini
 from .encoder import SciEmbedModel, parse_dtype
 from .formats import FORMAT_TOKENS, canonical_format
 from .hashing import sha256_file, weight_file
+from .protocol import Encoder
 
 ADAPTERS_DIR = "adapters"
 SPECTER2_BASE = "allenai/specter2_base"
@@ -114,7 +115,7 @@ def load_model(
     attn_implementation: str | None = "sdpa",
     verify: bool = True,
     backend: str = "torch",
-) -> SciEmbedModel:
+) -> Encoder:
     """Load a sciembed model folder, a Hugging Face encoder, or SPECTER2's published layout.
 
     ``name_or_path``: a folder or hub name; ``None``/``"default"`` for the default model;
@@ -192,7 +193,6 @@ def load_adapter(model: SciEmbedModel, format: str, source: str | Path) -> None:
     config, _, weights = read_adapter_folder(folder)
     stack = model.add_adapter(fmt, config)
     load_adapter_weights(stack, weights, str(folder))
-    model._fingerprint = None
 
 
 def save_model(model: SciEmbedModel, folder: str | Path, dtype: str | torch.dtype | None = None) -> Path:

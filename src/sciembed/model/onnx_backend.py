@@ -19,8 +19,9 @@ import numpy as np
 import torch
 
 from ..data import Paper
+from ..engine.options import EncodeOptions, resolve_options
 from .config import SciEmbedConfig
-from .encoder import PROGRESS_MIN_DOCS, _progress, length_sorted_batches
+from .encoder import _progress, length_sorted_batches
 from .export import BASE_GRAPH, ONNX_CONFIG
 from .formats import canonical_format
 from .text import TextMixin, pad_ids
@@ -70,6 +71,14 @@ class OnnxEncoder(TextMixin):
     @property
     def hidden_size(self) -> int:
         return int(self.onnx_config["hidden_size"])
+
+    @property
+    def dimension(self) -> int:
+        return self.hidden_size
+
+    @property
+    def name(self) -> str:
+        return self.config.name or self.folder.name
 
     @property
     def formats(self) -> list[str]:
@@ -128,30 +137,33 @@ class OnnxEncoder(TextMixin):
         self,
         papers: Sequence[Paper | dict | str],
         format: str = "proximity",
-        batch_size: int = 32,
+        batch_size: int | None = None,
         device: str | torch.device | None = None,
         dtype: Any = None,
         show_progress: bool | None = None,
         fields: Sequence[str] | None = None,
         max_tokens: int | None = None,
+        *,
+        options: EncodeOptions | None = None,
     ) -> np.ndarray:
         """Embed papers; float32 ``(len(papers), dim)`` in input order, as :meth:`SciEmbedModel.encode`."""
+        opts = resolve_options(options, batch_size, device, dtype, show_progress, fields, max_tokens)
         papers = list(papers)
-        self.place(device, dtype)
+        self.place(opts.device, opts.dtype)
         out = np.zeros((len(papers), self.hidden_size), dtype=np.float32)
         if not papers:
             return out
         session = self.session(format)
-        ids = self.tokenize(self.texts(papers, fields))
-        show = show_progress if show_progress is not None else len(papers) >= PROGRESS_MIN_DOCS
-        progress = _progress(len(papers), show)
-        for batch in length_sorted_batches([len(x) for x in ids], batch_size, max_tokens):
+        ids = self.tokenize(self.texts(papers, opts.fields))
+        progress = _progress(len(papers), opts.show_progress(len(papers)))
+        for batch in length_sorted_batches([len(x) for x in ids], opts.batch_size, opts.max_tokens):
             inputs = self.collate([ids[i] for i in batch])
             out[batch] = session.run(["embedding"], inputs)[0]
             progress.update(len(batch))
         progress.close()
         return out
 
+    @property
     def fingerprint(self) -> str:
         """sha256 over the graphs and the settings (the ONNX counterpart of the model's fingerprint)."""
         if self._fingerprint is None:

@@ -369,7 +369,6 @@ class TripletTask:
             self.lite_tasks = []
             return {}
         finally:
-            model._fingerprint = None
             model.train()
         return results
 
@@ -488,7 +487,6 @@ def _train_base(
     folder = output / MODEL_DIR
     if info.is_main:
         model.eval()
-        model._fingerprint = None
         save_model(model, folder, dtype=config.save_dtype)
         log(f"saved the trained model to {folder} ({time.perf_counter() - start:.0f}s of training)")
         try:

@@ -311,7 +311,6 @@ def train_stage2(
         finished = state.step >= trainer.total_steps
         if info.is_main and finished:
             model.eval()
-            model._fingerprint = None
             save_model(model, model_dir, dtype=config.save_dtype)
             save_heads(task.module.heads, model_dir)
             write_plots(output, f"stage 2 ({config.mode})", say)
