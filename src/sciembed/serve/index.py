@@ -1,0 +1,444 @@
+"""``PaperIndex``: paper metadata (SQLite) + one FAISS index per format, built incrementally.
+
+Every change is one *generation*. An add (1) inserts its rows into SQLite tagged with the next generation,
+(2) writes each format's FAISS index to a new file named for that generation, (3) atomically replaces
+``index.json`` (the commit point), (4) deletes the previous generation's files. A crash before (3) leaves
+``index.json`` pointing at the old files, and readers ignore rows of uncommitted generations; the next
+writer deletes them. So a crash while adding leaves the index exactly as it was before the add.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..data import Paper
+from . import vectors as faiss_io
+from .layout import (
+    DATABASE,
+    MANIFEST,
+    IndexManifest,
+    ModelInfo,
+    choose_kind,
+    read_manifest,
+    vector_file,
+    write_manifest,
+)
+from .metadata import paper_row, split_prefixed_id
+from .projection import MapProjection
+from .store import PaperStore
+
+WRITER_LOCK = ".writer.lock"
+MAP_FORMAT_PREFERENCE = ("proximity",)
+PROJECTION_MIN_VECTORS = 3
+
+
+def model_info_of(encoder: Any, source: str | None = None) -> ModelInfo:
+    """Name, fingerprint and dimension of an encoder (property or method spellings both accepted)."""
+    fingerprint = encoder.fingerprint
+    fingerprint = fingerprint() if callable(fingerprint) else fingerprint
+    dimension = getattr(encoder, "dimension", None)
+    if dimension is None:
+        dimension = encoder.hidden_size
+    name = getattr(encoder, "name", None)
+    if not isinstance(name, str) or not name:
+        name = getattr(getattr(encoder, "config", None), "name", None) or source or "unknown"
+    return ModelInfo(name=str(name), fingerprint=str(fingerprint), dimension=int(dimension), source=source)
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    paper_id: str
+    row_id: int
+    score: float
+
+
+@dataclass(frozen=True)
+class AddReport:
+    added: int
+    skipped_existing: int
+    generation: int
+    count: int
+
+
+class PaperIndex:
+    """Open with :meth:`create` or :meth:`open`; readers and one writer may use a folder at the same time."""
+
+    def __init__(self, folder: Path, manifest: IndexManifest, store: PaperStore, writable: bool, lock: Any = None):
+        self.folder = folder
+        self.manifest = manifest
+        self.store = store
+        self.writable = writable
+        self._lock = lock
+        self._indexes: dict[str, Any] = {}
+        self._projection: MapProjection | None = None
+        self._staged = 0  # rows added since the last commit
+        self._load_generation()
+
+    # ---- opening ----------------------------------------------------------------------------------
+    @classmethod
+    def create(
+        cls,
+        folder: str | Path,
+        model_info: ModelInfo | Any,
+        formats: Sequence[str] = ("proximity",),
+        kind: str = "auto",
+        expected_size: int = 0,
+        params: dict[str, Any] | None = None,
+    ) -> PaperIndex:
+        """A new, empty index in ``folder`` (which must not hold an index already)."""
+        folder = Path(folder)
+        if (folder / MANIFEST).exists():
+            raise FileExistsError(f"{folder} already holds an index; use `sciembed index add` to add papers")
+        info = model_info if isinstance(model_info, ModelInfo) else model_info_of(model_info)
+        formats = tuple(dict.fromkeys(formats))
+        if not formats:
+            raise ValueError("an index needs at least one format")
+        chosen = choose_kind(kind, expected_size)
+        resolved = faiss_io.resolve_params(chosen, info.dimension, expected_size, params)
+        folder.mkdir(parents=True, exist_ok=True)
+        lock = _lock_writer(folder)
+        files = {}
+        trained = not faiss_io.needs_training(chosen)
+        if trained:
+            for fmt in formats:
+                files[fmt] = vector_file(fmt, 0)
+                faiss_io.save(faiss_io.new_index(chosen, info.dimension, resolved), folder / files[fmt])
+        manifest = IndexManifest(
+            model=info, formats=formats, kind=chosen, params=resolved, trained=trained, files=files
+        )
+        store = PaperStore(folder / DATABASE)
+        write_manifest(folder, manifest)
+        return cls(folder, manifest, store, writable=True, lock=lock)
+
+    @classmethod
+    def open(cls, folder: str | Path, writable: bool = False) -> PaperIndex:
+        folder = Path(folder)
+        manifest = read_manifest(folder)
+        lock = _lock_writer(folder) if writable else None
+        if writable:
+            manifest = read_manifest(folder)  # re-read under the lock
+        store = PaperStore(folder / DATABASE)
+        index = cls(folder, manifest, store, writable=writable, lock=lock)
+        if writable:
+            index._recover()
+        return index
+
+    def close(self) -> None:
+        self.store.close()
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
+
+    def __enter__(self) -> PaperIndex:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def _load_generation(self) -> None:
+        m = self.manifest
+        self._indexes = {fmt: faiss_io.load(self.folder / name, m.kind, m.params) for fmt, name in m.files.items()}
+        self._projection = MapProjection.load(self.folder / m.projection) if m.projection else None
+
+    def refresh(self, attempts: int = 5) -> bool:
+        """Pick up a generation that another process committed; True if it changed."""
+        for attempt in range(attempts):
+            try:
+                manifest = read_manifest(self.folder)
+                if manifest.generation == self.manifest.generation:
+                    return False
+                previous = self.manifest
+                self.manifest = manifest
+                try:
+                    self._load_generation()
+                except Exception:
+                    self.manifest = previous
+                    raise
+                return True
+            except (FileNotFoundError, RuntimeError, ValueError):
+                if attempt == attempts - 1:
+                    raise
+                time.sleep(0.05)  # a writer replaced the files between our reads
+        return False
+
+    def _recover(self) -> None:
+        """Undo what an interrupted add left behind: uncommitted rows and unreferenced files."""
+        self.store.discard_uncommitted(self.manifest.generation)
+        keep = set(self.manifest.files.values()) | {self.manifest.projection}
+        for path in self.folder.iterdir():
+            stale_vectors = path.name.startswith("vectors-") and path.suffix == ".faiss"
+            stale_projection = path.name.startswith("projection.") and path.suffix == ".npz"
+            if (stale_vectors or stale_projection) and path.name not in keep or ".tmp" in path.name:
+                path.unlink(missing_ok=True)
+
+    # ---- properties -------------------------------------------------------------------------------
+    @property
+    def model(self) -> ModelInfo:
+        return self.manifest.model
+
+    @property
+    def formats(self) -> tuple[str, ...]:
+        return self.manifest.formats
+
+    @property
+    def dimension(self) -> int:
+        return self.manifest.dimension
+
+    def __len__(self) -> int:
+        return self.manifest.count
+
+    @property
+    def map_format(self) -> str:
+        return next((f for f in MAP_FORMAT_PREFERENCE if f in self.formats), self.formats[0])
+
+    # ---- writing ----------------------------------------------------------------------------------
+    def _require_writable(self) -> None:
+        if not self.writable:
+            raise PermissionError(f"{self.folder} was opened read-only; open it with writable=True to change it")
+
+    def check_model(self, fingerprint: str, dimension: int | None = None) -> None:
+        """Vectors of another model are not comparable with the index's: refuse them."""
+        if dimension is not None and int(dimension) != self.dimension:
+            raise ValueError(f"vectors have dimension {dimension}, the index {self.folder} holds {self.dimension}")
+        if fingerprint != self.model.fingerprint:
+            raise ValueError(
+                f"vectors come from a model with fingerprint {fingerprint[:12]}..., the index {self.folder} holds "
+                f"vectors of {self.model.name} ({self.model.fingerprint[:12]}...)"
+            )
+
+    def train(self, sample_vectors: np.ndarray | dict[str, np.ndarray]) -> None:
+        """Train a trained kind (IVF-PQ) on a sample (one array for all formats, or one per format); once."""
+        self._require_writable()
+        m = self.manifest
+        if m.trained:
+            raise ValueError(f"the {m.kind} index in {self.folder} is already trained (or needs no training)")
+        samples = sample_vectors if isinstance(sample_vectors, dict) else {f: sample_vectors for f in m.formats}
+        samples = {f: np.asarray(samples[f], dtype=np.float32) for f in m.formats if f in samples}
+        for fmt in m.formats:
+            sample = samples.get(fmt)
+            if sample is None or sample.ndim != 2 or sample.shape[1] != self.dimension:
+                shape = None if sample is None else sample.shape
+                raise ValueError(f"{fmt} training sample must have shape (n, {self.dimension}), got {shape}")
+        generation = m.generation + 1
+        files, indexes = {}, {}
+        sample = samples[self.map_format]
+        for fmt in m.formats:
+            indexes[fmt] = faiss_io.new_index(m.kind, self.dimension, m.params)
+            faiss_io.train(indexes[fmt], samples[fmt])
+            files[fmt] = vector_file(fmt, generation)
+            faiss_io.save(indexes[fmt], self.folder / files[fmt])
+        projection = self._fit_projection(sample, generation) if m.projection is None else m.projection
+        self._switch(m.next(m.count, files, trained=True, projection=projection), indexes)
+
+    def add(
+        self,
+        papers: Sequence[Paper | dict],
+        vectors_by_format: dict[str, np.ndarray],
+        fingerprint: str,
+        on_duplicate: str = "skip",
+        commit: bool = True,
+    ) -> AddReport:
+        """Add papers and their vectors (one (n, dim) array per format of the index, in paper order).
+
+        ``fingerprint`` names the model that made the vectors; it must be the index's. Papers whose id is
+        already in the index are skipped (``on_duplicate="skip"``) or refused (``"error"``); an id twice
+        in one call is refused. With ``commit=False`` the rows are staged until :meth:`commit`.
+        """
+        self._require_writable()
+        m = self.manifest
+        if not m.trained:
+            raise ValueError(f"the {m.kind} index in {self.folder} must be trained first (PaperIndex.train)")
+        if on_duplicate not in ("skip", "error"):
+            raise ValueError(f"on_duplicate must be 'skip' or 'error', got {on_duplicate!r}")
+        rows = [paper_row(p) for p in papers]
+        missing = [f for f in m.formats if f not in vectors_by_format]
+        extra = [f for f in vectors_by_format if f not in m.formats]
+        if missing or extra:
+            raise ValueError(f"the index holds formats {list(m.formats)}; got vectors for {sorted(vectors_by_format)}")
+        arrays = {f: np.asarray(vectors_by_format[f], dtype=np.float32) for f in m.formats}
+        for fmt, array in arrays.items():
+            if array.ndim != 2 or array.shape[0] != len(rows):
+                raise ValueError(f"{fmt} vectors have shape {array.shape}, expected ({len(rows)}, {self.dimension})")
+            self.check_model(fingerprint, array.shape[1])
+            if not np.isfinite(array).all():
+                bad = int(np.argwhere(~np.isfinite(array).all(axis=1))[0, 0])
+                raise ValueError(f"{fmt} vector of paper {rows[bad].paper_id} is not finite")
+        seen: set[str] = set()
+        for row in rows:
+            if row.paper_id in seen:
+                raise ValueError(f"paper id {row.paper_id} appears twice in one add")
+            seen.add(row.paper_id)
+        existing = self.store.existing_ids([r.paper_id for r in rows])
+        if existing and on_duplicate == "error":
+            raise ValueError(f"{len(existing)} paper ids are already in the index, e.g. {sorted(existing)[0]}")
+        keep = [i for i, r in enumerate(rows) if r.paper_id not in existing]
+        rows = [rows[i] for i in keep]
+        arrays = {f: a[keep] for f, a in arrays.items()}
+        generation = m.generation + 1
+        if rows:
+            start = max(self.store.max_row_id(), -1) + 1
+            row_ids = np.arange(start, start + len(rows), dtype=np.int64)
+            if self._projection is None and m.projection is None and len(rows) >= PROJECTION_MIN_VECTORS:
+                name = self._fit_projection(arrays[self.map_format], generation)
+                self.manifest = m = _with_projection(m, name)
+                self._projection = MapProjection.load(self.folder / name)
+            xy, clusters = self._projection.apply(arrays[self.map_format]) if self._projection else (None, None)
+            try:
+                self.store.insert(rows, row_ids, arrays, xy, clusters, generation)
+                for fmt in m.formats:
+                    faiss_io.add(self._indexes[fmt], arrays[fmt], row_ids)
+            except BaseException:
+                self._rollback()
+                raise
+            self._staged += len(rows)
+        report = AddReport(len(rows), len(existing), generation, m.count + self._staged)
+        if commit:
+            self.commit()
+        return report
+
+    def commit(self) -> None:
+        """Write the staged rows' FAISS files and switch ``index.json`` to them (atomic)."""
+        self._require_writable()
+        if not self._staged and self.manifest.projection == read_manifest(self.folder).projection:
+            return
+        m = self.manifest
+        generation = m.generation + 1
+        files = {fmt: vector_file(fmt, generation) for fmt in m.formats}
+        try:
+            for fmt, name in files.items():
+                faiss_io.save(self._indexes[fmt], self.folder / name)
+            self._switch(m.next(m.count + self._staged, files))
+        except BaseException:
+            self._rollback()
+            raise
+        self._staged = 0
+
+    def _switch(self, manifest: IndexManifest, indexes: dict[str, Any] | None = None) -> None:
+        """Commit ``manifest``; the in-memory indexes already hold its vectors (or are given)."""
+        old = self.manifest
+        write_manifest(self.folder, manifest)  # the commit point
+        self.manifest = manifest
+        for fmt, name in old.files.items():
+            if manifest.files.get(fmt) != name:
+                (self.folder / name).unlink(missing_ok=True)
+        if indexes is not None:
+            self._indexes = indexes
+        if manifest.projection and (self._projection is None or manifest.projection != old.projection):
+            self._projection = MapProjection.load(self.folder / manifest.projection)
+
+    def _rollback(self) -> None:
+        self.manifest = read_manifest(self.folder)
+        self.store.discard_uncommitted(self.manifest.generation)
+        self._recover()
+        self._staged = 0
+        self._load_generation()
+
+    def _fit_projection(self, vectors: np.ndarray, generation: int) -> str:
+        name = f"projection.g{generation:06d}.npz"
+        MapProjection.fit(vectors).save(self.folder / name)
+        return name
+
+    # ---- reading ----------------------------------------------------------------------------------
+    def search(self, format: str, query_vectors: np.ndarray, k: int) -> list[list[SearchHit]]:
+        """Top-k papers by cosine similarity for each query vector (best first)."""
+        if format not in self._indexes:
+            raise ValueError(f"the index holds formats {list(self.formats)}, not {format!r}")
+        queries = np.atleast_2d(np.asarray(query_vectors, dtype=np.float32))
+        if queries.shape[1] != self.dimension:
+            raise ValueError(f"query vectors have dimension {queries.shape[1]}, the index holds {self.dimension}")
+        rerank = int(self.manifest.params.get("rerank", 1)) if self.manifest.kind == "ivfpq" else 1
+        scores, ids = faiss_io.search(self._indexes[format], queries, k * rerank)
+        if rerank > 1:
+            scores, ids = self._rerank(format, queries, ids, k)
+        paper_ids = self._paper_ids({int(i) for i in ids.ravel() if i >= 0})
+        return [
+            [
+                SearchHit(paper_ids[int(i)], int(i), float(s))
+                for s, i in zip(row_s, row_i, strict=True)
+                if int(i) in paper_ids
+            ]
+            for row_s, row_i in zip(scores, ids, strict=True)
+        ]
+
+    def _rerank(self, format: str, queries: np.ndarray, ids: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Exact cosine over the approximate candidates, from the stored vectors."""
+        stored = self.store.vectors(format, [int(i) for i in set(ids.ravel()) if i >= 0], self.dimension)
+        unit_queries = faiss_io.normalise(queries)
+        out_s = np.full((len(queries), k), -np.inf, np.float32)
+        out_i = np.full((len(queries), k), -1, np.int64)
+        for q, row in enumerate(ids):
+            candidates = [int(i) for i in row if int(i) in stored]
+            if not candidates:
+                continue
+            matrix = faiss_io.normalise(np.stack([stored[i] for i in candidates]))
+            exact = matrix @ unit_queries[q]
+            order = np.argsort(-exact)[:k]
+            out_s[q, : len(order)] = exact[order]
+            out_i[q, : len(order)] = np.asarray(candidates)[order]
+        return out_s, out_i
+
+    def _paper_ids(self, row_ids: set[int]) -> dict[int, str]:
+        rows = self.store.rows_by_row_id(sorted(row_ids), self.manifest.generation)
+        return {row_id: row["paper_id"] for row_id, row in rows.items()}
+
+    def resolve(self, ids: Sequence[str]) -> list[int | None]:
+        """Row ids for paper ids, S2-style prefixed ids (``DOI:``, ``ArXiv:``, ``ACL:``, ``CorpusId:``) or None."""
+        generation = self.manifest.generation
+        direct = self.store.rows_by_paper_id(list(ids), generation)
+        out: list[int | None] = []
+        for paper_id in ids:
+            if paper_id in direct:
+                out.append(int(direct[paper_id]["row_id"]))
+                continue
+            prefixed = split_prefixed_id(paper_id)
+            if prefixed is None:
+                out.append(None)
+            elif prefixed[0] == "CorpusId":
+                row_id = int(prefixed[1]) if prefixed[1].isdigit() and len(prefixed[1]) < 19 else None
+                found = self.store.rows_by_row_id([row_id], generation) if row_id is not None else {}
+                out.append(row_id if row_id in found else None)
+            else:
+                out.append(self.store.row_id_for_external(prefixed[0], prefixed[1], generation))
+        return out
+
+    def get(self, ids: Sequence[str]) -> list[dict[str, Any] | None]:
+        """Metadata records in request order (None for unknown ids)."""
+        row_ids = self.resolve(ids)
+        return self.get_rows(row_ids)
+
+    def get_rows(self, row_ids: Sequence[int | None]) -> list[dict[str, Any] | None]:
+        found = self.store.rows_by_row_id([r for r in row_ids if r is not None], self.manifest.generation)
+        return [found.get(r) if r is not None else None for r in row_ids]
+
+    def vectors(self, format: str, row_ids: Sequence[int]) -> dict[int, np.ndarray]:
+        """The vectors as the encoder produced them (not normalised), by row id."""
+        if format not in self.formats:
+            raise ValueError(f"the index holds formats {list(self.formats)}, not {format!r}")
+        return self.store.vectors(format, row_ids, self.dimension)
+
+    def map_points(self, limit: int) -> list[dict[str, Any]]:
+        return self.store.map_points(self.manifest.generation, limit)
+
+
+def _with_projection(manifest: IndexManifest, name: str) -> IndexManifest:
+    from dataclasses import replace
+
+    return replace(manifest, projection=name)
+
+
+def _lock_writer(folder: Path):
+    """One writer per index folder (an advisory lock, released when the process ends)."""
+    handle = open(folder / WRITER_LOCK, "a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise RuntimeError(f"another process is writing the index in {folder}") from None
+    return handle

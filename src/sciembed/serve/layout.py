@@ -1,0 +1,131 @@
+"""The index folder's manifest (``index.json``) and file names: the contract other writers follow.
+
+docs/SERVING.md describes the layout; ``sciembed.scale`` writes the same folders.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+LAYOUT_VERSION = 1
+MANIFEST = "index.json"
+DATABASE = "papers.sqlite"
+KINDS = ("flat", "hnsw", "ivfpq")
+# Exact search up to this many vectors; HNSW up to HNSW_MAX; IVF-PQ (compact, trained) beyond.
+FLAT_MAX = 50_000
+HNSW_MAX = 5_000_000
+
+
+def vector_file(format: str, generation: int) -> str:
+    """One FAISS file per format and generation; a commit switches generations atomically."""
+    return f"vectors-{format}.g{generation:06d}.faiss"
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """Which encoder made the vectors: they are only comparable with vectors of the same fingerprint."""
+
+    name: str
+    fingerprint: str
+    dimension: int
+    source: str | None = None  # what to pass to sciembed.load() to get this model back (folder or name)
+
+
+@dataclass(frozen=True)
+class IndexManifest:
+    model: ModelInfo
+    formats: tuple[str, ...]
+    kind: str
+    params: dict[str, Any]
+    metric: str = "cosine"  # vectors are L2-normalised before FAISS sees them; scores are inner products
+    generation: int = 0
+    count: int = 0
+    trained: bool = True
+    files: dict[str, str] = field(default_factory=dict)  # format -> FAISS file of this generation
+    projection: str | None = None  # file with the 2-D map projection (npz), if one was fitted
+    version: int = LAYOUT_VERSION
+
+    @property
+    def dimension(self) -> int:
+        return self.model.dimension
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["formats"] = list(self.formats)
+        data["dimension"] = self.dimension
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> IndexManifest:
+        version = int(data.get("version", 0))
+        if version != LAYOUT_VERSION:
+            raise ValueError(f"index layout version {version} is not supported (this sciembed reads {LAYOUT_VERSION})")
+        model = ModelInfo(**data["model"])
+        return cls(
+            model=model,
+            formats=tuple(data["formats"]),
+            kind=data["kind"],
+            params=dict(data.get("params", {})),
+            metric=data.get("metric", "cosine"),
+            generation=int(data["generation"]),
+            count=int(data["count"]),
+            trained=bool(data.get("trained", True)),
+            files=dict(data.get("files", {})),
+            projection=data.get("projection"),
+            version=version,
+        )
+
+    def next(self, count: int, files: dict[str, str], **changes: Any) -> IndexManifest:
+        return replace(self, generation=self.generation + 1, count=count, files=files, **changes)
+
+
+def read_manifest(folder: Path) -> IndexManifest:
+    path = folder / MANIFEST
+    if not path.is_file():
+        raise FileNotFoundError(f"{folder} is not a sciembed index (no {MANIFEST})")
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}: invalid JSON ({exc})") from None
+    try:
+        return IndexManifest.from_dict(data)
+    except (KeyError, TypeError) as exc:
+        raise ValueError(f"{path}: missing or bad field {exc}") from None
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write under a temporary name, fsync, rename: readers see the old file or the new one."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+    fsync_dir(path.parent)
+
+
+def fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_manifest(folder: Path, manifest: IndexManifest) -> None:
+    """The commit point of every change to an index."""
+    atomic_write_bytes(folder / MANIFEST, (json.dumps(manifest.to_dict(), indent=2) + "\n").encode())
+
+
+def choose_kind(kind: str, expected_size: int) -> str:
+    if kind == "auto":
+        if expected_size <= FLAT_MAX:
+            return "flat"
+        return "hnsw" if expected_size <= HNSW_MAX else "ivfpq"
+    if kind not in KINDS:
+        raise ValueError(f"index kind must be auto, {', '.join(KINDS)}; got {kind!r}")
+    return kind

@@ -1,0 +1,205 @@
+"""PaperIndex: incremental adds, duplicates, model checks, crash safety, the three index kinds."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("faiss")
+
+from sciembed.serve import ModelInfo, PaperIndex  # noqa: E402
+
+DIM = 16
+INFO = ModelInfo(name="test-model", fingerprint="f" * 64, dimension=DIM, source="tests")
+REPO = Path(__file__).resolve().parents[2]
+
+
+def papers(start: int, stop: int) -> list[dict]:
+    return [
+        {
+            "paper_id": f"P{i}",
+            "title": f"Paper {i}",
+            "abstract": f"About {i}",
+            "year": 1990 + i % 30,
+            "doi": f"10.1/AB{i}",
+        }
+        for i in range(start, stop)
+    ]
+
+
+def vectors(n: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).normal(size=(n, DIM)).astype(np.float32)
+
+
+def exact_top(corpus: np.ndarray, query: np.ndarray, k: int) -> list[int]:
+    unit = corpus / np.linalg.norm(corpus, axis=1, keepdims=True)
+    return list(np.argsort(-(unit @ (query / np.linalg.norm(query))))[:k])
+
+
+def test_flat_index_is_exact_and_incremental(tmp_path):
+    corpus = vectors(300)
+    index = PaperIndex.create(tmp_path / "idx", INFO, formats=("proximity",), expected_size=300)
+    assert index.manifest.kind == "flat"
+    index.add(papers(0, 200), {"proximity": corpus[:200]}, fingerprint=INFO.fingerprint)
+    report = index.add(papers(150, 300), {"proximity": corpus[150:]}, fingerprint=INFO.fingerprint)
+    assert (report.added, report.skipped_existing, len(index)) == (100, 50, 300)
+    query = vectors(1, seed=9)[0]
+    hits = index.search("proximity", query, 10)[0]
+    assert [h.paper_id for h in hits] == [f"P{i}" for i in exact_top(corpus, query, 10)]
+    assert hits[0].score == pytest.approx(
+        float(
+            corpus[int(hits[0].paper_id[1:])]
+            @ query
+            / np.linalg.norm(corpus[int(hits[0].paper_id[1:])])
+            / np.linalg.norm(query)
+        ),
+        abs=1e-5,
+    )
+    index.close()
+    reopened = PaperIndex.open(tmp_path / "idx")
+    assert len(reopened) == 300 and reopened.store.count(reopened.manifest.generation) == 300
+    record = reopened.get(["P7"])[0]
+    assert record["title"] == "Paper 7" and record["year"] == 1997 and record["external_ids"]["DOI"] == "10.1/AB7"
+    # raw vectors come back exactly as added
+    np.testing.assert_array_equal(reopened.vectors("proximity", [record["row_id"]])[record["row_id"]], corpus[7])
+    manifest = json.loads((tmp_path / "idx" / "index.json").read_text())
+    assert (
+        manifest["model"]["fingerprint"] == INFO.fingerprint
+        and manifest["count"] == 300
+        and manifest["dimension"] == DIM
+    )
+
+
+def test_lookup_by_prefixed_ids(tmp_path):
+    index = PaperIndex.create(tmp_path / "idx", INFO)
+    rows = papers(0, 5) + [{"paper_id": "hep-th/9601001", "title": "Old arXiv id"}]
+    index.add(rows, {"proximity": vectors(6)}, fingerprint=INFO.fingerprint)
+    got = index.get(
+        ["DOI:10.1/ab3", "CorpusId:2", "ArXiv:hep-th/9601001", "hep-th/9601001", "CorpusId:99", "DOI:x", "nope"]
+    )
+    assert [g and g["paper_id"] for g in got] == ["P3", "P2", "hep-th/9601001", "hep-th/9601001", None, None, None]
+
+
+def test_refuses_other_models_and_bad_input(tmp_path):
+    index = PaperIndex.create(tmp_path / "idx", INFO, formats=("proximity", "adhoc_query"))
+    good = {"proximity": vectors(3), "adhoc_query": vectors(3, 1)}
+    with pytest.raises(ValueError, match="fingerprint"):
+        index.add(papers(0, 3), good, fingerprint="0" * 64)
+    with pytest.raises(ValueError, match="dimension"):
+        index.add(
+            papers(0, 3), {"proximity": np.zeros((3, 8)), "adhoc_query": np.zeros((3, 8))}, fingerprint=INFO.fingerprint
+        )
+    with pytest.raises(ValueError, match="formats"):
+        index.add(papers(0, 3), {"proximity": vectors(3)}, fingerprint=INFO.fingerprint)
+    with pytest.raises(ValueError, match="twice"):
+        index.add(papers(0, 2) + papers(0, 1), good, fingerprint=INFO.fingerprint)
+    bad = vectors(3)
+    bad[1, 0] = np.nan
+    with pytest.raises(ValueError, match="P1 is not finite"):
+        index.add(papers(0, 3), {"proximity": bad, "adhoc_query": vectors(3)}, fingerprint=INFO.fingerprint)
+    index.add(papers(0, 3), good, fingerprint=INFO.fingerprint)
+    with pytest.raises(ValueError, match="already in the index"):
+        index.add(papers(2, 5), good, fingerprint=INFO.fingerprint, on_duplicate="error")
+    assert len(index) == 3
+    with pytest.raises(FileExistsError):
+        PaperIndex.create(tmp_path / "idx", INFO)
+
+
+def test_one_writer_at_a_time(tmp_path):
+    index = PaperIndex.create(tmp_path / "idx", INFO)
+    with pytest.raises(RuntimeError, match="another process"):
+        PaperIndex.open(tmp_path / "idx", writable=True)
+    reader = PaperIndex.open(tmp_path / "idx")
+    with pytest.raises(PermissionError):
+        reader.add(papers(0, 1), {"proximity": vectors(1)}, fingerprint=INFO.fingerprint)
+    index.add(papers(0, 4), {"proximity": vectors(4)}, fingerprint=INFO.fingerprint)
+    assert len(reader) == 0 and reader.refresh() and len(reader) == 4
+    assert reader.get(["P3"])[0]["title"] == "Paper 3"
+
+
+CRASH = """
+import os, sys, numpy as np
+sys.path.insert(0, {src!r}); sys.path.insert(0, {tests!r})
+from test_index import INFO, papers, vectors
+from sciembed.serve import PaperIndex, layout, index as index_module
+index = PaperIndex.open({folder!r}, writable=True)
+def die(*args, **kwargs):
+    os._exit(17)  # the process dies after SQLite and FAISS files were written, before the commit point
+index_module.write_manifest = die
+index.add(papers(100, 200), {{"proximity": vectors(100, 5)}}, fingerprint=INFO.fingerprint)
+"""
+
+
+def test_killed_add_leaves_the_index_as_before(tmp_path):
+    folder = tmp_path / "idx"
+    index = PaperIndex.create(folder, INFO, kind="hnsw")
+    before = vectors(100)
+    index.add(papers(0, 100), {"proximity": before}, fingerprint=INFO.fingerprint)
+    manifest_before = (folder / "index.json").read_bytes()
+    index.close()
+    script = CRASH.format(src=str(REPO / "src"), tests=str(Path(__file__).parent), folder=str(folder))
+    result = subprocess.run([sys.executable, "-c", textwrap.dedent(script)], capture_output=True, text=True)
+    assert result.returncode == 17, result.stderr
+    assert (folder / "index.json").read_bytes() == manifest_before
+    reader = PaperIndex.open(folder)
+    assert len(reader) == 100 and reader.get(["P150"]) == [None]
+    assert all(h.paper_id in {f"P{i}" for i in range(100)} for h in reader.search("proximity", vectors(5, 5), 20)[0])
+    reader.close()
+    writer = PaperIndex.open(folder, writable=True)  # recovers: the half-written add is gone
+    assert writer.store.count(10**9) == 100
+    assert sorted(p.name for p in folder.glob("vectors-*")) == [writer.manifest.files["proximity"]]
+    report = writer.add(papers(100, 200), {"proximity": vectors(100, 5)}, fingerprint=INFO.fingerprint)
+    assert report.added == 100 and len(writer) == 200
+
+
+def test_failed_add_rolls_back_in_process(tmp_path, monkeypatch):
+    from sciembed.serve import vectors as faiss_io
+
+    index = PaperIndex.create(tmp_path / "idx", INFO)
+    index.add(papers(0, 10), {"proximity": vectors(10)}, fingerprint=INFO.fingerprint)
+
+    def broken(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(faiss_io, "save", broken)
+    with pytest.raises(OSError):
+        index.add(papers(10, 20), {"proximity": vectors(10, 1)}, fingerprint=INFO.fingerprint)
+    monkeypatch.undo()
+    assert len(index) == 10 and index.get(["P15"]) == [None]
+    assert len(index.search("proximity", vectors(1)[0], 50)[0]) == 10
+    index.add(papers(10, 20), {"proximity": vectors(10, 1)}, fingerprint=INFO.fingerprint)
+    assert len(index) == 20
+
+
+@pytest.mark.parametrize("kind", ["hnsw", "ivfpq"])
+def test_approximate_kinds_find_the_exact_neighbours(tmp_path, kind):
+    centres = vectors(20, 3) * 3
+    rng = np.random.default_rng(4)
+    corpus = (centres[rng.integers(0, 20, 3000)] + rng.normal(size=(3000, DIM))).astype(np.float32)
+    index = PaperIndex.create(
+        tmp_path / "idx", INFO, kind=kind, expected_size=3000, params={"nlist": 32} if kind == "ivfpq" else None
+    )
+    if kind == "ivfpq":
+        with pytest.raises(ValueError, match="trained first"):
+            index.add(papers(0, 1), {"proximity": corpus[:1]}, fingerprint=INFO.fingerprint)
+        index.train(corpus[:2000])
+    for start in range(0, 3000, 1000):  # shard by shard
+        index.add(
+            papers(start, start + 1000), {"proximity": corpus[start : start + 1000]}, fingerprint=INFO.fingerprint
+        )
+    queries = vectors(20, 8)
+    recall = np.mean(
+        [
+            len({h.row_id for h in hits} & set(exact_top(corpus, q, 10))) / 10
+            for q, hits in zip(queries, index.search("proximity", queries, 10), strict=True)
+        ]
+    )
+    assert recall >= 0.9
+    points = index.map_points(500)
+    assert 0 < len(points) <= 500 and {"map_x", "map_y", "cluster"} <= set(points[0])
