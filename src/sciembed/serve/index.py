@@ -40,16 +40,10 @@ PROJECTION_MIN_VECTORS = 3
 
 
 def model_info_of(encoder: Any, source: str | None = None) -> ModelInfo:
-    """Name, fingerprint and dimension of an encoder (property or method spellings both accepted)."""
-    fingerprint = encoder.fingerprint
-    fingerprint = fingerprint() if callable(fingerprint) else fingerprint
-    dimension = getattr(encoder, "dimension", None)
-    if dimension is None:
-        dimension = encoder.hidden_size
-    name = getattr(encoder, "name", None)
-    if not isinstance(name, str) or not name:
-        name = getattr(getattr(encoder, "config", None), "name", None) or source or "unknown"
-    return ModelInfo(name=str(name), fingerprint=str(fingerprint), dimension=int(dimension), source=source)
+    """Name, fingerprint and dimension of an Encoder (``sciembed.model.protocol.Encoder``)."""
+    return ModelInfo(
+        name=encoder.name, fingerprint=encoder.fingerprint, dimension=int(encoder.dimension), source=source
+    )
 
 
 @dataclass(frozen=True)
