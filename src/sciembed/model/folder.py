@@ -91,16 +91,27 @@ def _load_base_quiet(folder: str | Path, dtype: torch.dtype, attn_implementation
     if attn_implementation:
         kwargs["attn_implementation"] = attn_implementation
     try:
-        base = AutoModel.from_pretrained(str(folder), **kwargs)
+        base = _from_pretrained_eager_fallback(AutoModel, folder, kwargs)
     except TypeError:  # transformers < 4.56 calls it torch_dtype; some architectures have no pooler switch
         kwargs["torch_dtype"] = kwargs.pop("dtype")
         try:
-            base = AutoModel.from_pretrained(str(folder), **kwargs)
+            base = _from_pretrained_eager_fallback(AutoModel, folder, kwargs)
         except TypeError:
             kwargs.pop("add_pooling_layer")
-            base = AutoModel.from_pretrained(str(folder), **kwargs)
+            base = _from_pretrained_eager_fallback(AutoModel, folder, kwargs)
     tokenizer = AutoTokenizer.from_pretrained(str(folder))
     return base, tokenizer
+
+
+def _from_pretrained_eager_fallback(auto_model, folder: str | Path, kwargs: dict):
+    """``from_pretrained``; eager attention where transformers refuses SDPA for the architecture
+    (MPNet on transformers 4.x and 5.x): same results, only slower."""
+    try:
+        return auto_model.from_pretrained(str(folder), **kwargs)
+    except ValueError as exc:
+        if kwargs.get("attn_implementation") != "sdpa" or "scaled_dot_product_attention" not in str(exc):
+            raise
+        return auto_model.from_pretrained(str(folder), **{**kwargs, "attn_implementation": "eager"})
 
 
 def _is_published_layout(folder: Path) -> bool:
@@ -195,6 +206,29 @@ def load_adapter(model: SciEmbedModel, format: str, source: str | Path) -> None:
     load_adapter_weights(stack, weights, str(folder))
 
 
+def _pooler_for_plain_transformers(base: torch.nn.Module, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Pooler weights that plain ``AutoModel.from_pretrained`` expects but sciembed does not load
+    (it pools itself): an identity dense layer with zero bias, so ``pooler_output`` is
+    ``tanh(hidden[CLS])`` instead of randomly initialised with a warning on every load."""
+    from transformers import AutoModel
+
+    try:
+        with torch.device("meta"):
+            full = AutoModel.from_config(base.config)
+    except Exception:  # noqa: BLE001  an architecture AutoModel cannot build: save what we have
+        return {}
+    dtype = next(iter(state.values())).dtype if state else torch.float32
+    extra = {}
+    for key, meta in full.state_dict().items():
+        if key in state or "pooler" not in key:
+            continue
+        if key.endswith("weight") and meta.dim() == 2 and meta.shape[0] == meta.shape[1]:
+            extra[key] = torch.eye(meta.shape[0], dtype=dtype)
+        else:
+            extra[key] = torch.zeros(meta.shape, dtype=dtype)
+    return extra
+
+
 def save_model(model: SciEmbedModel, folder: str | Path, dtype: str | torch.dtype | None = None) -> Path:
     """Write ``model`` as a sciembed model folder; ``dtype`` (e.g. fp16) shrinks the stored weights."""
     folder = Path(folder)
@@ -204,6 +238,7 @@ def save_model(model: SciEmbedModel, folder: str | Path, dtype: str | torch.dtyp
         k: (v.to(store) if store is not None and v.is_floating_point() else v).detach().cpu().contiguous()
         for k, v in model.base.state_dict().items()
     }
+    state.update(_pooler_for_plain_transformers(model.base, state))
     model.base.save_pretrained(str(folder), state_dict=state, safe_serialization=True)
     model.tokenizer.save_pretrained(str(folder))
     model_type = str(getattr(model.base.config, "model_type", "bert"))
