@@ -76,7 +76,7 @@ def test_saved_folder_loads_in_plain_transformers_without_new_pooler(tmp_path, k
     torch.testing.assert_close(out.pooler_output, torch.tanh(out.last_hidden_state[:, 0]))
     # sciembed itself still loads without the pooler: same vectors, same fingerprint.
     again = sciembed.load(folder)
-    assert again.fingerprint() == model.fingerprint()
+    assert again.fingerprint == model.fingerprint
     np.testing.assert_array_equal(again.encode(PAPERS), model.encode(PAPERS))
 
 
