@@ -21,7 +21,7 @@ def test_save_and_load_round_trip(tmp_path, tiny_adapter_model, papers):
     assert config["base_sha256"] == sha256_file(folder / "model.safetensors")
     for fmt in FORMATS:
         assert (folder / "adapters" / fmt / "adapter_config.json").is_file()
-        assert (folder / "adapters" / fmt / "adapter_model.safetensors").is_file()
+        assert (folder / "adapters" / fmt / "adapter.safetensors").is_file()
     loaded = load_model(folder)
     assert loaded.formats == list(FORMATS)
     for fmt in FORMATS:
@@ -188,3 +188,18 @@ def test_default_model_is_minilm_with_mean_pooling_and_normalisation(papers, mon
         ]
     )
     assert a @ b > a @ c
+
+
+def test_older_adapter_folders_still_load(tmp_path, tiny_adapter_model, papers):
+    """Folders written before the AdapterHub file names (models/sciembed-minilm is one) load unchanged."""
+    folder = save_model(tiny_adapter_model, tmp_path / "m")
+    for fmt in FORMATS:
+        adapter = folder / "adapters" / fmt
+        (adapter / "adapter.safetensors").rename(adapter / "adapter_model.safetensors")
+        (adapter / "pytorch_adapter.bin").unlink()
+        config = json.loads((adapter / "adapter_config.json").read_text())
+        config["config"]["architecture"] = "bottleneck"
+        (adapter / "adapter_config.json").write_text(json.dumps(config))
+    loaded = load_model(folder)
+    for fmt in FORMATS:
+        np.testing.assert_array_equal(loaded.encode(papers, format=fmt), tiny_adapter_model.encode(papers, format=fmt))

@@ -12,8 +12,17 @@ import torch
 from .adapters import BottleneckConfig, LayerAdapters
 
 ADAPTER_CONFIG = "adapter_config.json"
-ADAPTER_WEIGHTS = "adapter_model.safetensors"
-ADAPTERHUB_WEIGHTS = ("pytorch_adapter.bin", "adapter_model.safetensors", "pytorch_adapter.safetensors")
+# What AdapterHub's `adapters` (1.x) reads and writes: `load_adapter(folder)` reads the .bin,
+# `load_adapter(folder, use_safetensors=True)` the .safetensors. We write both (a few hundred kB).
+ADAPTER_WEIGHTS = "adapter.safetensors"
+ADAPTER_WEIGHTS_BIN = "pytorch_adapter.bin"
+# Read in this order: AdapterHub's two names, then our older folders' PEFT-style name.
+ADAPTERHUB_WEIGHTS = (
+    ADAPTER_WEIGHTS,
+    ADAPTER_WEIGHTS_BIN,
+    "adapter_model.safetensors",
+    "pytorch_adapter.safetensors",
+)
 _KEY = re.compile(r"(?:^|\.)layer\.(\d+)\.output\.adapters\.([^.]+)\.(.+)$")
 
 
@@ -80,12 +89,13 @@ def load_adapter_weights(stack: LayerAdapters, weights: dict[str, torch.Tensor],
 def write_adapter_folder(
     stack: LayerAdapters, folder: Path, name: str, model_type: str, hidden_size: int, dtype: torch.dtype | None = None
 ) -> None:
-    """AdapterHub-style config and key names, weights in safetensors."""
+    """A folder AdapterHub's ``adapters`` library loads unchanged: its config (``architecture: null``
+    marks a bottleneck adapter there), key names and safetensors file name."""
     from safetensors.torch import save_file
 
     folder.mkdir(parents=True, exist_ok=True)
     config = {
-        "config": {"architecture": "bottleneck", **stack.config.to_dict()},
+        "config": {"architecture": None, **stack.config.to_dict()},
         "hidden_size": hidden_size,
         "model_type": model_type,
         "name": name,
@@ -100,3 +110,4 @@ def write_adapter_folder(
             out.to(dtype) if dtype is not None else out
         ).contiguous()
     save_file(tensors, str(folder / ADAPTER_WEIGHTS))
+    torch.save(tensors, folder / ADAPTER_WEIGHTS_BIN)  # plain tensors: loadable with weights_only=True

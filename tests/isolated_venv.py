@@ -1,0 +1,49 @@
+"""Isolated virtual environments for libraries sciembed must interoperate with but never depend on
+(AdapterHub's ``adapters`` pins its own transformers 4.x). Built once per package version and kept
+under ~/.cache/sciembed-test-venvs, so later test runs only pay for starting the interpreter."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+VENVS = Path(os.environ.get("SCIEMBED_TEST_VENVS", Path.home() / ".cache" / "sciembed-test-venvs"))
+# torch first and pinned: this version is the local CPU wheel; a library's own torch requirement
+# would otherwise pull a multi-GB CUDA build.
+TORCH = "torch==2.13.0"
+COMPLETE = ".sciembed-complete"
+
+
+def _pip(python: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", *args],
+        capture_output=True,
+        text=True,
+        timeout=1200,
+    )
+
+
+def isolated_venv(requirement: str) -> Path:
+    """The python of a venv holding ``torch`` and ``requirement`` (e.g. ``adapters==1.3.0``), or skip."""
+    VENVS.mkdir(parents=True, exist_ok=True)
+    folder = VENVS / requirement.replace("==", "-")
+    python = folder / "bin" / "python"
+    with open(VENVS / f".{folder.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # two test runs at once build it once
+        if (folder / COMPLETE).is_file():
+            return python
+        shutil.rmtree(folder, ignore_errors=True)  # a half-built venv from a killed run
+        subprocess.run([sys.executable, "-m", "venv", str(folder)], check=True, timeout=300)
+        for step in (TORCH, requirement):
+            result = _pip(python, step)
+            if result.returncode != 0:
+                shutil.rmtree(folder, ignore_errors=True)
+                pytest.skip(f"{step} cannot be installed in an isolated venv: {result.stderr.strip()[-400:]}")
+        (folder / COMPLETE).write_text(requirement + "\n")
+    return python
