@@ -18,7 +18,9 @@ class SciEmbedConfig:
     pooling: ``cls`` or ``mean`` (as the base was trained); normalize: L2-normalise outputs
     (sentence-transformers models such as MiniLM were trained so); max_length: truncation in tokens;
     formats: formats with an adapter (empty: the base serves every format); text_fields: fields
-    joined by the separator token; base_sha256: sha256 of the base weight file; name: display name.
+    joined by the separator token; base_sha256: sha256 of the base weight file; name: display name;
+    base_model: a registry base (``sciembed.model.bases``, e.g. ``all-mpnet-base-v2``) that the folder
+    builds on instead of holding base weights itself (it then ships only adapters and this file).
     """
 
     pooling: str = "cls"
@@ -28,6 +30,7 @@ class SciEmbedConfig:
     text_fields: list[str] = field(default_factory=lambda: ["title", "abstract"])
     base_sha256: str | None = None
     name: str = ""
+    base_model: str | None = None
     format_version: int = FORMAT_VERSION
 
     def to_dict(self) -> dict[str, Any]:

@@ -13,8 +13,9 @@ from pathlib import Path
 import torch
 
 from .adapter_io import load_adapter_weights, read_adapter_folder, write_adapter_folder
+from .bases import REGISTRY_BASES, base_folder, find_base
 from .config import CONFIG_NAME, SciEmbedConfig
-from .default_model import DEFAULT_NAMES, MINILM_NAMES, default_model_path, minilm_path
+from .default_model import DEFAULT_NAMES, SHIPPED_MODELS, default_model_path, shipped_model_path
 from .encoder import SciEmbedModel, parse_dtype
 from .formats import FORMAT_TOKENS, canonical_format
 from .hashing import sha256_file, weight_file
@@ -147,10 +148,13 @@ def load_model(
     name = str(name_or_path) if name_or_path is not None else "default"
     load_dtype = parse_dtype(dtype) or torch.float32
     extra_adapters = dict(adapters or {})
+    registry_base = find_base(name)
     if name.lower() in DEFAULT_NAMES:
         folder = default_model_path(verify)
-    elif name.lower() in MINILM_NAMES:
-        folder = minilm_path(verify)
+    elif registry_base is not None:
+        folder = base_folder(registry_base, verify)
+    elif name.lower() in SHIPPED_MODELS and shipped_model_path(name.lower()) is not None:
+        folder = shipped_model_path(name.lower())
     elif name.rstrip("/") in ("allenai/specter2", "specter2"):
         folder = _resolve_folder(SPECTER2_BASE)
         extra_adapters = {**SPECTER2_ADAPTERS, **extra_adapters}
@@ -160,12 +164,14 @@ def load_model(
             local = {fmt: folder / repo.split("/")[1] for fmt, repo in SPECTER2_ADAPTERS.items()}
             extra_adapters = {**{f: p for f, p in local.items() if p.is_dir()}, **extra_adapters}
             folder = folder / "specter2_base"
-    if (folder / "adapter_config.json").is_file() and not (folder / "config.json").is_file():
+    if (folder / "adapter_config.json").is_file() and not (folder / CONFIG_NAME).is_file():
         raise ValueError(
             f"{folder} is an adapter, not a model: load its base and pass adapters={{'proximity': '{folder}'}}"
         )
-    model = _load_folder(folder, load_dtype, attn_implementation)
-    if name.lower() in MINILM_NAMES or (name.lower() in DEFAULT_NAMES and not model.config.name.startswith("sciembed")):
+    model = _load_folder(folder, load_dtype, attn_implementation, verify)
+    if registry_base is not None:
+        model.config.name = registry_base.display_name
+    elif name.lower() in DEFAULT_NAMES and not model.config.name.startswith("sciembed"):
         model.config.name = "all-MiniLM-L6-v2"
     for fmt, source in extra_adapters.items():
         load_adapter(model, fmt, source)
@@ -174,12 +180,19 @@ def load_model(
     return model
 
 
-def _load_folder(folder: Path, dtype: torch.dtype, attn_implementation: str | None) -> SciEmbedModel:
+def _load_folder(
+    folder: Path, dtype: torch.dtype, attn_implementation: str | None, verify: bool = True
+) -> SciEmbedModel:
+    own_config = SciEmbedConfig.load(folder) if (folder / CONFIG_NAME).is_file() else None
+    base_source = folder
     if not (folder / "config.json").is_file():
-        raise FileNotFoundError(f"{folder}: not a model folder (no config.json)")
-    base, tokenizer = _load_base(folder, dtype, attn_implementation)
-    if (folder / CONFIG_NAME).is_file():
-        config = SciEmbedConfig.load(folder)
+        registry = find_base(own_config.base_model) if own_config is not None and own_config.base_model else None
+        if registry is None:
+            raise FileNotFoundError(f"{folder}: not a model folder (no config.json and no known base_model)")
+        base_source = base_folder(registry, verify)  # adapters-only release over a registry base
+    base, tokenizer = _load_base(base_source, dtype, attn_implementation)
+    if own_config is not None:
+        config = own_config
         formats, config.formats = config.formats, []
         model = SciEmbedModel(base, tokenizer, config)
         for fmt in formats:
@@ -229,25 +242,59 @@ def _pooler_for_plain_transformers(base: torch.nn.Module, state: dict[str, torch
     return extra
 
 
-def save_model(model: SciEmbedModel, folder: str | Path, dtype: str | torch.dtype | None = None) -> Path:
-    """Write ``model`` as a sciembed model folder; ``dtype`` (e.g. fp16) shrinks the stored weights."""
+def save_model(
+    model: SciEmbedModel,
+    folder: str | Path,
+    dtype: str | torch.dtype | None = None,
+    base_model: str | None = None,
+) -> Path:
+    """Write ``model`` as a sciembed model folder; ``dtype`` (e.g. fp16) shrinks the stored weights.
+
+    ``base_model``: a registry base (:mod:`sciembed.model.bases`) whose weights the model's base
+    equals (checked); the folder then holds only the adapters and ``sciembed.json``, and loading
+    builds the base from the verified registry packages.
+    """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     store = parse_dtype(dtype)
-    state = {
-        k: (v.to(store) if store is not None and v.is_floating_point() else v).detach().cpu().contiguous()
-        for k, v in model.base.state_dict().items()
-    }
-    state.update(_pooler_for_plain_transformers(model.base, state))
-    model.base.save_pretrained(str(folder), state_dict=state, safe_serialization=True)
-    model.tokenizer.save_pretrained(str(folder))
     model_type = str(getattr(model.base.config, "model_type", "bert"))
+    if base_model is not None:
+        registry = find_base(base_model)
+        if registry is None:
+            raise ValueError(f"unknown base_model {base_model!r}; known: {[b.name for b in REGISTRY_BASES]}")
+        _check_same_base(model, base_folder(registry) / "model.safetensors")
+        model.config.base_model = registry.name
+        model.config.base_sha256 = registry.sha256
+    else:
+        state = {
+            k: (v.to(store) if store is not None and v.is_floating_point() else v).detach().cpu().contiguous()
+            for k, v in model.base.state_dict().items()
+        }
+        state.update(_pooler_for_plain_transformers(model.base, state))
+        model.base.save_pretrained(str(folder), state_dict=state, safe_serialization=True)
+        model.tokenizer.save_pretrained(str(folder))
+        weights = weight_file(folder)
+        model.config.base_model = None
+        model.config.base_sha256 = sha256_file(weights) if weights is not None else None
     for fmt in model.formats:
         write_adapter_folder(
             model.adapters[fmt], folder / ADAPTERS_DIR / fmt, FORMAT_TOKENS[fmt], model_type, model.hidden_size, store
         )
-    weights = weight_file(folder)
-    model.config.base_sha256 = sha256_file(weights) if weights is not None else None
     model.config.formats = model.formats
     model.config.save(folder)
     return folder
+
+
+def _check_same_base(model: SciEmbedModel, weights: Path) -> None:
+    """Refuse to drop base weights that differ from the registry base's (e.g. a fine-tuned base)."""
+    from safetensors import safe_open
+
+    ours = model.base.state_dict()
+    with safe_open(str(weights), framework="pt") as handle:
+        for key in handle.keys():
+            name = key.split(".", 1)[1] if key.split(".", 1)[0] in ("bert", "mpnet", "roberta", "model") else key
+            mine = ours.get(name, ours.get(key))
+            if mine is None:
+                continue
+            if not torch.equal(mine.detach().cpu().float(), handle.get_tensor(key).float()):
+                raise ValueError(f"the model's base differs from {weights} at {key}: it cannot ship as adapters only")

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from .losses import TRIPLET_LOSSES
+
 T = TypeVar("T")
 
 PRECISIONS = ("auto", "bf16", "fp32")
@@ -163,6 +165,11 @@ class BaseTrainConfig(LoopConfig):
       max_dev_triplets: use at most this many dev triplets (the first ones of the file); null: all.
       max_length: truncation in tokens (also stored in the trained model's ``sciembed.json``).
       margin: margin of the triplet loss ``max(d(q,pos) - d(q,neg) + margin, 0)`` (L2 distance).
+      loss: ``margin`` (SPECTER's triplet margin loss) or ``contrastive`` (in-batch negatives plus the
+        mined hard negative, scaled cosine, cross-entropy: how the sentence-transformers bases were trained).
+      contrastive_scale: cosine scale (inverse temperature) of the contrastive loss.
+      distill_weight: weight of a distillation term that keeps each training document's embedding
+        direction close to the starting model's (cosine distance to a frozen copy); 0: off.
       loss_embedding: ``raw`` (default): the pooled output before normalisation (SPECTER's recipe);
         ``model``: the embedding exactly as the model serves it (L2-normalised when the model
         normalises, e.g. MiniLM; with margin 1 on unit vectors this hurt, see docs/TRAINING.md).
@@ -190,6 +197,9 @@ class BaseTrainConfig(LoopConfig):
     max_dev_triplets: int | None = 2000
     max_length: int = 512
     margin: float = 1.0
+    loss: str = "margin"
+    contrastive_scale: float = 20.0
+    distill_weight: float = 0.0
     loss_embedding: str = "raw"
     group_buffer_batches: int = 50
     max_forward_chunks: int = 3
@@ -210,6 +220,10 @@ class BaseTrainConfig(LoopConfig):
             raise ConfigError(f"margin must be positive, got {self.margin}")
         if self.loss_embedding not in LOSS_EMBEDDINGS:
             raise ConfigError(f"loss_embedding must be one of {LOSS_EMBEDDINGS}, got {self.loss_embedding!r}")
+        if self.loss not in TRIPLET_LOSSES:
+            raise ConfigError(f"loss must be one of {TRIPLET_LOSSES}, got {self.loss!r}")
+        if self.contrastive_scale <= 0 or self.distill_weight < 0:
+            raise ConfigError("contrastive_scale must be positive and distill_weight non-negative")
         if self.max_forward_chunks < 1:
             raise ConfigError(f"max_forward_chunks must be at least 1, got {self.max_forward_chunks}")
         if self.group_buffer_batches < 1:

@@ -16,6 +16,7 @@ resumed run see exactly the batches an uninterrupted one would.
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -33,7 +34,7 @@ from ..model.text import pad_ids
 from .config import BaseTrainConfig, save_config
 from .distributed import DistInfo, barrier, cleanup, init_distributed
 from .loop import Hook, Trainer, read_metrics
-from .losses import l2_distance, triplet_margin_loss
+from .losses import l2_distance, triplet_objective
 
 MODEL_DIR = "model"
 TOKENIZE_CHUNK = 8192
@@ -277,6 +278,11 @@ class TripletTask:
         # On CUDA the batch's 3 x B documents go through one unpadded forward (no padding, one set of
         # kernel launches instead of one per chunk); CPU keeps the padded chunks.
         self.packed = device.type == "cuda" and supports_packed(model.base)
+        # distillation: a frozen copy of the starting model, as it is before the first step
+        self.teacher: ChunkedEncoder | None = None
+        if config.distill_weight > 0:
+            frozen = copy.deepcopy(model).eval().requires_grad_(False).to(device)
+            self.teacher = ChunkedEncoder(frozen, normalize=False if self.raw else None)
 
     # ---- data ---------------------------------------------------------------------------------------
     def steps_per_epoch(self) -> int:
@@ -301,30 +307,43 @@ class TripletTask:
             return module(tensors["input_ids"], tensors["attention_mask"], normalize=self.module.normalize)
 
     def loss(self, module: torch.nn.Module, items: Sequence[int]) -> torch.Tensor:
-        """``module``: the (DDP-wrapped) :class:`ChunkedEncoder` of this task."""
+        """``module``: the (DDP-wrapped) :class:`ChunkedEncoder` of this task; the batch's summed loss."""
         rows = self.train.triplets[np.asarray(items, dtype=np.int64)]
         doc_ids = rows.T.reshape(-1)  # queries, then positives, then negatives
+        inputs = self._inputs(doc_ids)
+        emb = self._embed_inputs(module, inputs, doc_ids)
+        query, pos, neg = emb.split(len(rows))
+        loss = triplet_objective(
+            self.config.loss, query, pos, neg, self.config.margin, self.config.contrastive_scale, reduction="sum"
+        )
+        if self.teacher is not None:
+            # keep every document's direction where the starting model put it (cosine distance)
+            with torch.no_grad():
+                target = self._embed_inputs(self.teacher, inputs, doc_ids)
+            drift = 1.0 - torch.nn.functional.cosine_similarity(emb, target.float(), dim=-1)
+            loss = loss + self.config.distill_weight * drift.view(3, -1).sum(0).sum()
+        return loss
+
+    def _inputs(self, doc_ids: np.ndarray) -> Packed | tuple[list[dict[str, torch.Tensor]], np.ndarray]:
+        """The batch on the device: one packed sequence (CUDA), else padded chunks and their order."""
         if self.packed:
-            return self._packed_loss(module, rows, doc_ids)
+            buffer, count, total, longest = pack_host([self.train.docs[i] for i in doc_ids])
+            if self.pin:
+                buffer = buffer.pin_memory()
+            return unpack(buffer.to(self.device, non_blocking=True), count, total, longest)[0]
         chunks = plan_chunks(self.train.lengths[doc_ids], self.config.max_forward_chunks)
         tensors = [self.to_device([self.train.docs[i] for i in doc_ids[chunk]]) for chunk in chunks]
-        with no_cudnn_attention(self.device.type == "cuda"):
-            emb_sorted = module(tensors)
-        order = np.concatenate(chunks)
-        inverse = torch.from_numpy(np.argsort(order)).to(emb_sorted.device, non_blocking=True)
-        emb = emb_sorted.float().index_select(0, inverse)
-        query, pos, neg = emb.split(len(rows))
-        return triplet_margin_loss(query, pos, neg, self.config.margin, reduction="sum")
+        return tensors, np.concatenate(chunks)
 
-    def _packed_loss(self, module: torch.nn.Module, rows: np.ndarray, doc_ids: np.ndarray) -> torch.Tensor:
-        buffer, count, total, longest = pack_host([self.train.docs[i] for i in doc_ids])
-        if self.pin:
-            buffer = buffer.pin_memory()
-        packed = unpack(buffer.to(self.device, non_blocking=True), count, total, longest)[0]
+    def _embed_inputs(self, module: torch.nn.Module, inputs, doc_ids: np.ndarray) -> torch.Tensor:
+        """Embeddings of the batch's documents in ``doc_ids`` order (fp32)."""
         with no_cudnn_attention(self.device.type == "cuda"):
-            emb = module(packed)
-        query, pos, neg = emb.float().split(len(rows))
-        return triplet_margin_loss(query, pos, neg, self.config.margin, reduction="sum")
+            if isinstance(inputs, Packed):
+                return module(inputs).float()
+            tensors, order = inputs
+            emb_sorted = module(tensors)
+        inverse = torch.from_numpy(np.argsort(order)).to(emb_sorted.device, non_blocking=True)
+        return emb_sorted.float().index_select(0, inverse)
 
     # ---- validation ---------------------------------------------------------------------------------
     def dev_metrics(self, model: SciEmbedModel) -> dict[str, float]:

@@ -30,6 +30,7 @@ import yaml
 
 from ...model.formats import FORMATS
 from ..config import LOSS_EMBEDDINGS, ConfigError, LoopConfig, OptimConfig, apply_overrides, from_dict, read_mapping
+from ..losses import TRIPLET_LOSSES
 
 #: format -> (default loss, default adapter)
 TASK_FORMATS: dict[str, tuple[str, str]] = {
@@ -100,6 +101,10 @@ class Stage2Config(LoopConfig):
       reduction_factor: adapter bottleneck = hidden size / reduction_factor.
       head_dropout: dropout before each task head's linear layer.
       triplet_margin: margin of the proximity / search triplet loss (L2 distance).
+      triplet_loss: ``margin`` (SPECTER's loss on L2 distances) or ``contrastive`` (in-batch negatives
+        plus the mined hard negative, scaled cosine, cross-entropy: the loss the sentence-transformers
+        bases were trained with).
+      contrastive_scale: the cosine scale (inverse temperature) of the contrastive loss.
       loss_embedding: ``raw`` (default): heads and triplet losses see the pooled output before
         normalisation (as in stage 1); ``model``: the embedding as served (unit length when the
         model normalises, which squeezes the heads' logits and collapsed the space, docs/TRAINING.md).
@@ -115,6 +120,8 @@ class Stage2Config(LoopConfig):
     reduction_factor: float = 16
     head_dropout: float = 0.2
     triplet_margin: float = 1.0
+    triplet_loss: str = "margin"
+    contrastive_scale: float = 20.0
     loss_embedding: str = "raw"
     task_weights: dict[str, float] = field(default_factory=dict)
     save_dtype: str | None = None
@@ -140,6 +147,10 @@ class Stage2Config(LoopConfig):
             raise ConfigError(f"task_weights names unknown tasks {unknown}; tasks: {names}")
         if self.loss_embedding not in LOSS_EMBEDDINGS:
             raise ConfigError(f"loss_embedding must be one of {LOSS_EMBEDDINGS}, got {self.loss_embedding!r}")
+        if self.triplet_loss not in TRIPLET_LOSSES:
+            raise ConfigError(f"triplet_loss must be one of {TRIPLET_LOSSES}, got {self.triplet_loss!r}")
+        if self.contrastive_scale <= 0:
+            raise ConfigError(f"contrastive_scale must be positive, got {self.contrastive_scale}")
 
     def weight(self, task: TaskConfig) -> float:
         return float(self.task_weights.get(task.name, task.weight))

@@ -4,13 +4,16 @@ Tasks (seed 42, each capped):
 
 * ``arxiv_primary`` (classification, CE): arXiv primary category among the most frequent ones;
 * ``arxiv_categories`` (multi-label, BCE): all arXiv categories among the most frequent ones;
-* ``s2orc_fos`` (multi-label, BCE): S2ORC ``mag_field_of_study``;
 * ``acl_year`` (regression, MSE): ACL Anthology publication year;
 * ``aan_citations`` (regression, MSE): log(1 + inbound citations) in the AAN 2013 graph;
 * ``acl_citation_triplets`` (proximity, triplet): SPECTER-style triplets mined from the AAN graph;
+* ``arxiv_title_search`` (ad-hoc search, triplet): an arXiv title (query) -> its abstract alone;
+* ``paperscape_category`` (classification, CE): Paperscape (physics 1991-96, titles) primary category;
+* ``paperscape_triplets`` (proximity, triplet): triplets mined from the Paperscape citation graph;
 * ``scitldr_search`` (ad-hoc search, triplet): SciTLDR *train* TLDR (query) -> its paper vs a random paper.
 
-Out of training by construction: ICLR review scores, the SciRepEval samples, SciTLDR dev/test.
+Never used, so that out-of-training evaluation has data no mixture has seen: OHSUMED, the keyphrase
+collections, ICLR 2021, the SciRepEval and SPECTER samples and the S2ORC sample.
 
 Excluded everywhere: every paper that a sciembed-lite task uses as a test item (classification /
 regression ``test.csv`` papers, proximity / search query papers), every SciTLDR test paper and the
@@ -46,12 +49,15 @@ SEED = 42
 DEFAULT_CAPS = {
     "arxiv_primary": 15000,
     "arxiv_categories": 8000,
-    "s2orc_fos": 2000,
     "acl_year": 12000,
     "aan_citations": 10000,
-    "acl_citation_triplets": 15000,
+    "acl_citation_triplets": 20000,
+    "paperscape_category": 12000,
+    "paperscape_triplets": 20000,
+    "arxiv_title_search": 12000,
     "scitldr_search": 6000,
 }
+PAPERSCAPE_CLASSES = 12
 ARXIV_PRIMARY_CLASSES = 20
 ARXIV_MULTI_LABELS = 40
 SCITLDR_NEGATIVES = 2
@@ -111,6 +117,18 @@ def lite_exclusions(data_root: Path, lite_dir: Path | None = None) -> dict[str, 
             with open(test_csv, newline="", encoding="utf-8") as handle:
                 test.update(row["paper_id"] for row in csv.DictReader(handle))
     return {"test": test, "documents": documents}
+
+
+def _paperscape_papers(root: Path) -> dict[str, dict[str, Any]]:
+    papers: dict[str, dict[str, Any]] = {}
+    with gzip.open(root / "paperscape" / "papers-1991-1996.jsonl.gz", "rt", encoding="utf-8") as handle:
+        for line in handle:
+            rec = json.loads(line)
+            papers[str(rec["paper_id"])] = {
+                "title": _clean(rec.get("title")),
+                "categories": rec.get("categories") or [],
+            }
+    return papers
 
 
 # ---- the builder ----------------------------------------------------------------------------------------
@@ -240,21 +258,22 @@ def build_mixture(
         labels=keep,
     )
 
-    # S2ORC fields of study (BCE)
-    excluded = Counter()
+    # arXiv: title (query, [QRY]) -> its abstract alone ([PRX]) vs another paper's abstract
+    rng = random.Random(f"{SEED}:arxiv_title_search")
+    abstracts = [mix.add_paper("arxiv-abs", r["id"], None, r["abstract"]) for r in arxiv]
     rows = []
-    with open(root / "s2orc-sample" / "metadata.jsonl", encoding="utf-8") as handle:
-        for line in handle:
-            rec = json.loads(line)
-            fos = rec.get("mag_field_of_study") or []
-            if fos and _clean(rec.get("title")) and mix.keep(str(rec["paper_id"]), True, excluded):
-                rows.append(
-                    {
-                        "paper": mix.add_paper("s2", rec["paper_id"], rec["title"], rec.get("abstract")),
-                        "label": sorted(set(fos)),
-                    }
-                )
-    mix.write_task("s2orc_fos", "multi_label", rows, excluded, "S2ORC sample: MAG fields of study")
+    for key, rec in zip(abstracts, arxiv, strict=True):
+        neg = key
+        while neg == key:
+            neg = abstracts[rng.randrange(len(abstracts))]
+        rows.append({"query": _clean(rec["title"]), "pos": key, "neg": neg})
+    mix.write_task(
+        "arxiv_title_search",
+        "adhoc_search",
+        rows,
+        excluded,
+        "arXiv 2025-2026: a title (query, [QRY]) -> its abstract without the title ([PRX]) vs a random one",
+    )
 
     # ACL publication year (MSE)
     excluded = Counter()
@@ -301,6 +320,47 @@ def build_mixture(
         rows,
         excluded,
         "SPECTER-style triplets from the AAN graph (5 per query, 2 hard + 3 easy negatives)",
+    )
+
+    # Paperscape (physics, titles only): primary category (CE) and citation triplets (proximity)
+    physics = _paperscape_papers(root)
+    pgraph = read_citation_graph(root / "paperscape" / "citations-1991-1996.txt")
+    p_heldout = set(heldout_queries(pgraph, [p for p, r in physics.items() if r["title"]]))
+    mix.report["excluded"]["paperscape_heldout_citing_papers"] = len(p_heldout)
+    excluded = Counter({"heldout_citing_papers": len(p_heldout)})
+    primary = Counter(r["categories"][0] for r in physics.values() if r["categories"])
+    top = sorted(c for c, _ in sorted(primary.items(), key=lambda kv: (-kv[1], kv[0]))[:PAPERSCAPE_CLASSES])
+    rows = [
+        {"paper": mix.add_paper("paperscape", p, r["title"], None), "label": r["categories"][0]}
+        for p, r in sorted(physics.items())
+        if r["categories"] and r["categories"][0] in top and p not in p_heldout and mix.keep(p, True, excluded)
+    ]
+    mix.write_task(
+        "paperscape_category",
+        "classification",
+        rows,
+        excluded,
+        f"Paperscape arXiv 1991-1996 (physics, titles): primary category among the {len(top)} most frequent",
+        labels=top,
+    )
+    p_papers = {p: Paper(paper_id=p, title=r["title"]) for p, r in physics.items() if r["title"]}
+    p_exclude = p_heldout | {p for p in p_papers if p in exclude_test}
+    excluded = Counter({"lite_test_items_or_heldout": len(p_exclude)})
+    rows = [
+        {
+            role: mix.add_paper("paperscape", getattr(t, role).paper_id, getattr(t, role).title, None)
+            for role in ("query", "pos", "neg")
+        }
+        for t in mine_triplets(
+            p_papers, pgraph, MiningConfig(seed=SEED, triplets_per_query=5, hard_per_query=2), exclude=p_exclude
+        )
+    ]
+    mix.write_task(
+        "paperscape_triplets",
+        "proximity",
+        rows,
+        excluded,
+        "SPECTER-style triplets from the Paperscape physics graph (titles; held-out citing papers excluded)",
     )
 
     # SciTLDR train: TLDR -> paper (ad-hoc search)

@@ -32,9 +32,10 @@ from ...model import BottleneckConfig, SciEmbedModel, load_model, save_model
 from ...model.packed import Packed, no_cudnn_attention, pack_host, supports_packed, unpack
 from ..distributed import barrier, cleanup, init_distributed
 from ..loop import Trainer, read_metrics
+from ..losses import triplet_objective
 from .config import Stage2Config
 from .data import MixedBatches, TaskExamples, load_all_examples
-from .heads import HeadConfig, TaskHead, head_loss, save_heads, triplet_loss
+from .heads import HeadConfig, TaskHead, head_loss, save_heads
 
 MODEL_DIR = "model"
 
@@ -145,12 +146,22 @@ class Stage2Module(nn.Module):
     sees every parameter a step uses.
     """
 
-    def __init__(self, encoder: SciEmbedModel, heads: nn.ModuleDict, normalize: bool | None, margin: float):
+    def __init__(
+        self,
+        encoder: SciEmbedModel,
+        heads: nn.ModuleDict,
+        normalize: bool | None,
+        margin: float,
+        triplet_loss: str = "margin",
+        contrastive_scale: float = 20.0,
+    ):
         super().__init__()
         self.encoder = encoder
         self.heads = heads
         self.normalize = normalize
         self.margin = margin
+        self.triplet_loss = triplet_loss
+        self.contrastive_scale = contrastive_scale
 
     def embed(self, group: ForwardGroup) -> torch.Tensor:
         if isinstance(group.inputs, Packed):
@@ -170,7 +181,7 @@ class Stage2Module(nn.Module):
         for task, kind in step.losses.items():
             if kind == "triplet":
                 query, pos, neg = (embedded[(task, role)] for role in ("query", "pos", "neg"))
-                loss = triplet_loss(query, pos, neg, self.margin)
+                loss = triplet_objective(self.triplet_loss, query, pos, neg, self.margin, self.contrastive_scale)
             else:
                 loss = head_loss(kind, self.heads[task](embedded[(task, "paper")]), step.targets[task])
             losses[task] = loss * step.weights[task]
@@ -199,7 +210,9 @@ class Stage2Task:
         self.mixer = MixedBatches({n: len(e) for n, e in examples.items()}, config.batch_size, config.seed)
         heads = build_heads(examples, model.hidden_size, config.head_dropout)
         normalize = False if config.loss_embedding == "raw" else None
-        self.module = Stage2Module(model, heads, normalize, config.triplet_margin)
+        self.module = Stage2Module(
+            model, heads, normalize, config.triplet_margin, config.triplet_loss, config.contrastive_scale
+        )
         self.packed = device.type == "cuda" and supports_packed(model.base)
         self.pin = config.pin_memory and device.type == "cuda"
         self._sums: dict[str, torch.Tensor] = {}
