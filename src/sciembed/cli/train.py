@@ -178,3 +178,31 @@ def train_base_command(
     except FileNotFoundError as exc:
         _fail(exc)
     typer.echo(f"model: {folder}")
+
+
+@train_app.command("interpolate")
+def train_interpolate(
+    tuned: str = typer.Option(..., "--tuned", help="The trained model folder."),
+    output: Path = typer.Option(..., "--output", "-o", help="Folder for the interpolated model."),
+    start: str = typer.Option(None, "--start", help="The model training started from (for --alpha)."),
+    alpha: float = typer.Option(None, "--alpha", help="Base weights: (1 - alpha) * start + alpha * tuned."),
+    adapter_scale: float = typer.Option(None, "--adapter-scale", help="Scale every adapter's residual by this."),
+    format: list[str] = typer.Option(None, "--format", "-f", help="Adapters to scale (repeatable; default: all)."),
+    base_model: str = typer.Option(None, "--base-model", help="Write adapters only over this registry base."),
+) -> None:
+    """Weight-space interpolation towards the starting model (WiSE-FT) and adapter scaling."""
+    from ..model import load_model, save_model
+    from ..train.interpolate import interpolate_base, scale_adapters
+
+    try:
+        model = load_model(tuned)
+        if alpha is not None:
+            if start is None:
+                raise ValueError("--alpha needs --start (the model training started from)")
+            model = interpolate_base(load_model(start), model, alpha)
+        if adapter_scale is not None:
+            model = scale_adapters(model, adapter_scale, format or None)
+        folder = save_model(model, output, base_model=base_model)
+    except (ValueError, FileNotFoundError) as exc:
+        _fail(exc)
+    typer.echo(f"wrote {folder}")

