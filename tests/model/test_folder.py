@@ -163,7 +163,11 @@ def test_adapter_of_wrong_size_is_rejected(tmp_path, papers):
 
 
 def test_default_model_checks_sha256(monkeypatch):
-    monkeypatch.setattr(default_model_module, "MINILM_SHA256", "0" * 64)
+    import dataclasses
+
+    from sciembed.model import bases
+
+    monkeypatch.setattr(bases, "MINILM", dataclasses.replace(bases.MINILM, sha256="0" * 64))
     with pytest.raises(ValueError, match="does not match the expected"):
         default_model_module.minilm_path(verify=True)
 
