@@ -19,6 +19,7 @@ from .default_model import DEFAULT_NAMES, SHIPPED_MODELS, default_model_path, sh
 from .encoder import SciEmbedModel, parse_dtype
 from .formats import FORMAT_TOKENS, canonical_format
 from .hashing import sha256_file, weight_file
+from .st_files import write_sentence_transformers_files
 from .protocol import Encoder
 
 ADAPTERS_DIR = "adapters"
@@ -281,6 +282,7 @@ def save_model(
             model.adapters[fmt], folder / ADAPTERS_DIR / fmt, FORMAT_TOKENS[fmt], model_type, model.hidden_size, store
         )
     model.config.formats = model.formats
+    write_sentence_transformers_files(folder, model.config, model.hidden_size)
     model.config.save(folder)
     return folder
 
