@@ -1,4 +1,4 @@
-"""sciembed's adapters inside sentence-transformers (>= 5): one module per format behind ST's ``Router``.
+"""sciembed's adapters inside sentence-transformers (>= 6): one module per format behind ST's ``Router``.
 
     from sciembed.integrations.sentence_transformers import sentence_transformer
 
@@ -88,4 +88,3 @@ def sentence_transformer(
 def paper_text(model: SciEmbedModel, paper: Paper | dict | str) -> str:
     """The one string sciembed embeds for a paper (title [SEP] abstract, as configured)."""
     return model.texts([paper])[0]
-

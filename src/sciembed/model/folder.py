@@ -19,8 +19,8 @@ from .default_model import DEFAULT_NAMES, SHIPPED_MODELS, default_model_path, sh
 from .encoder import SciEmbedModel, parse_dtype
 from .formats import FORMAT_TOKENS, canonical_format
 from .hashing import sha256_file, weight_file
-from .st_files import write_sentence_transformers_files
 from .protocol import Encoder
+from .st_files import write_sentence_transformers_files
 
 ADAPTERS_DIR = "adapters"
 SPECTER2_BASE = "allenai/specter2_base"
