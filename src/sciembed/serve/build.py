@@ -1,0 +1,174 @@
+"""``sciembed index build`` / ``index add``: a papers file (and optionally its Parquet embeddings) into an index.
+
+Papers are added chunk by chunk, each chunk one committed generation, so a killed build keeps the
+finished chunks and the same command resumes it (ids already in the index are skipped).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow.parquet as pq
+
+from ..data import Paper, ReadReport, read_papers
+from ..model import canonical_format
+from .index import PaperIndex, model_info_of
+from .vectors import normalise
+
+SPOT_CHECK_PAPERS = 8
+SPOT_CHECK_MIN_COSINE = 0.99  # fp16 / ONNX int8 embeddings of the same model stay above this
+
+
+@dataclass(frozen=True)
+class ReadOptions:
+    """How papers are read and embedded (the `sciembed embed` options of the same names)."""
+
+    id_field: str | None = None
+    skip_invalid: bool = False
+    chunk_size: int = 10_000  # papers per committed generation (what a killed build keeps)
+    batch_size: int = 32
+    device: str | None = None
+
+
+@dataclass
+class BuildReport:
+    folder: Path
+    added: int = 0
+    skipped_existing: int = 0
+    embedded: int = 0
+    read: ReadReport = field(default_factory=ReadReport)
+    kind: str = ""
+
+    def summary(self) -> str:
+        text = f"{self.read.summary()}\nindex {self.folder} ({self.kind}): {self.added} papers added"
+        if self.skipped_existing:
+            text += f", {self.skipped_existing} already present"
+        if self.embedded:
+            text += f", {self.embedded} embedded with the model"
+        return text
+
+
+def read_embeddings(path: Path, dimension: int) -> dict[str, np.ndarray]:
+    """``paper_id -> vector`` from a ``sciembed embed`` Parquet file (paper_id, embedding)."""
+    try:
+        table = pq.read_table(path, columns=["paper_id", "embedding"])
+    except (OSError, ValueError, KeyError) as exc:
+        raise ValueError(f"{path}: not a Parquet file with paper_id and embedding columns ({exc})") from None
+    ids = table.column("paper_id").to_pylist()
+    column = table.column("embedding").combine_chunks()
+    width = getattr(column.type, "list_size", None)
+    if width is None:
+        lengths = {len(v) for v in column.to_pylist()[:1000]}
+        width = lengths.pop() if len(lengths) == 1 else -1
+    if width != dimension:
+        raise ValueError(f"{path}: embeddings have dimension {width}, the model's is {dimension}")
+    flat = np.asarray(column.flatten().to_numpy(zero_copy_only=False), dtype=np.float32).reshape(len(ids), dimension)
+    out: dict[str, np.ndarray] = {}
+    for row, paper_id in enumerate(ids):
+        if paper_id is None:
+            raise ValueError(f"{path}: row {row} has no paper_id")
+        out[str(paper_id)] = flat[row]
+    return out
+
+
+def spot_check(encoder: Any, papers: Sequence[Paper], given: np.ndarray, format: str, source: Path) -> None:
+    """Re-embed a few papers: vectors made by another model (or format) are refused, not indexed."""
+    own = encoder.encode(list(papers), format=format, show_progress=False)
+    cosine = np.sum(normalise(own) * normalise(given), axis=1)
+    worst = int(np.argmin(cosine))
+    if cosine[worst] < SPOT_CHECK_MIN_COSINE:
+        raise ValueError(
+            f"{source}: the vector of paper {papers[worst].paper_id} is not what {encoder.name} computes for it "
+            f"(cosine {cosine[worst]:.3f} on a re-embedded sample); embeddings from another model or format "
+            "cannot be added to this index"
+        )
+
+
+def _chunks(papers: Iterator[Paper], size: int) -> Iterator[list[Paper]]:
+    while chunk := list(itertools.islice(papers, size)):
+        yield chunk
+
+
+def count_papers(path: Path, id_field: str | None, skip_invalid: bool) -> int:
+    return sum(1 for _ in read_papers(path, id_field=id_field, skip_invalid=skip_invalid))
+
+
+def add_file(
+    index: PaperIndex,
+    encoder: Any,
+    papers_path: Path,
+    embeddings_path: Path | None = None,
+    options: ReadOptions = ReadOptions(),
+    progress: Any = None,
+) -> BuildReport:
+    """Add every paper of ``papers_path``; proximity vectors from ``embeddings_path`` where given."""
+    index.check_model(encoder.fingerprint, encoder.dimension)
+    report = BuildReport(folder=index.folder, kind=index.manifest.kind)
+    given = read_embeddings(embeddings_path, index.dimension) if embeddings_path else None
+    checked = False
+    papers = read_papers(papers_path, id_field=options.id_field, skip_invalid=options.skip_invalid, report=report.read)
+    for chunk in _chunks(papers, options.chunk_size):
+        existing = index.store.existing_ids([p.paper_id for p in chunk])
+        todo = [p for p in chunk if p.paper_id not in existing]
+        report.skipped_existing += len(chunk) - len(todo)
+        if todo:
+            vectors = {}
+            for fmt in index.formats:
+                if given is not None and canonical_format(fmt) == "proximity":
+                    missing = [p.paper_id for p in todo if p.paper_id not in given]
+                    if missing:
+                        raise ValueError(
+                            f"{embeddings_path}: no embedding for {len(missing)} papers of {papers_path}, "
+                            f"e.g. {missing[0]}"
+                        )
+                    vectors[fmt] = np.stack([given[p.paper_id] for p in todo])
+                    if not checked:
+                        sample = todo[:SPOT_CHECK_PAPERS]
+                        spot_check(encoder, sample, vectors[fmt][: len(sample)], fmt, embeddings_path)
+                        checked = True
+                else:
+                    vectors[fmt] = encoder.encode(
+                        todo, format=fmt, batch_size=options.batch_size, device=options.device
+                    )
+                    report.embedded += len(todo) if fmt == index.formats[0] or given is None else 0
+            if not index.manifest.trained:  # ivfpq: train on the first chunk (a sample of the corpus)
+                index.train(vectors)
+            added = index.add(todo, vectors, fingerprint=encoder.fingerprint)
+            report.added += added.added
+        if progress is not None:
+            progress(len(chunk))
+    return report
+
+
+def build_index(
+    papers_path: Path,
+    out: Path,
+    encoder: Any,
+    source: str | None,
+    embeddings_path: Path | None = None,
+    formats: Sequence[str] = ("proximity",),
+    kind: str = "auto",
+    options: ReadOptions = ReadOptions(),
+    progress: Any = None,
+) -> BuildReport:
+    """Create the index (or resume a killed build of the same model) and add the file's papers."""
+    from .layout import MANIFEST
+
+    formats = tuple(canonical_format(f) for f in formats)
+    if (out / MANIFEST).exists():
+        index = PaperIndex.open(out, writable=True)
+        if index.formats != formats:
+            index.close()
+            raise ValueError(f"{out} already holds an index of formats {list(index.formats)}; use `sciembed index add`")
+    else:
+        expected = count_papers(papers_path, options.id_field, options.skip_invalid)
+        index = PaperIndex.create(out, model_info_of(encoder, source), formats, kind=kind, expected_size=expected)
+    try:
+        return add_file(index, encoder, papers_path, embeddings_path, options, progress)
+    finally:
+        index.close()

@@ -1,0 +1,122 @@
+"""`sciembed index build/add/info` and `sciembed serve` as a real uvicorn process on a loopback port."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+from servehelpers import (  # noqa: F401  (fixtures)
+    N_PAPERS,
+    corpus_records,
+    index_folder,
+    papers_file,
+    serve_model_folder,
+    tiny_encoder,
+)
+from typer.testing import CliRunner
+
+from sciembed.cli import app
+
+runner = CliRunner()
+REPO = Path(__file__).resolve().parents[2]
+
+
+def write_jsonl(path: Path, records: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    return path
+
+
+def test_build_from_embeddings_then_add_incrementally(tmp_path, serve_model_folder, tiny_encoder):
+    records = corpus_records()
+    first = write_jsonl(tmp_path / "first.jsonl", records[:40])
+    parquet = tmp_path / "first.parquet"
+    result = runner.invoke(app, ["embed", str(first), str(parquet), "--model", str(serve_model_folder)])
+    assert result.exit_code == 0, result.output
+    out = tmp_path / "idx"
+    result = runner.invoke(
+        app, ["index", "build", str(first), str(parquet), str(out), "--model", str(serve_model_folder)]
+    )
+    assert result.exit_code == 0, result.output
+    assert "40 papers added" in result.output and "embedded" not in result.output
+    overlap = write_jsonl(tmp_path / "more.jsonl", records[30:])
+    result = runner.invoke(app, ["index", "add", str(out), str(overlap)])  # the model comes from index.json
+    assert result.exit_code == 0, result.output
+    assert f"{N_PAPERS - 40} papers added, 10 already present" in result.output
+    info = json.loads(runner.invoke(app, ["index", "info", str(out)]).output)
+    assert (
+        info["count"] == N_PAPERS
+        and info["kind"] == "flat"
+        and info["model"]["fingerprint"] == tiny_encoder.fingerprint
+    )
+    from sciembed.serve import PaperIndex
+
+    index = PaperIndex.open(out)
+    row = index.resolve(["A00-1043"])[0]
+    np.testing.assert_allclose(
+        index.vectors("proximity", [row])[row], tiny_encoder.encode([records[1]])[0], rtol=1e-4, atol=1e-5
+    )
+
+
+def test_refuses_embeddings_of_another_model_and_bad_input(tmp_path, serve_model_folder, tiny_model_folder):
+    records = corpus_records()[:12]
+    papers = write_jsonl(tmp_path / "p.jsonl", records)
+    other = tmp_path / "other.parquet"
+    assert runner.invoke(app, ["embed", str(papers), str(other), "--model", str(tiny_model_folder)]).exit_code == 0
+    result = runner.invoke(
+        app, ["index", "build", str(papers), str(other), str(tmp_path / "i"), "-m", str(serve_model_folder)]
+    )
+    assert result.exit_code == 2 and "another model" in result.output and "Traceback" not in result.output
+    assert not any((tmp_path / "i").glob("vectors-*.g000001.faiss"))
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps(records[0]) + "\n{broken\n")
+    result = runner.invoke(app, ["index", "build", str(bad), str(tmp_path / "j"), "-m", str(serve_model_folder)])
+    assert result.exit_code == 2 and "bad.jsonl:2" in result.output
+    result = runner.invoke(app, ["index", "add", str(tmp_path / "nowhere"), str(papers)])
+    assert result.exit_code == 2 and "not a sciembed index" in result.output
+    result = runner.invoke(app, ["index", "build", str(papers), "a", "b", "c"])
+    assert result.exit_code == 2
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_real_uvicorn_server_on_loopback(index_folder, serve_model_folder):
+    port = _free_port()
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    command = [sys.executable, "-m", "sciembed", "serve", str(index_folder), "--port", str(port)]
+    command += ["--model", str(serve_model_folder), "--api-key", "k1", "--api-key", "k2:1000"]
+    server = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert server.poll() is None, server.stdout.read()
+            try:
+                if httpx.get(f"{base}/health", headers={"x-api-key": "k1"}, timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "server did not start"
+            time.sleep(0.3)
+        with httpx.Client(base_url=base, headers={"x-api-key": "k2"}, timeout=30) as http:
+            search = http.get("/graph/v1/paper/search", params={"query": "statistical parsing", "limit": 3}).json()
+            assert len(search["data"]) == 3 and search["next"] == 3
+            batch = http.post("/graph/v1/paper/batch", json={"ids": ["A00-1043", "zzz"]}).json()
+            assert batch[0]["paperId"] == "A00-1043" and batch[1] is None
+            recs = http.get("/recommendations/v1/papers/forpaper/A00-1043", params={"limit": 4}).json()
+            assert len(recs["recommendedPapers"]) == 4
+            assert http.get("/").status_code == 200
+        assert httpx.get(f"{base}/graph/v1/paper/A00-1043").status_code == 403
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
