@@ -282,7 +282,8 @@ def save_model(
             model.adapters[fmt], folder / ADAPTERS_DIR / fmt, FORMAT_TOKENS[fmt], model_type, model.hidden_size, store
         )
     model.config.formats = model.formats
-    write_sentence_transformers_files(folder, model.config, model.hidden_size)
+    if base_model is None:  # an adapters-only folder has no base for sentence-transformers to load
+        write_sentence_transformers_files(folder, model.config, model.hidden_size)
     model.config.save(folder)
     return folder
 
