@@ -365,36 +365,6 @@ def test_train_adapters_command_with_overrides(tmp_path):
     assert bad.exit_code != 0 and "nope" in bad.output
 
 
-def _results(tmp_path, base_scores, adapter_scores):
-    tasks = [{"name": n, "in_training": n.startswith("in")} for n in base_scores]
-
-    def entry(spec, scores):
-        return {"spec": spec, "name": spec, "tasks": {n: {"status": "ok", "main_score": v} for n, v in scores.items()}}
-
-    data = {"tasks": tasks, "models": [entry("base", base_scores), entry("runs/a/model", adapter_scores)]}
-    path = tmp_path / "results.json"
-    path.write_text(json.dumps(data))
-    return path
-
-
-def test_release_rule(tmp_path):
-    from sciembed.train.multitask.release import check_release_rule
-
-    base = {"in1": 40.0, "in2": 40.0, "out1": 60.0}
-    better = _results(tmp_path, base, {"in1": 42.0, "in2": 40.0, "out1": 59.0})  # in 41 > 40, overall 47 = 46.67+
-    rule = check_release_rule(better, "base", "runs/a/model")
-    assert rule.passed and rule.candidate_in == pytest.approx(41.0) and rule.base_overall == pytest.approx(140 / 3)
-    worse_overall = _results(tmp_path, base, {"in1": 42.0, "in2": 40.0, "out1": 50.0})
-    assert not check_release_rule(worse_overall, "base", "runs/a/model").passed
-    no_gain = _results(tmp_path, base, {"in1": 40.0, "in2": 40.0, "out1": 70.0})
-    assert not check_release_rule(no_gain, "base", "runs/a/model").passed
-    missing = _results(tmp_path, base, {"in1": 42.0, "in2": 40.0})
-    with pytest.raises(ValueError, match="out1"):
-        check_release_rule(missing, "base", "runs/a/model")
-    with pytest.raises(ValueError, match="no model"):
-        check_release_rule(better, "nope", "runs/a/model")
-
-
 def test_adapters_train_under_ddp_with_two_gloo_processes(tmp_path):
     """Two CPU processes (gloo): the run finishes, every rank ends with the same adapters, the base
     stays bitwise frozen, and rank 0 writes the model (tasks absent from a shard leave heads idle)."""

@@ -9,7 +9,9 @@ import typer
 from .common import _fail, app
 
 EVAL_MODEL_HELP = "bm25, random, default, minilm, a model folder or hub name (repeat to compare)."
-EVAL_TASKS_HELP = "'lite' (sciembed-lite, built from ../shared/data) or a scirepeval_tasks.jsonl-style file."
+EVAL_TASKS_HELP = (
+    "'lite' (sciembed-lite, built from ../shared/data), a built suite folder, or a scirepeval_tasks.jsonl-style file."
+)
 
 
 @app.command()
@@ -24,17 +26,34 @@ def evaluate(
     batch_size: int = typer.Option(32, "--batch-size", "-b"),
     n_jobs: int = typer.Option(1, "--n-jobs", help="Parallel jobs of the SVM grid searches."),
     data_root: Path = typer.Option(None, "--data-root", help="Shared data for sciembed-lite (default ../shared/data)."),
+    reference: str = typer.Option(
+        None, "--reference", help="Model (as given to --model) the others are compared with (default: the first)."
+    ),
+    bootstrap: int = typer.Option(1000, "--bootstrap", help="Paired-bootstrap resamples of the intervals (0: none)."),
 ) -> None:
-    """Evaluate models on SciRepEval-format tasks; writes results.json, a markdown table and a PNG chart."""
-    from ..evaluate.benchmark import markdown_table
+    """Evaluate models on SciRepEval-format tasks; writes results.json, a markdown table and PNG charts.
+
+    With two or more models: paired-bootstrap 95% intervals of every difference vs the reference; with
+    three or more: a task-correlation heatmap."""
+    from ..evaluate.benchmark import report_markdown
     from ..evaluate.command import run_evaluate
     from ..evaluate.loaders import TaskDataError
     from ..evaluate.registry import TaskFileError
 
     try:
         report = run_evaluate(
-            model, tasks, output, device, task, None if no_cache else cache_dir, batch_size, n_jobs, data_root
+            model,
+            tasks,
+            output,
+            device,
+            task,
+            None if no_cache else cache_dir,
+            batch_size,
+            n_jobs,
+            data_root,
+            reference=reference,
+            n_boot=bootstrap,
         )
     except (TaskFileError, TaskDataError, FileNotFoundError, ValueError) as exc:
         _fail(exc)
-    typer.echo(markdown_table(report))
+    typer.echo(report_markdown(report))

@@ -140,21 +140,35 @@ def train_release(
     output: Path = typer.Option(Path("models/sciembed-minilm"), "--to", help="Release folder."),
     scores: Path = typer.Option(None, "--scores", help="Markdown table of sciembed-lite scores for the card."),
     results: Path = typer.Option(
-        None, "--check", help="results.json of `sciembed evaluate` holding --base and --from: apply the release rule."
+        None, "--check", help="results.json of `sciembed evaluate` holding --base and the candidate: apply the rule."
     ),
-    base: str = typer.Option(None, "--base", help="The stage-1 base as named in --check's results."),
+    base: str = typer.Option(
+        None, "--base", help="The model training started from (e.g. minilm), as named in --check's results."
+    ),
+    candidate: str = typer.Option(
+        None, "--candidate", help="The candidate as named in --check's results (default: the --from folder)."
+    ),
+    check_only: bool = typer.Option(False, "--check-only", help="Apply the rule and stop (write nothing)."),
+    bootstrap: int = typer.Option(1000, "--bootstrap", help="Paired-bootstrap resamples of the rule's intervals."),
 ) -> None:
-    """Write a released model folder: fp16 safetensors, adapters, heads and a model card."""
+    """Write a released model folder (fp16 safetensors, adapters, heads, model card); with --check only
+    when the model passes the release rule against its starting model."""
     from ..train.multitask.release import check_release_rule, release_model
 
     if results is not None:
+        if not base:
+            _fail(ValueError("--check needs --base (the model training started from)"))
         try:
-            rule = check_release_rule(results, base or "", str(model))
+            rule = check_release_rule(results, base, candidate or str(model), n_boot=bootstrap)
         except (ValueError, FileNotFoundError, KeyError) as exc:
             _fail(exc)
         typer.echo(rule.summary())
         if not rule.passed:
-            _fail(ValueError(f"not released: {model} does not pass the release rule (docs/TRAINING.md)"))
+            _fail(ValueError(f"not released: {candidate or model} does not pass the release rule (docs/BENCHMARK.md)"))
+        if check_only:
+            return
+    elif check_only:
+        _fail(ValueError("--check-only needs --check results.json"))
     folder = release_model(model, output, scores)
     size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
     typer.echo(f"released {folder} ({size / 1e6:.1f} MB)")

@@ -7,7 +7,6 @@ from .baselines import BM25Model, EmbeddingModel, RandomModel, Ranker, SciEmbedE
 from .benchmark import averages, evaluate_task, load_task_data, markdown_table, run_benchmark, write_reports
 from .cache import EmbeddingCache
 from .classification import classify, evaluate_classification
-from .lite_build import build_lite
 from .loaders import TaskDataError, load_documents, load_labels, load_qrels, load_reviewers
 from .metrics import classification_metric, kendall_tau, regression_metric, trec_measures
 from .registry import TaskFileError, TaskSpec, parse_task, parse_task_lines, read_task_file
@@ -27,7 +26,6 @@ __all__ = [
     "TaskFileError",
     "TaskSpec",
     "averages",
-    "build_lite",
     "classification_metric",
     "classify",
     "evaluate_classification",

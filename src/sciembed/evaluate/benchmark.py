@@ -1,14 +1,17 @@
 """Run task lists for models: load each task's data once, embed through the cache, score, average, report.
 
 ``run_benchmark(models, tasks, output_dir)`` writes ``results.json``, ``results.md`` (the models side by
-side) and ``results.png``. A task whose data cannot be loaded, or that fails for a model, is recorded
-as failed with its reason; the other tasks still run.
+side) and ``results.png``. With two or more models it adds paired-bootstrap intervals of every
+difference vs the reference model (the first, or ``reference``) and, with three or more, the
+task-correlation heatmap ``task_correlation.png``. A task whose data cannot be loaded, or that fails
+for a model, is recorded as failed with its reason; the other tasks still run.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
 import platform
 import time
 import traceback
@@ -22,9 +25,12 @@ import numpy as np
 
 from ..data import Paper
 from .baselines import Ranker, model_kind, resolve_model, supports
+from .bootstrap import N_BOOT, compare_models
 from .cache import EmbeddingCache
 from .classification import evaluate_classification
+from .compare_report import comparison_markdown, correlation_heatmap, task_correlation
 from .loaders import Documents, TaskDataError, load_documents, load_labels, load_qrels, load_reviewers
+from .metrics import trec_per_query
 from .registry import TaskSpec
 from .regression import evaluate_regression
 from .retrieval import evaluate_run, missing_in_run, rank_by_distance
@@ -163,13 +169,27 @@ def _supervised(task: TaskSpec, data: TaskData, model: Any, embedder: Embedder, 
     t1 = time.perf_counter()
     x_train = np.stack([vectors[p] for p in train_ids])
     x_test = np.stack([vectors[p] for p in test_ids])
+    items: dict[str, Any] = {"ids": test_ids}
     if task.type == "classification":
         metrics = evaluate_classification(
-            x_train, train_y, x_test, test_y, task.metrics, task.multi_label, task.few_shot, n_jobs=n_jobs
+            x_train,
+            train_y,
+            x_test,
+            test_y,
+            task.metrics,
+            task.multi_label,
+            task.few_shot,
+            n_jobs=n_jobs,
+            cv_seeds=task.cv_seeds,
+            items=items,
         )
     else:
-        metrics = evaluate_regression(x_train, train_y, x_test, test_y, task.metrics, n_jobs=n_jobs)
+        metrics = evaluate_regression(
+            x_train, train_y, x_test, test_y, task.metrics, n_jobs=n_jobs, cv_seeds=task.cv_seeds, items=items
+        )
     result["metrics"] = metrics
+    result["cv_seeds"] = task.cv_seeds
+    result["items"] = items
     result["timing"] = {"embed_s": t1 - t0, "score_s": time.perf_counter() - t1}
     return result
 
@@ -193,8 +213,10 @@ def _retrieval(task: TaskSpec, data: TaskData, model: Any, embedder: Embedder) -
     t1 = time.perf_counter()
     metrics = evaluate_run(qrels, run, task.metrics)
     lost = missing_in_run(candidates, run)
+    per_query = trec_per_query(qrels, run, task.main_metric)
     return {
         "metrics": metrics,
+        "items": {"ids": list(per_query), "scores": list(per_query.values())},
         "counts": {
             "queries": len(candidates),
             "candidates": len(cand_ids),
@@ -312,11 +334,17 @@ def run_benchmark(
     n_jobs: int = 1,
     console: Any = None,
     model_loader: Callable[..., Any] = resolve_model,
+    reference: str | None = None,
+    n_boot: int = N_BOOT,
 ) -> dict[str, Any]:
     """Evaluate every model on every task; returns the results dict and writes the reports.
 
     ``models``: names (``bm25``, ``random``, ``default``, a folder, a hub name) or model objects.
     """
+    if reference is not None:
+        names = [spec if isinstance(spec, str) else getattr(spec, "name", str(spec)) for spec in models]
+        if reference not in names:
+            raise ValueError(f"reference {reference!r} is not one of the evaluated models {names}")
     start = time.perf_counter()
     memo = DataMemo()
     task_data: dict[str, TaskData | str] = {}
@@ -385,8 +413,16 @@ def run_benchmark(
             t.name: (d.load_s if isinstance(d, TaskData) else None) for t, d in ((t, task_data[t.name]) for t in tasks)
         },
         "models": model_reports,
-        "total_s": time.perf_counter() - start,
     }
+    ok_models = [m for m in model_reports if m["status"] == "ok"]
+    if len(ok_models) >= 2 and n_boot > 0:
+        t0 = time.perf_counter()
+        report["comparisons"] = compare_models(report, reference or ok_models[0]["name"], n_boot=n_boot)
+        report["comparisons"]["compute_s"] = time.perf_counter() - t0
+    correlation = task_correlation(report)
+    if correlation is not None:
+        report["task_correlation"] = correlation
+    report["total_s"] = time.perf_counter() - start
     if output_dir is not None:
         write_reports(report, output_dir)
     return report
@@ -463,6 +499,21 @@ def markdown_table(report: Mapping[str, Any]) -> str:
     return text
 
 
+def report_markdown(report: Mapping[str, Any]) -> str:
+    """``results.md``: the scores table, the differences with intervals, the correlation heatmap's link."""
+    text = markdown_table(report)
+    if report.get("comparisons"):
+        text += "\n" + comparison_markdown(report["comparisons"], report["tasks"])
+    if report.get("task_correlation"):
+        text += (
+            f"\n![task correlation](task_correlation.png)\n\nTask correlation: Pearson r of the main scores across "
+            f"the {len(report['task_correlation']['models'])} evaluated models.\n"
+        )
+    elif len(report.get("models", [])) > 1:
+        text += "\nTask correlation heatmap: needs three or more evaluated models.\n"
+    return text
+
+
 def bar_chart(report: Mapping[str, Any], path: str | Path) -> None:
     """A PNG: main score per task and averages, one bar per model."""
     import matplotlib
@@ -521,7 +572,12 @@ def write_reports(report: Mapping[str, Any], output_dir: str | Path) -> dict[str
         "markdown": output_dir / "results.md",
         "png": output_dir / "results.png",
     }
-    paths["json"].write_text(json.dumps(_clean(report), indent=2, default=_json_default) + "\n")
-    paths["markdown"].write_text(markdown_table(report))
+    text = report_markdown(report)
+    if report.get("task_correlation"):
+        paths["correlation"] = correlation_heatmap(report["task_correlation"], output_dir / "task_correlation.png")
+    tmp = paths["json"].with_name(".results.json.tmp")
+    tmp.write_text(json.dumps(_clean(report), indent=2, default=_json_default) + "\n")
+    os.replace(tmp, paths["json"])
+    paths["markdown"].write_text(text)
     bar_chart(report, paths["png"])
     return paths

@@ -35,7 +35,21 @@ def _quiet():
         yield
 
 
-def build_classifier(multi_label: bool, cv: int = 3, n_jobs: int = 1, grid: Sequence[float] = C_GRID):
+def cv_splits(seed: int | None, folds: int = 3) -> Any:
+    """``folds`` (SciRepEval: unshuffled) when ``seed`` is None, else shuffled stratified folds of that seed."""
+    if seed is None:
+        return folds
+    from sklearn.model_selection import StratifiedKFold
+
+    return StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+
+
+def seed_list(cv_seeds: int) -> list[int | None]:
+    """The grid-search seeds of a task: ``[None]`` (one unshuffled split) or ``0 .. cv_seeds - 1``."""
+    return list(range(cv_seeds)) if cv_seeds > 0 else [None]
+
+
+def build_classifier(multi_label: bool, cv: Any = 3, n_jobs: int = 1, grid: Sequence[float] = C_GRID):
     from sklearn.model_selection import GridSearchCV
     from sklearn.multiclass import OneVsRestClassifier
     from sklearn.svm import LinearSVC
@@ -55,7 +69,7 @@ def classify(
     y_train: np.ndarray,
     x_test: np.ndarray,
     multi_label: bool = False,
-    cv: int = 3,
+    cv: Any = 3,
     n_jobs: int = 1,
     grid: Sequence[float] = C_GRID,
 ) -> np.ndarray:
@@ -123,19 +137,38 @@ def evaluate_classification(
     multi_label: bool = False,
     few_shot: Sequence[Any] = (),
     n_jobs: int = 1,
+    cv_seeds: int = 0,
+    items: dict[str, Any] | None = None,
 ) -> dict[str, float]:
-    """SciRepEval's classification evaluation; few-shot results are keyed ``fewshot_<k>_<metric>``."""
+    """SciRepEval's classification evaluation; few-shot results are keyed ``fewshot_<k>_<metric>``.
+
+    ``items`` (a dict), when given, receives the per-item data of the paired bootstrap: ``gold`` and
+    one list of ``predictions`` per seed (labels; multi-label: label lists) and ``labels`` (the label
+    set of the multi-label metrics).
+    """
     if multi_label:
-        y_train, y_test, _ = binarize(labels_train, labels_test)
+        y_train, y_test, classes = binarize(labels_train, labels_test)
     else:
-        y_train, y_test = np.asarray(labels_train), np.asarray(labels_test)
+        y_train, y_test, classes = np.asarray(labels_train), np.asarray(labels_test), None
     if not multi_label and len(np.unique(y_train)) < 2:
         raise ValueError("the training split has fewer than two classes")
-    preds = classify(x_train, y_train, x_test, multi_label=multi_label, n_jobs=n_jobs)
-    results = {m: classification_metric(m, y_test, preds) for m in metrics}
+    runs = [classify(x_train, y_train, x_test, multi_label, cv_splits(seed), n_jobs) for seed in seed_list(cv_seeds)]
+    results = {m: float(np.mean([classification_metric(m, y_test, p) for p in runs])) for m in metrics}
+    if items is not None:
+        items["gold"] = [list(v) if multi_label else _plain(v) for v in labels_test]
+        if multi_label:
+            items["labels"] = [str(c) for c in classes]
+            items["predictions"] = [[[classes[j] for j in np.flatnonzero(row)] for row in p] for p in runs]
+        else:
+            items["predictions"] = [[_plain(v) for v in p] for p in runs]
     for shot in few_shot:
-        runs = few_shot_predictions(x_train, y_train, x_test, shot.sample_size, shot.iterations, multi_label, n_jobs)
+        shots = few_shot_predictions(x_train, y_train, x_test, shot.sample_size, shot.iterations, multi_label, n_jobs)
         for m in metrics:
-            values = [classification_metric(m, y_test, p) for p in runs]
+            values = [classification_metric(m, y_test, p) for p in shots]
             results[f"fewshot_{shot.sample_size}_{m}"] = float(np.mean(values)) if values else float("nan")
     return results
+
+
+def _plain(value: Any) -> Any:
+    """A label as a JSON value (numpy scalars to Python)."""
+    return value.item() if isinstance(value, np.generic) else value

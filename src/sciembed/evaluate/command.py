@@ -23,11 +23,14 @@ def run_evaluate(
     n_jobs: int = 1,
     data_root: str | Path | None = None,
     quiet: bool = False,
+    reference: str | None = None,
+    n_boot: int | None = None,
 ) -> dict[str, Any]:
     """Load the tasks, run every model, write ``results.json`` / ``results.md`` / ``results.png``."""
     from rich.console import Console
 
     from .benchmark import run_benchmark
+    from .bootstrap import N_BOOT
     from .tasks import load_tasks
 
     console = Console(stderr=True, quiet=quiet)
@@ -47,6 +50,8 @@ def run_evaluate(
         batch_size=batch_size,
         n_jobs=n_jobs,
         console=console,
+        reference=reference,
+        n_boot=N_BOOT if n_boot is None else n_boot,
     )
 
 
@@ -63,7 +68,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         required=True,
         help="bm25, random, default, minilm, a model folder or hub name (repeatable)",
     )
-    parser.add_argument("--tasks", "-t", default="lite", help="'lite' or a scirepeval_tasks.jsonl-style file")
+    parser.add_argument("--tasks", "-t", default="lite", help="'lite', a built suite folder or a task file")
     parser.add_argument("--task", action="append", default=None, help="only this task (repeatable)")
     parser.add_argument("--output", "-o", default=str(DEFAULT_OUTPUT))
     parser.add_argument("--device", default=None)
@@ -72,6 +77,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--n-jobs", type=int, default=1)
     parser.add_argument("--data-root", default=None)
+    parser.add_argument("--reference", default=None)
+    parser.add_argument("--bootstrap", type=int, default=None)
     args = parser.parse_args(argv)
     try:
         report = run_evaluate(
@@ -84,11 +91,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.batch_size,
             args.n_jobs,
             args.data_root,
+            reference=args.reference,
+            n_boot=args.bootstrap,
         )
     except (TaskFileError, TaskDataError, FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    from .benchmark import markdown_table
+    from .benchmark import report_markdown
 
-    print(markdown_table(report))
+    print(report_markdown(report))
     return 0

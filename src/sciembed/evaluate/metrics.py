@@ -33,6 +33,21 @@ def trec_measures(
     return out
 
 
+def trec_per_query(
+    qrels: Mapping[str, Mapping[str, int]], run: Mapping[str, Mapping[str, float]], measure: str
+) -> dict[str, float]:
+    """One trec_eval measure per query of ``run`` (x 100); their mean is :func:`trec_measures`' value for
+    the measures that trec_eval averages over queries (``map``, ``ndcg``, ``P_k``, ``recall_k`` ...)."""
+    import pytrec_eval
+
+    if not run:
+        return {}
+    qrels = {str(q): {str(c): int(s) for c, s in cands.items()} for q, cands in qrels.items()}
+    run = {str(q): {str(c): float(s) for c, s in cands.items()} for q, cands in run.items()}
+    per_query = pytrec_eval.RelevanceEvaluator(qrels, {measure}).evaluate(run)
+    return {q: 100.0 * float(scores[measure]) for q, scores in per_query.items()}
+
+
 def classification_metric(name: str, y_true, y_pred) -> float:
     """SciRepEval's classification metric names: ``f1`` (binary), ``f1_macro``, ``f1_micro``,
     ``accuracy``, ``precision_macro`` ... computed with scikit-learn, x 100."""

@@ -5,11 +5,15 @@ One JSON object per line::
     {"name", "type": classification|regression|proximity|adhoc_search,
      "data": {"meta": ..., "test": ..., "reviewers"?: ..., "simple_format"?: bool},
      "metrics": [...], "fields"?: [...], "few_shot"?: [{"sample_size", "iterations"}],
-     "multi_label"?: bool, "embeddings"?: {"save"|"load": path}, "in_training"?: bool}
+     "multi_label"?: bool, "embeddings"?: {"save"|"load": path}, "in_training"?: bool,
+     "cv_seeds"?: int, "sources"?: [...]}
 
 ``meta`` / ``test`` / ``reviewers`` are either ``{"name": <HF dataset>, "config": <name>}`` or a local
 path (relative paths are resolved against the task file's folder). ``in_training`` is a sciembed
 extension; without it the SciRepEval tasks used in multi-task training are recognised by name.
+``cv_seeds`` (sciembed): classification / regression grid searches run with that many shuffled 3-fold
+splits (seeds 0 .. n-1) and the metric is the mean over seeds; without it, one unshuffled split
+(SciRepEval). ``sources`` (sciembed): the data sources a task is built from (recipes mark by them).
 """
 
 from __future__ import annotations
@@ -59,6 +63,8 @@ KNOWN_KEYS = {
     "simple_format",
     "in_training",
     "description",
+    "cv_seeds",
+    "sources",
 }
 DATA_KEYS = {"meta", "test", "reviewers", "simple_format"}
 
@@ -115,6 +121,8 @@ class TaskSpec:
     simple_format: bool = False
     in_training: bool = False
     description: str = ""
+    cv_seeds: int = 0
+    sources: tuple[str, ...] = ()
     source: str = ""
     line: int = 0
 
@@ -155,6 +163,8 @@ class TaskSpec:
             "in_training": self.in_training,
             "embeddings": self.embeddings_key,
             "description": self.description,
+            "cv_seeds": self.cv_seeds,
+            "sources": list(self.sources),
             "source": self.source,
         }
 
@@ -243,6 +253,12 @@ def parse_task(obj: Any, base_dir: str | Path = ".", line: int = 0, source: str 
     if not isinstance(in_training, bool):
         raise ValueError(f"task {name!r}: in_training must be true or false")
     simple = bool(obj.get("simple_format", data.get("simple_format", False)))
+    cv_seeds = obj.get("cv_seeds", 0)
+    if not isinstance(cv_seeds, int) or isinstance(cv_seeds, bool) or cv_seeds < 0:
+        raise ValueError(f"task {name!r}: cv_seeds must be a non-negative integer")
+    if cv_seeds and task_type not in ("classification", "regression"):
+        raise ValueError(f"task {name!r}: cv_seeds is only valid for classification and regression tasks")
+    sources = _str_list(obj["sources"], "sources") if obj.get("sources") is not None else []
     return TaskSpec(
         name=name.strip(),
         type=task_type,
@@ -257,6 +273,8 @@ def parse_task(obj: Any, base_dir: str | Path = ".", line: int = 0, source: str 
         simple_format=simple,
         in_training=in_training,
         description=str(obj.get("description", "")),
+        cv_seeds=cv_seeds,
+        sources=tuple(sources),
         source=source,
         line=line,
     )

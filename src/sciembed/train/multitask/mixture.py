@@ -89,7 +89,7 @@ def _clean(text: Any) -> str | None:
 # ---- what sciembed-lite tests on ------------------------------------------------------------------------
 def lite_exclusions(data_root: Path, lite_dir: Path | None = None) -> dict[str, set[str]]:
     """``{"test": ids of lite test items, "documents": every lite document id}`` (builds lite if needed)."""
-    from ...evaluate.lite_build import build_lite
+    from ...recipes.lite import build_lite
 
     tasks_path = build_lite(data_root, lite_dir)
     folder = tasks_path.parent
@@ -192,7 +192,7 @@ def build_mixture(
 ) -> dict[str, Any]:
     """Write the training mixture (see the module docstring); returns the report."""
     from ...data.citations import heldout_queries, read_citation_graph
-    from ...evaluate.lite_build import Sources, default_data_root
+    from ...recipes.sources import Sources, default_data_root
     from ..mining import MiningConfig, mine_triplets
 
     say = log or (lambda _m: None)

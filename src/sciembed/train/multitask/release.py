@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ...evaluate.bootstrap import N_BOOT, SEED, Interval, compare_models
 from ...model import load_model, save_model
 from .heads import HEADS_DIR
 
@@ -43,9 +44,9 @@ Heads are in `heads/<task>/` (`sciembed.train.multitask.load_heads`); they are n
 Rebuild from scratch: `scripts/rebuild_model.sh`.
 
 ## Scores (sciembed-lite)
-The release column is the stage-2 adapters run (`runs/stage2-adapters/model`); the stage-1 base is the
-same encoder without adapters. Release rule: adapters beat the base on the in-training average and
-lose nothing on the overall average (`sciembed train release --check`).
+Release rule (`sciembed train release --check`, docs/BENCHMARK.md): against the model training started
+from, the out-of-training average is higher beyond its measured noise (paired-bootstrap 95% interval
+above 0) and no format's out-of-training average is lower beyond noise.
 
 {scores}
 
@@ -63,54 +64,119 @@ format as well. Weights are stored in fp16.
 """
 
 
-@dataclass
-class RuleCheck:
-    """The release rule: adapters beat the base on the in-training average and lose nothing overall."""
+FORMAT_NAMES = {
+    "classification": "classification",
+    "regression": "regression",
+    "proximity": "proximity",
+    "adhoc_search": "search",
+}
+
+
+@dataclass(frozen=True)
+class ReleaseCheck:
+    """The release rule against the model training started from (docs/BENCHMARK.md, "Release rule"):
+
+    1. the out-of-training average is higher by more than its measured noise (interval low > 0);
+    2. no format's out-of-training average is lower beyond noise (each interval's high >= 0).
+    """
 
     base: str
     candidate: str
-    base_in: float
-    candidate_in: float
-    base_overall: float
-    candidate_overall: float
+    out_of_training: Interval
+    formats: dict[str, Interval]  # out-of-training average per format (formats that have such tasks)
+    in_training: Interval | None
+    overall: Interval | None
+    n_boot: int
+    confidence: float
+
+    @property
+    def failures(self) -> list[str]:
+        out = []
+        if not self.out_of_training.low > 0:
+            out.append(
+                f"out-of-training average {self.out_of_training.diff:+.2f} is not above noise "
+                f"(interval low {self.out_of_training.low:+.2f} <= 0)"
+            )
+        for fmt, iv in self.formats.items():
+            if iv.high < 0:
+                out.append(
+                    f"{FORMAT_NAMES[fmt]} out-of-training average {iv.diff:+.2f} is lower beyond noise "
+                    f"(interval high {iv.high:+.2f} < 0)"
+                )
+        return out
 
     @property
     def passed(self) -> bool:
-        return self.candidate_in > self.base_in and self.candidate_overall >= self.base_overall
+        return not self.failures
 
     def summary(self) -> str:
-        verdict = "passes" if self.passed else "fails"
-        return (
-            f"release rule {verdict}: in-training {self.candidate_in:.2f} vs base {self.base_in:.2f}, "
-            f"overall {self.candidate_overall:.2f} vs base {self.base_overall:.2f}"
-        )
+        def show(iv: Interval | None) -> str:
+            return "-" if iv is None else f"{iv.diff:+.2f} [{iv.low:+.2f}, {iv.high:+.2f}] ({iv.n} tasks)"
+
+        pct = int(round(self.confidence * 100))
+        lines = [
+            f"release rule {'passes' if self.passed else 'fails'}: {self.candidate} vs {self.base} "
+            f"(paired bootstrap, {self.n_boot} resamples, {pct}% intervals)",
+            f"  out-of-training average: {show(self.out_of_training)}",
+        ]
+        lines += [f"  out-of-training {FORMAT_NAMES[f]}: {show(iv)}" for f, iv in self.formats.items()]
+        lines += [f"  in-training average: {show(self.in_training)}", f"  overall average: {show(self.overall)}"]
+        lines += [f"  refused: {reason}" for reason in self.failures]
+        return "\n".join(lines)
 
 
-def _averages(entry: dict[str, Any], in_training: dict[str, bool]) -> tuple[float, float]:
-    scores = {name: r["main_score"] for name, r in entry["tasks"].items() if r.get("status") == "ok"}
-    missing = sorted(set(in_training) - set(scores))
-    if missing:
-        raise ValueError(f"{entry['spec']}: no score for {missing}; the rule needs every task")
-    inside = [v for name, v in scores.items() if in_training[name]]
-    return sum(inside) / len(inside), sum(scores.values()) / len(scores)
+def _interval(entry: dict[str, Any] | None) -> Interval | None:
+    if not entry or entry.get("diff") is None:
+        return None
+    return Interval(entry["diff"], entry["low"], entry["high"], entry["n"])
 
 
-def check_release_rule(results: str | Path, base: str, candidate: str) -> RuleCheck:
-    """Apply the release rule to a ``sciembed evaluate`` ``results.json`` holding ``base`` and ``candidate``
-    (model specs as given to ``--model``, or the model folders' paths)."""
+def check_release_rule(
+    results: str | Path, base: str, candidate: str, n_boot: int = N_BOOT, seed: int = SEED
+) -> ReleaseCheck:
+    """Apply the release rule to a ``sciembed evaluate`` ``results.json`` holding ``base`` (the model
+    training started from) and ``candidate`` (model specs as given to ``--model``, or names). Every task
+    must have been scored for both, with per-item data (the bootstrap's input)."""
     data = json.loads(Path(results).read_text())
-    in_training = {t["name"]: bool(t["in_training"]) for t in data["tasks"]}
-    by_spec = {m["spec"]: m for m in data["models"]} | {m["name"]: m for m in data["models"]}
+    by_spec = {m.get("spec", m["name"]): m for m in data["models"]} | {m["name"]: m for m in data["models"]}
 
     def find(spec: str) -> dict[str, Any]:
         entry = by_spec.get(spec) or by_spec.get(str(Path(spec)))
         if entry is None:
-            raise ValueError(f"{results}: no model {spec!r}; it has {sorted(m['spec'] for m in data['models'])}")
+            names = sorted(m.get("spec", m["name"]) for m in data["models"])
+            raise ValueError(f"{results}: no model {spec!r}; it has {names}")
         return entry
 
-    base_in, base_all = _averages(find(base), in_training)
-    cand_in, cand_all = _averages(find(candidate), in_training)
-    return RuleCheck(base, candidate, base_in, cand_in, base_all, cand_all)
+    entries = {"base": find(base), "candidate": find(candidate)}
+    for role, entry in entries.items():
+        for task in data["tasks"]:
+            result = entry.get("tasks", {}).get(task["name"], {})
+            if result.get("status") != "ok":
+                raise ValueError(
+                    f"{results}: {role} {entry['name']!r} has no score for {task['name']!r}; the rule needs every task"
+                )
+            if "items" not in result:
+                raise ValueError(
+                    f"{results}: task {task['name']!r} has no per-item data; "
+                    "re-run `sciembed evaluate` with this version"
+                )
+    report = {"tasks": data["tasks"], "models": [entries["base"], entries["candidate"]]}
+    comparison = compare_models(report, entries["base"]["name"], [entries["candidate"]["name"]], n_boot, seed)
+    averages = comparison["models"][entries["candidate"]["name"]]["averages"]
+    out = _interval(averages.get("out_of_training"))
+    if out is None:
+        raise ValueError(f"{results}: no out-of-training task; the rule cannot be applied")
+    formats = {fmt: iv for fmt in FORMAT_NAMES if (iv := _interval(averages.get(f"out_of_training/{fmt}"))) is not None}
+    return ReleaseCheck(
+        base=entries["base"]["name"],
+        candidate=entries["candidate"]["name"],
+        out_of_training=out,
+        formats=formats,
+        in_training=_interval(averages.get("in_training")),
+        overall=_interval(averages.get("overall")),
+        n_boot=n_boot,
+        confidence=comparison["confidence"],
+    )
 
 
 def release_model(

@@ -5,8 +5,8 @@ import json
 
 import pytest
 
-from sciembed.evaluate.lite_build import build_lite, packaged_task_lines
 from sciembed.evaluate.registry import parse_task_lines, read_task_file
+from sciembed.recipes.lite import build_lite, suite_task_lines
 
 
 def _shared():
@@ -18,7 +18,7 @@ def _shared():
 
 
 def test_packaged_task_list_is_valid_and_balanced():
-    tasks = parse_task_lines(packaged_task_lines(), source="sciembed_lite.jsonl")
+    tasks = parse_task_lines(suite_task_lines(), source="sciembed_lite.jsonl")
     kinds = [t.kind for t in tasks]
     for kind in ("classification", "regression", "proximity", "adhoc_search"):
         assert kinds.count(kind) >= 2, kind

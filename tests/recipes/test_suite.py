@@ -1,0 +1,187 @@
+"""The sciembed-lite recipe on a synthetic data tree: every task builds, marks follow the sources,
+the built folder runs on its own, and no evaluation document of an in-training source reaches training."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import shutil
+
+import pytest
+from synthetic_tree import SHARED_TITLE, make_data_tree
+
+from sciembed.data.citations import heldout_queries, read_citation_graph
+from sciembed.evaluate import load_tasks
+from sciembed.evaluate.benchmark import DataMemo, load_task_data
+from sciembed.recipes import TRAINING_SOURCES, excluded_ids
+from sciembed.recipes.heldout import task_document_ids, training_leaks
+from sciembed.recipes.lite import build_lite, packaged_task_lines
+
+
+def read_triplet_ids(row: dict) -> set[str]:
+    return {str(row[role]["corpus_id"]) for role in ("query", "pos", "neg")}
+
+
+@pytest.fixture(scope="session")
+def data_tree(tmp_path_factory):
+    return make_data_tree(tmp_path_factory.mktemp("shared") / "data")
+
+
+@pytest.fixture(scope="session")
+def built_suite(data_tree, tmp_path_factory):
+    """The suite built from the synthetic tree (fewer AAN / Paperscape queries: the graphs are small)."""
+    from sciembed.recipes import lite_intraining
+    from sciembed.recipes.lite import build_lite
+
+    with pytest.MonkeyPatch.context() as patch:
+        small = {"AAN_QUERIES": 7, "PHYSICS_QUERIES": 10, "AAN_NEGATIVE_POOL": 60, "AAN_COUNT_PAPERS": 40}
+        small |= {"ACL_YEAR_PAPERS": 40, "PHYSICS_NEGATIVE_POOL": 60}
+        for name, value in small.items():  # so that the graphs keep papers for training
+            patch.setattr(lite_intraining, name, value)
+        return build_lite(data_root=data_tree, out_dir=tmp_path_factory.mktemp("suite") / "sciembed-lite")
+
+
+IN_TRAINING = {
+    "arXiv primary category",
+    "arXiv categories",
+    "ACL publication year",
+    "AAN citation count",
+    "AAN citation prediction",
+    "AAN co-citation",
+    "SciTLDR",
+    "Paperscape citation prediction",
+}
+
+
+def _task_docs(task, memo) -> dict[str, object]:
+    data = load_task_data(task, memo)
+    docs = dict(data.docs.docs)
+    if data.labels is not None:
+        ids = {pid for rows in data.labels.values() for pid, _ in rows}
+        return {pid: docs[pid] for pid in ids}
+    ids = set(data.qrels) | {c for cands in data.qrels.values() for c in cands}
+    return {pid: docs[pid] for pid in ids if pid in docs}
+
+
+def test_every_task_builds_and_the_build_is_reused(built_suite, data_tree):
+    manifest = json.loads((built_suite.parent / "manifest.json").read_text())
+    assert manifest["failed"] == {}
+    tasks = load_tasks(built_suite)
+    assert len(tasks) == len(packaged_task_lines())
+    memo = DataMemo()
+    for task in tasks:
+        assert _task_docs(task, memo), task.name  # every task has items
+    stamp = (built_suite.parent / "manifest.json").stat().st_mtime_ns
+    assert build_lite(data_root=data_tree, out_dir=built_suite.parent) == built_suite
+    assert (built_suite.parent / "manifest.json").stat().st_mtime_ns == stamp
+
+
+def test_marks_follow_the_sources(built_suite):
+    for line in packaged_task_lines():
+        assert "in_training" not in json.loads(line)  # marks come from the sources only
+    tasks = load_tasks(built_suite)
+    for task in tasks:
+        assert task.sources, task.name
+        assert task.in_training == bool(set(task.sources) & TRAINING_SOURCES), task.name
+    assert {t.name for t in tasks if t.in_training} == IN_TRAINING
+    outside = [t for t in tasks if not t.in_training]
+    formats = {t.type for t in outside}
+    assert formats == {"classification", "regression", "proximity", "adhoc_search"}
+    assert all(t.cv_seeds >= 3 for t in tasks if t.type in ("classification", "regression"))
+
+
+def test_out_of_training_tasks_hold_no_paper_of_a_training_source(built_suite):
+    memo = DataMemo()
+    for task in load_tasks(built_suite):
+        titles = {getattr(p, "title", None) for p in _task_docs(task, memo).values()}
+        if not task.in_training:
+            assert SHARED_TITLE not in titles, task.name
+
+
+def test_excluded_ids_cover_every_in_training_document_and_heldout_paper(built_suite, data_tree):
+    excluded = excluded_ids(data_tree, built_suite.parent)
+    assert set(excluded) == {"acl", "arxiv", "paperscape", "scitldr"}
+    memo = DataMemo()
+    for task in load_tasks(built_suite):
+        if task.in_training:
+            (source,) = task.sources
+            ids = set(_task_docs(task, memo)) - {q for q in load_task_data(task, memo).docs.queries}
+            assert ids and ids <= excluded[source], task.name
+    for source, graph_file, papers_file in (
+        ("acl", "acl/aan-citations-2013.txt", "acl/anthology-papers.jsonl.gz"),
+        ("paperscape", "paperscape/citations-1991-1996.txt", "paperscape/papers-1991-1996.jsonl.gz"),
+    ):
+        with gzip.open(data_tree / papers_file, "rt") as handle:
+            ids = [json.loads(line)["paper_id"] for line in handle]
+        held = heldout_queries(read_citation_graph(data_tree / graph_file), ids)
+        assert held and set(held) <= excluded[source]
+    # the out-of-training documents are not in the exclusions (they may be used ... by nobody)
+    outside = task_document_ids(built_suite, in_training=False)
+    assert set(outside) & TRAINING_SOURCES == set()
+
+
+def test_mined_triplets_never_contain_an_excluded_paper(built_suite, data_tree, tmp_path):
+    """A synthetic stage-1 mixture: triplets mined from the AAN and Paperscape graphs with the exclusions."""
+    from sciembed.train.mining import MiningConfig, mine_to_files
+
+    excluded = excluded_ids(data_tree, built_suite.parent)
+    used: dict[str, set[str]] = {}
+    for source, graph_file, papers_file in (
+        ("acl", "acl/aan-citations-2013.txt", "acl/anthology-papers.jsonl.gz"),
+        ("paperscape", "paperscape/citations-1991-1996.txt", "paperscape/papers-1991-1996.jsonl.gz"),
+    ):
+        out = tmp_path / source
+        report = mine_to_files(
+            data_tree / papers_file,
+            data_tree / graph_file,
+            out,
+            MiningConfig(triplets_per_query=2, hard_per_query=1),
+            exclude=excluded[source],
+            progress=False,
+        )
+        assert report.train_triplets + report.dev_triplets > 0
+        for split in ("train", "dev"):
+            for line in open(out / f"{split}.jsonl"):
+                row = json.loads(line)
+                used.setdefault(source, set()).update(read_triplet_ids(row))
+    assert training_leaks(used, excluded) == {}
+    # the guard itself: a mixture with a held-out paper is flagged, by source
+    leaked = next(iter(excluded["paperscape"]))
+    assert training_leaks({"paperscape": {leaked, "x"}, "acl": set()}, excluded) == {"paperscape": [leaked]}
+
+
+def test_the_built_folder_runs_without_the_data_tree(built_suite, tmp_path):
+    """Carried elsewhere, the folder is all `sciembed evaluate` needs (relative paths only)."""
+    from typer.testing import CliRunner
+
+    from sciembed.cli import app
+
+    copy = tmp_path / "carried"
+    shutil.copytree(built_suite.parent, copy)
+    lines = [json.loads(line) for line in (copy / "tasks.jsonl").read_text().splitlines()]
+    assert str(built_suite.parent) not in json.dumps(lines)
+    for line in lines:  # one grid-search seed and no few-shot runs keep this test fast
+        line.pop("few_shot", None)
+        if "cv_seeds" in line:
+            line["cv_seeds"] = 1
+    (copy / "tasks.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+    out = tmp_path / "out"
+    args = ["evaluate", "-m", "random", "-m", "random:16", "-m", "random:8", "--tasks", str(copy)]
+    result = CliRunner().invoke(app, [*args, "-o", str(out), "--no-cache", "--bootstrap", "50"])
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "results.json").read_text())
+    for model in report["models"]:
+        failed = {n: r.get("reason") for n, r in model["tasks"].items() if r["status"] != "ok"}
+        assert failed == {}
+    comparison = report["comparisons"]["models"]["random:16"]["averages"]
+    assert comparison["out_of_training"]["n"] == comparison["out_of_training"]["of"] == 13
+    assert (out / "task_correlation.png").stat().st_size > 1000
+
+
+def test_a_missing_source_fails_only_its_tasks(data_tree, tmp_path):
+    partial = tmp_path / "data"
+    shutil.copytree(data_tree, partial, ignore=shutil.ignore_patterns("ohsumed"))
+    tasks_path = build_lite(data_root=partial, out_dir=tmp_path / "suite")
+    manifest = json.loads((tasks_path.parent / "manifest.json").read_text())
+    assert list(manifest["failed"]) == ["ohsumed"]
+    assert not (tmp_path / "suite").with_name(".suite.building").exists()
