@@ -398,3 +398,28 @@ def test_adapters_train_under_ddp_with_two_gloo_processes(tmp_path):
         assert torch.equal(ranks[0]["state"][f"base.{name}"], value), name
     assert (tmp_path / "run" / "model" / "sciembed.json").is_file()
     assert sorted(load_heads(tmp_path / "run" / "model")) == ["clf", "ml", "reg"]
+
+
+def test_contrastive_triplet_loss_in_stage2(tmp_path):
+    """``triplet_loss: contrastive`` scores each query against the batch's positives and negatives."""
+    from sciembed.train.losses import in_batch_contrastive_loss
+
+    task, _ = _task(tmp_path, triplet_loss="contrastive", contrastive_scale=10.0)
+    task.module.eval()
+    batch = [("prx", 0), ("prx", 1), ("prx", 2), ("clf", 0)]
+    step = task.step_inputs(batch)
+    losses = task.module(step)
+    embedded = {}
+    for group in step.groups:
+        vectors = task.module.embed(group).float().split([count for _, _, count in group.parts])
+        for (name, role, _), chunk in zip(group.parts, vectors, strict=True):
+            embedded[(name, role)] = chunk
+    query, pos, neg = (embedded[("prx", role)] for role in ("query", "pos", "neg"))
+    expected = in_batch_contrastive_loss(query, pos, neg, scale=10.0)
+    assert losses["prx"].item() == pytest.approx(expected.item(), rel=1e-5)
+    with pytest.raises(ConfigError, match="triplet_loss"):
+        make_config(tmp_path, triplet_loss="hinge")
+    result = train_stage2(
+        make_config(tmp_path, max_steps=2, triplet_loss="contrastive"), make_tiny_model(), tmp_path / "run", log=None
+    )
+    assert result.steps == 2

@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# Issue 10 on the GPU machine: train every recipe candidate in parallel on one GPU, derive the
+# interpolated ones, evaluate them all on the validation suite (embeddings on the GPU, SVMs and
+# trec_eval on the CPU cores), and send back results and the trained adapters (small).
+#
+#   scripts/gpu_generalise.sh stage  DIR...    copy carried folders into $STAGE (several calls: 64 MiB each)
+#   scripts/gpu_generalise.sh train  BASE TAG  train the candidates of $RECIPES from BASE (a model folder)
+#   scripts/gpu_generalise.sh eval   BASE TAG  evaluate BASE and every candidate of TAG on $STAGE/suite
+#
+# Made here by scripts/prepare_gpu_generalise.sh (MiniLM/MPNet bases, mixture v2, stage-1 triplets,
+# the built suite, wheels for pytrec-eval and bm25s). Results: docs/TRAINING.md.
+set -uo pipefail
+export PYTHONPATH=src PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false
+STAGE=${STAGE:-/root/stage}
+RUNS=${RUNS:-/root/runs}
+OUT=${OUT:-out/gpu-generalise}
+RECIPES=${RECIPES:-adapters-margin adapters-contrastive stage1-contrastive stage1-contrastive-distill}
+mkdir -p "$STAGE" "$RUNS" "$OUT"
+
+wheels() {
+  if [ -d "$STAGE/whl" ] && [ ! -d /tmp/site ]; then
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site "$STAGE"/whl/*.whl
+  fi
+  export PYTHONPATH=src:/tmp/site
+}
+
+stage() {
+  for dir in "$@"; do
+    cp -r "$dir"/. "$STAGE"/
+  done
+  # a base carried in parts (over several calls) is joined once all parts are there
+  for joined in "$STAGE"/*.parts; do
+    [ -d "$joined" ] || continue
+    name=$(basename "$joined" .parts)
+    if [ -f "$joined/COUNT" ] && [ "$(ls "$joined"/part-* | wc -l)" = "$(cat "$joined/COUNT")" ]; then
+      mkdir -p "$STAGE/$name" && cat "$joined"/part-* | tar -xf - -C "$STAGE/$name" && rm -r "$joined"
+    fi
+  done
+  du -sh "$STAGE"/* 2>/dev/null
+}
+
+train_one() {  # recipe base tag
+  local recipe=$1 base=$2 tag=$3 run="$RUNS/$3-$1" start
+  start=$(date +%s)
+  case $recipe in
+    adapters-*)
+      python3 -m sciembed train adapters --config "configs/generalise/$tag-$recipe.yaml" --base "$base" -o "$run" \
+        --set mixture="$STAGE/mixture-v2" --set progress=false ;;
+    stage1-*)
+      python3 -m sciembed train base --config "configs/generalise/stage1-mix-$tag-${recipe#stage1-}.yaml" \
+        --set init_model="$base" --set train_triplets="$STAGE/triplets-mix.jsonl.gz" --set output_dir="$run" \
+        --set progress=false ;;
+  esac > "$OUT/$tag-$recipe.log" 2>&1
+  echo "$tag-$recipe: exit $? after $(( $(date +%s) - start )) s" | tee -a "$OUT/$tag-$recipe.log"
+}
+
+train() {  # base tag
+  nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+  for recipe in $RECIPES; do train_one "$recipe" "$1" "$2" & sleep 2; done
+  wait
+  for recipe in $RECIPES; do tail -3 "$OUT/$2-$recipe.log"; done
+  # derived candidates: weight-space interpolation of the fully tuned bases, scaled adapters
+  for run in "$RUNS/$2"-stage1-*; do
+    [ -d "$run/model" ] && python3 -m sciembed train interpolate --start "$1" --tuned "$run/model" --alpha 0.5 \
+      -o "$run-wise0.5/model" >> "$OUT/derive.log" 2>&1
+  done
+  for run in "$RUNS/$2"-adapters-*; do
+    [ -d "$run/model" ] && python3 -m sciembed train interpolate --tuned "$run/model" --adapter-scale 0.5 \
+      -o "$run-scale0.5/model" >> "$OUT/derive.log" 2>&1
+  done
+  tail -5 "$OUT/derive.log"
+  # what comes back: each candidate's adapters, config and training curves (the bases stay here)
+  tar -cf "$OUT/$2-runs.tar" -C "$RUNS" --exclude='*/checkpoints' --exclude='model.safetensors' \
+    --exclude='tokenizer*' --exclude='vocab.txt' $(cd "$RUNS" && ls -d "$2"-*)
+  ls -la "$OUT"
+}
+
+evaluate() {  # base tag
+  wheels
+  local models=(-m "$1")
+  for run in "$RUNS/$2"-*; do [ -d "$run/model" ] && models+=(-m "$run/model"); done
+  python3 -m sciembed evaluate "${models[@]}" --tasks "$STAGE/suite/tasks.jsonl" --output "$OUT/eval-$2" \
+    --device cuda --batch-size 256 --n-jobs 16 --cache-dir "$RUNS/cache" 2>&1 | tail -60
+  ls -la "$OUT/eval-$2"
+}
+
+case ${1:-} in
+  stage) shift; stage "$@" ;;
+  train) train "$2" "$3" ;;
+  eval) evaluate "$2" "$3" ;;
+  *) echo "usage: $0 stage DIR... | train BASE TAG | eval BASE TAG" >&2; exit 2 ;;
+esac
