@@ -28,6 +28,10 @@ stage() {
   for dir in "$@"; do
     cp -r "$dir"/. "$STAGE"/
   done
+  if [ -f "$STAGE/suite.tgz" ]; then
+    rm -rf "$STAGE/suite" && mkdir -p "$STAGE/suite" && tar -xzf "$STAGE/suite.tgz" -C "$STAGE/suite" --strip-components=1 \
+      && rm "$STAGE/suite.tgz"
+  fi
   # a base carried in parts (over several calls) is joined once all parts are there
   for joined in "$STAGE"/*.parts; do
     [ -d "$joined" ] || continue
