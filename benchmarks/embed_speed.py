@@ -15,7 +15,7 @@ init N(0, 0.02): speed does not depend on the adapter's values). Methods:
   ``.cpu()`` per batch: the model card's recipe. The adapter is active (AdapterHub-exact).
 * ``hf_bf16_sorted`` (b, GPU): transformers in bf16, length-sorted batches of 128 documents.
 * ``sciembed``: ``model.encode(..., device=...)``: on CUDA the default fp16 (``sciembed_bf16``: the
-  same in bf16; ``sciembed_compiled``: after ``compile_packed()``), packed token-budget batches,
+  same in bf16; ``sciembed_compiled``: with ``EncodeOptions(compile=True)``), packed token-budget batches,
   background tokenisation into pinned memory, results kept on the GPU; on CPU the default fp32 path.
 * ``onnx_fp32`` / ``onnx_int8`` (CPU): ``sciembed export onnx`` graphs run by ``load(..., backend="onnx")``.
 
@@ -251,8 +251,11 @@ def run_model(name: str, build, papers: list[dict], args, peak_tflops: float, ou
         methods.append(("sciembed", lambda: fast.encode(papers, "proximity", device=device)))
         methods.append(("sciembed_bf16", lambda: plain_bf16.encode(papers, "proximity", device=device)))
         if not args.no_compile:  # the same path with its layer stack through torch.compile
-            compiled = build().place(device).compile_packed()
-            methods.append(("sciembed_compiled", lambda: compiled.encode(papers, "proximity", device=device)))
+            from sciembed.engine import EncodeOptions
+
+            compiled = build().place(device)
+            with_compile = EncodeOptions(device=device, compile=True)
+            methods.append(("sciembed_compiled", lambda: compiled.encode(papers, "proximity", options=with_compile)))
         for budget in args.budgets:
             methods.append(
                 (f"sciembed_tok{budget}", lambda b=budget: fast.encode(papers, "proximity", max_tokens=b, batch_size=b))
@@ -297,7 +300,7 @@ def run_model(name: str, build, papers: list[dict], args, peak_tflops: float, ou
         fast.encode(warm, "proximity", device=device)
         if not args.no_compile:
             start = time.perf_counter()
-            compiled.encode(papers[:2048], "proximity", device=device)  # compiles (not timed)
+            compiled.encode(papers[:2048], "proximity", options=with_compile)  # compiles (not timed)
             print(f"  {name}: torch.compile warm-up {time.perf_counter() - start:.1f}s", file=sys.stderr)
     else:
         recipe(model, model.texts(warm[:32]), device)

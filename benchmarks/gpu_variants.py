@@ -4,12 +4,13 @@
         --variants "default;rayon=12;rayon=8;compile;compile,rayon=12"
 
 A variant is a comma list of ``rayon=N`` (the Rust tokeniser's thread pool: ``RAYON_NUM_THREADS``,
-read when the pool starts, hence one process per variant), ``compile`` (``model.compile_packed``:
-the packed layer stack through ``torch.compile``), ``fp16`` (instead of bf16), ``groups=A/B/..``
-(documents per tokenisation group, ``PIPELINE_GROUPS``), ``queue=N`` and ``ahead=N`` (the
-pipeline's queue depths). Each process builds the BERT-base-sized model with a proximity adapter
-(as ``embed_speed.py``), warms up, then times ``encode`` over the documents ``--repeats`` times; it
-reports docs/s per round, how long the launching thread waited for the host side, and the min / mean
+read when the pool starts, hence one process per variant), ``compile`` (``EncodeOptions.compile``:
+the packed layer stack through ``torch.compile``), ``fp16`` (instead of bf16), ``group=N``
+(documents per tokenisation group, ``EncodeOptions.group_size``), ``queue=N`` and ``ahead=N`` (the
+pipeline's depths: ``queue_batches``, ``tokenize_ahead``). Each process builds the BERT-base-sized
+model with a proximity adapter (as ``embed_speed.py``), warms up, then times ``encode`` over the
+documents ``--repeats`` times; it reports docs/s per round, how long the launching thread waited for the
+host side, and the min / mean
 cosine of its vectors to the plain packed path of the same process (before any compilation).
 Prints a markdown table; writes JSON.
 """
@@ -37,33 +38,32 @@ def child(args: argparse.Namespace) -> None:
     import embed_speed
 
     embed_speed._MINILM_OVERRIDE = args.minilm
-    options = dict(item.split("=") if "=" in item else (item, "1") for item in args.child.split(",") if item)
-    from sciembed.model import encoder as encoder_module
+    variant = dict(item.split("=") if "=" in item else (item, "1") for item in args.child.split(",") if item)
+    from sciembed.engine import EncodeOptions, run_encode
 
-    if "groups" in options:  # documents per tokenisation group, e.g. groups=512/1024/8192
-        encoder_module.PIPELINE_GROUPS = tuple(int(x) for x in options["groups"].split("/"))
-    if "queue" in options:
-        encoder_module.PIPELINE_QUEUE_BATCHES = int(options["queue"])
-    if "ahead" in options:
-        encoder_module.PIPELINE_AHEAD_GROUPS = int(options["ahead"])
+    options = EncodeOptions(
+        device="cuda",
+        compile="compile" in variant,
+        group_size=int(variant.get("group", 1024)),
+        queue_batches=int(variant.get("queue", 16)),
+        tokenize_ahead=int(variant.get("ahead", 2)),
+    )
     papers = embed_speed.read_arxiv(args.arxiv, args.docs)
-    dtype = torch.float16 if "fp16" in options else torch.bfloat16
+    dtype = torch.float16 if "fp16" in variant else torch.bfloat16
     model = embed_speed.bert_base_model().place("cuda", dtype)
-    reference = model.encode(papers[: args.check], "proximity", device="cuda")
+    reference = model.encode(papers[: args.check], "proximity", options=options.but(compile=False))
     start = time.perf_counter()
-    if "compile" in options:
-        model.compile_packed()
-    model.encode(papers[:2048], "proximity", device="cuda")  # warm-up (and compilation)
+    model.encode(papers[:2048], "proximity", options=options)  # warm-up (and compilation)
     warm = time.perf_counter() - start
     rounds, waits = [], []
     for _ in range(args.repeats):
         torch.cuda.synchronize()
         t0 = time.perf_counter()
-        model.encode(papers, "proximity", device="cuda")
+        result = run_encode(model, papers, "proximity", options)
         torch.cuda.synchronize()
         rounds.append(len(papers) / (time.perf_counter() - t0))
-        waits.append(model.pipeline_stats.get("wait_for_batches_s", float("nan")))
-    check = model.encode(papers[: args.check], "proximity", device="cuda")
+        waits.append(result.wait_for_batches_s)
+    check = model.encode(papers[: args.check], "proximity", options=options)
     cos = (check * reference).sum(1) / (np.linalg.norm(check, axis=1) * np.linalg.norm(reference, axis=1))
     print(
         "RESULT "

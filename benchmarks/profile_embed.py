@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import queue
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -26,16 +24,21 @@ import embed_speed  # noqa: E402
 
 
 def producer_seconds(
-    model, papers, packed: bool, max_tokens: int, overlap: bool | None = None, pin: bool = True
+    model, papers, packed: bool, max_tokens: int, overlap: bool = True, pin: bool = True
 ) -> tuple[float, list]:
-    out: queue.Queue = queue.Queue()
+    """The engine's host side alone (tokenise, sort, pad or pack, pin): seconds and the prepared batches."""
+    from sciembed.engine import EncodeOptions
+    from sciembed.engine.backends import runner_for
+    from sciembed.engine.run import host_batches, plan_batches
+
+    options = EncodeOptions(
+        batch_size=max_tokens, max_tokens=max_tokens, pipeline=True, packed=packed, tokenize_ahead=2 if overlap else 0
+    )
+    runner = runner_for(model, "proximity", options)
+    runner.pin = pin
     start = time.perf_counter()
-    model._produce_batches(papers, max_tokens, None, max_tokens, pin, out, threading.Event(), packed, overlap=overlap)
-    seconds = time.perf_counter() - start
-    items = []
-    while (item := out.get()) is not None:
-        items.append(item)
-    return seconds, items
+    items = list(host_batches(model, papers, runner, plan_batches(runner, len(papers), options)))
+    return time.perf_counter() - start, items
 
 
 def timed(fn, repeats=2):
@@ -72,6 +75,8 @@ def producer_only(model, papers) -> None:
 
 
 def main() -> None:
+    from sciembed.engine import EncodeOptions
+
     parser = argparse.ArgumentParser()
     parser.add_argument("--docs", type=int, default=20000)
     parser.add_argument("--model", default="bert-base")
@@ -99,24 +104,21 @@ def main() -> None:
     rows = []
     model.encode(papers[:512], "proximity")  # warm-up
     for packed, budget in ((False, 16384), (True, 32768), (True, 65536), (True, 131072)):
-        model.packed = packed
         seconds, items = producer_seconds(model, papers, packed, budget)
         # GPU alone: every batch already on the device
         if packed:
-            from sciembed.model.packed import unpack
-
-            dev = [unpack(b.to("cuda"), *s) for b, s in items]
+            dev = [host.to("cuda") for host in items]
             fn = lambda dev=dev: [model.forward_packed(b, "proximity") for b, _ in dev]  # noqa: E731
         else:
-            dev = [{k: v.to("cuda") for k, v in t.items()} for _, t in items]
+            dev = [host.to("cuda") for host, _ in items]
             fn = lambda dev=dev: [model(t["input_ids"], t["attention_mask"], "proximity") for t in dev]  # noqa: E731
         with torch.inference_mode():
             fn()
             gpu = timed(fn)
         del dev
-        end = timed(lambda b=budget: model.encode(papers, "proximity", max_tokens=b, batch_size=b))
+        options = EncodeOptions(max_tokens=budget, batch_size=budget, packed=packed)
+        end = timed(lambda o=options: model.encode(papers, "proximity", options=o))
         rows.append((f"{'packed' if packed else 'padded'} tok{budget}", len(items), seconds, gpu, end))
-    model.packed = None
     print("| path | batches | producer s (docs/s) | GPU-only s (docs/s) | encode s (docs/s) |")
     for name, count, prod, gpu, end in rows:
         cells = [f"{s:.2f} ({n / s:.0f})" for s in (prod, gpu, end)]
@@ -126,8 +128,7 @@ def main() -> None:
     sub = papers[:3000]
     fast = model.encode(sub, "proximity")
     ref_model = build().place("cuda", torch.float32)
-    ref_model.packed = False
-    ref = ref_model.encode(sub, "proximity", batch_size=32, max_tokens=8192)
+    ref = ref_model.encode(sub, "proximity", options=EncodeOptions(batch_size=32, max_tokens=8192, packed=False))
     cos = (fast * ref).sum(1) / (np.linalg.norm(fast, axis=1) * np.linalg.norm(ref, axis=1))
     print(f"packed bf16 vs fp32 padded: cos min {cos.min():.6f} mean {cos.mean():.6f}")
     del ref_model

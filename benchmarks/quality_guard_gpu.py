@@ -75,6 +75,8 @@ def collect(args: argparse.Namespace) -> None:
 
 
 def embed(args: argparse.Namespace) -> None:
+    from sciembed.engine import EncodeOptions
+    from sciembed.engine.backends.torch import uses_packed
     from sciembed.train.stage1 import load_init_model  # loads a local folder on a bare machine too
 
     model = load_init_model(args.model).place(args.device, args.dtype)
@@ -87,7 +89,7 @@ def embed(args: argparse.Namespace) -> None:
         vectors = model.encode(texts, format=fmt, device=args.device)
         out[f"{fmt}/vectors"] = vectors.astype(np.float32)
         out[f"{fmt}/texts"] = np.asarray(texts)
-        print(f"{fmt}: {len(texts)} texts, packed={model.use_packed()}", flush=True)
+        print(f"{fmt}: {len(texts)} texts, packed={uses_packed(model, EncodeOptions())}", flush=True)
     args.out.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(args.out / f"vectors-{args.dtype}.npz", **out)
 

@@ -135,13 +135,18 @@ def test_dtype_and_device_are_explicit(tiny_model, papers):
         tiny_model.place("cpu", "int3")
 
 
-def test_fp16_overflow_falls_back_to_bf16(papers):
+def test_fp16_overflow_recomputes_that_call_in_bf16(papers):
+    """The bf16 fallback applies to the overflowing call only: the model stays in fp16 afterwards."""
     from conftest import make_tiny_model
 
     model = make_tiny_model().place("cpu", "fp16")
     with torch.no_grad():
         model.base.embeddings.LayerNorm.weight.fill_(6e4)  # activations grow past fp16's range (65504)
+    before = model.fingerprint
     with pytest.warns(RuntimeWarning, match="overflowed"):
         vectors = model.encode(papers)
-    assert model.dtype == torch.bfloat16
+    assert model.dtype == torch.float16 and model.fingerprint == before
     assert np.isfinite(vectors).all()
+    bf16 = model.copy_as("bf16")
+    np.testing.assert_array_equal(vectors, bf16.encode(papers))  # what the fallback computed
+    assert model.dtype == torch.float16

@@ -5,19 +5,20 @@ import pytest
 import torch
 from conftest import PAPERS, make_tiny_model, minilm_tokenizer
 
+from sciembed import EncodeOptions
+from sciembed.engine.backends.torch import uses_packed
 from sciembed.model.packed import _padded_attention, pack, pack_host, supports_packed, unpack
 
 MANY = [dict(p, paper_id=f"{p['paper_id']}-{i}") for i in range(5) for p in PAPERS]
 
 
+PACKED = EncodeOptions(pipeline=True, packed=True, group_size=7)
+
+
 def _encode_both(model, papers, fmt, **kwargs):
     plain = model.encode(papers, format=fmt, batch_size=4)
-    model.pipeline, model.packed, model.pipeline_group = True, True, 7
-    try:
-        assert model.use_packed()
-        packed = model.encode(papers, format=fmt, **kwargs)
-    finally:
-        model.pipeline, model.packed, model.pipeline_group = None, None, None
+    assert uses_packed(model, PACKED)
+    packed = model.encode(papers, format=fmt, options=PACKED.but(**kwargs))
     return plain, packed
 
 
@@ -84,13 +85,8 @@ def test_pack_layout_and_padded_attention():
 
 def test_mpnet_is_not_packed():
     model = make_tiny_model("mpnet")
-    model.packed = True
-    assert not model.use_packed()
-    model.pipeline = True
-    try:
-        assert model.encode(MANY[:3]).shape == (3, 32)
-    finally:
-        model.pipeline, model.packed = None, None
+    assert not model.supports_packed and not uses_packed(model, PACKED)
+    assert model.encode(MANY[:3], options=PACKED).shape == (3, 32)
 
 
 @pytest.mark.parametrize("max_length", [512, 24])
@@ -111,18 +107,18 @@ def test_compiled_packed_forward_traces_and_matches():
     model.compile_packed(backend="eager")
     with torch.no_grad():
         plain, packed = _encode_both(model, MANY, "proximity", max_tokens=300, batch_size=300)
-    assert model._compiled_hidden is not None  # no fallback happened
+    assert model.compiled  # no fallback happened
     np.testing.assert_allclose(packed, plain, atol=2e-5, rtol=1e-4)
 
 
 def test_compile_failure_falls_back_to_eager_with_a_warning():
     model = make_tiny_model(formats=("proximity",))
 
-    def broken(*args, **kwargs):
+    def broken(graph, example_inputs):  # a torch.compile backend that cannot compile
         raise RuntimeError("no compiler here")
 
-    model._compiled_hidden = broken
+    model.compile_packed(backend=broken)
     with pytest.warns(RuntimeWarning, match="no compiler here"):
         plain, packed = _encode_both(model, MANY, "proximity")
-    assert model._compiled_hidden is None
+    assert not model.compiled
     np.testing.assert_allclose(packed, plain, atol=2e-5, rtol=1e-4)

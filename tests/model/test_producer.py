@@ -1,7 +1,6 @@
-"""The pipelined path's producer: tokenising on its own thread (overlap) gives the same batches, ids,
-vectors and order as tokenising inline and as the plain path; errors reach the caller, no thread leaks."""
+"""The engine's host side: tokenising on its own thread gives the same batches, ids, vectors and order
+as tokenising inline and as the plain path; errors reach the caller, no thread leaks."""
 
-import queue
 import re
 import threading
 
@@ -10,8 +9,11 @@ import pytest
 import torch
 from conftest import PAPERS, make_tiny_model
 
+from sciembed import EncodeOptions
 from sciembed.data.records import normalize_whitespace
-from sciembed.model import encoder as encoder_module
+from sciembed.engine.backends import runner_for
+from sciembed.engine.run import host_batches, plan_batches
+from sciembed.engine.threads import ahead
 
 MANY = [dict(p, paper_id=f"{p['paper_id']}-{i}") for i in range(9) for p in PAPERS]
 
@@ -21,70 +23,71 @@ def model():
     return make_tiny_model(formats=("proximity", "classification"))
 
 
-def _batches(model, packed: bool, overlap: bool) -> list:
-    out: queue.Queue = queue.Queue()
-    model.pipeline_group = 7
-    try:
-        model._produce_batches(MANY, 300, None, 300, False, out, threading.Event(), packed, overlap=overlap)
-    finally:
-        model.pipeline_group = None
-    items = []
-    while (item := out.get()) is not None:
-        assert not isinstance(item, BaseException), item
-        items.append(item)
-    return items
+def _batches(model, packed: bool, tokenize_ahead: int) -> list:
+    options = EncodeOptions(
+        batch_size=300, max_tokens=300, pipeline=True, group_size=7, packed=packed, tokenize_ahead=tokenize_ahead
+    )
+    runner = runner_for(model, "proximity", options)
+    return list(host_batches(model, MANY, runner, plan_batches(runner, len(MANY), options)))
 
 
 @pytest.mark.parametrize("packed", [False, True])
 def test_overlapped_producer_gives_the_same_batches(model, packed):
-    inline, overlapped = _batches(model, packed, False), _batches(model, packed, True)
+    inline, overlapped = _batches(model, packed, 0), _batches(model, packed, 2)
     assert len(inline) == len(overlapped) > 1
     for a, b in zip(inline, overlapped, strict=True):
         if packed:
-            assert torch.equal(a[0], b[0]) and a[1] == b[1]
+            assert torch.equal(a.buffer, b.buffer) and a[1:] == b[1:]
         else:
-            assert torch.equal(a[0], b[0]) and all(torch.equal(a[1][k], b[1][k]) for k in a[1])
-    rows = [i for item in inline for i in (unpack_rows(item) if packed else item[0].tolist())]
+            assert all(torch.equal(x, y) for x, y in zip(a[0], b[0], strict=True)) and torch.equal(a[1], b[1])
+    rows = [i for item in inline for i in (item.to("cpu")[1].tolist() if packed else item[1].tolist())]
     assert sorted(rows) == list(range(len(MANY)))
-
-
-def unpack_rows(item) -> list[int]:
-    buffer, (count, total, _) = item
-    return buffer[3 * total + count + 1 :].tolist()
 
 
 def test_group_tokens_equal_tokenize(model):
     texts = model.texts(MANY)
-    flat, lengths = model._tokenize_group(texts)
+    flat, lengths = model.tokenize_flat(texts)
     ids = model.tokenize(texts)
     assert lengths.tolist() == [len(x) for x in ids]
     assert flat.tolist() == [t for x in ids for t in x]
 
 
 @pytest.mark.parametrize("packed", [False, True])
-def test_overlap_and_inline_encode_identically_in_input_order(model, packed, monkeypatch):
+def test_overlap_and_inline_encode_identically_in_input_order(model, packed):
     plain = model.encode(MANY, format="classification", batch_size=4)
     results = {}
-    model.pipeline, model.pipeline_group, model.packed = True, 7, packed
-    try:
-        for overlap in (False, True):
-            monkeypatch.setattr(encoder_module, "PIPELINE_OVERLAP", overlap)
-            results[overlap] = model.encode(MANY, format="classification", batch_size=300, max_tokens=300)
-    finally:
-        model.pipeline, model.pipeline_group, model.packed = None, None, None
-    np.testing.assert_array_equal(results[True], results[False])
-    np.testing.assert_allclose(results[True], plain, atol=2e-5, rtol=1e-4)
+    for depth in (0, 2):
+        options = EncodeOptions(
+            batch_size=300, max_tokens=300, pipeline=True, group_size=7, packed=packed, tokenize_ahead=depth
+        )
+        results[depth] = model.encode(MANY, format="classification", options=options)
+    np.testing.assert_array_equal(results[2], results[0])
+    np.testing.assert_allclose(results[2], plain, atol=2e-5, rtol=1e-4)
 
 
 def test_overlapped_producer_reports_errors_and_leaves_no_threads(model):
     before = threading.active_count()
-    model.pipeline, model.pipeline_group = True, 7
-    try:
-        with pytest.raises(Exception):  # noqa: B017 - whatever the data layer raises, it reaches the caller
-            model.encode([*MANY, 12345])
-        model.encode(MANY, format="proximity")
-    finally:
-        model.pipeline, model.pipeline_group = None, None
+    options = EncodeOptions(pipeline=True, group_size=7)
+    with pytest.raises(Exception):  # noqa: B017 - whatever the data layer raises, it reaches the caller
+        model.encode([*MANY, 12345], options=options)
+    model.encode(MANY, format="proximity", options=options)
+    assert threading.active_count() == before
+
+
+def test_ahead_hands_over_errors_in_order_and_stops_early():
+    def items():
+        yield from range(3)
+        raise KeyError("broken input")
+
+    seen = []
+    with pytest.raises(KeyError, match="broken input"):
+        for item in ahead(items(), 2, "test-ahead"):
+            seen.append(item)
+    assert seen == [0, 1, 2]
+    before = threading.active_count()
+    endless = ahead(ahead(iter(range(10**9)), 2, "inner"), 2, "outer")
+    assert next(endless) == 0
+    endless.close()  # stops and joins both threads
     assert threading.active_count() == before
 
 

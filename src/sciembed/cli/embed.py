@@ -38,14 +38,13 @@ def embed(
 ) -> None:
     """Embed a file of papers into Parquet; rerun the same command to resume a killed job."""
     from ..embed import embed_file
+    from ..engine import EncodeOptions
     from ..model import load_model
 
     try:
+        if compile and backend != "torch":
+            raise ValueError("--compile applies to the torch backend only")
         encoder = load_model(model, backend=backend)
-        if compile:
-            if backend != "torch":
-                raise ValueError("--compile applies to the torch backend only")
-            encoder.compile_packed()
     except (ValueError, FileNotFoundError) as exc:
         _fail(exc)
     try:
@@ -61,6 +60,7 @@ def embed(
             skip_invalid=skip_invalid,
             chunk_size=chunk_size,
             limit=limit,
+            options=EncodeOptions(compile=compile),
         )
     except (ValueError, FileNotFoundError) as exc:
         _fail(exc)

@@ -9,7 +9,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..data import Paper, ReadReport, read_papers
-from ..model import SciEmbedModel, canonical_format
+from ..data.progress import progress_bar
+from ..engine import EncodeOptions
+from ..model import Encoder, canonical_format
 from .writer import ResumableParquetWriter
 
 
@@ -33,7 +35,7 @@ def _input_identity(path: Path) -> dict[str, object]:
 
 
 def embed_file(
-    model: SciEmbedModel,
+    model: Encoder,
     input_path: str | Path,
     output_path: str | Path,
     format: str = "proximity",
@@ -45,16 +47,19 @@ def embed_file(
     chunk_size: int = 10_000,
     limit: int | None = None,
     show_progress: bool = True,
+    options: EncodeOptions | None = None,
 ) -> EmbedReport:
     """Embed every paper of ``input_path`` into ``output_path`` (Parquet), resuming a killed run.
 
     Chunks of ``chunk_size`` papers are written as they finish; rerunning the same command after a
     crash skips finished chunks, and the final file equals an uninterrupted run's. ``limit`` embeds
-    only the first papers.
+    only the first papers. ``options`` says how each chunk is encoded (the keyword arguments
+    ``batch_size``, ``device`` and ``dtype`` override it).
     """
+    options = (options or EncodeOptions()).but(batch_size=batch_size, device=device, dtype=dtype, progress=False)
     input_path, output_path = Path(input_path), Path(output_path)
     fmt = canonical_format(format)
-    model.place(device, dtype)
+    model.place(options.device, options.dtype)
     job = {
         "input": _input_identity(input_path),
         "model": model.fingerprint,
@@ -68,25 +73,19 @@ def embed_file(
     }
     writer = ResumableParquetWriter(output_path, job)
     report = EmbedReport(output=output_path, resumed_chunks=writer.resumed_chunks)
-    progress = _progress(show_progress)
+    progress = progress_bar(show=show_progress)
     papers = read_papers(input_path, id_field=id_field, skip_invalid=skip_invalid, report=report.read)
     if limit is not None:
         papers = itertools.islice(papers, limit)
     index = -1
     for index, chunk in enumerate(_chunks(papers, chunk_size)):
         if not writer.is_done(index):
-            vectors = model.encode(chunk, format=fmt, batch_size=batch_size, show_progress=False)
+            vectors = model.encode(chunk, format=fmt, options=options)
             writer.write_chunk(index, [p.paper_id for p in chunk], vectors)
         progress.update(len(chunk))
     progress.close()
     report.chunks = index + 1
     if report.chunks == 0:
         raise ValueError(f"{input_path}: no papers to embed")
-    report.rows = writer.finish(report.chunks, model.hidden_size)
+    report.rows = writer.finish(report.chunks, model.dimension)
     return report
-
-
-def _progress(show: bool):
-    from tqdm.auto import tqdm
-
-    return tqdm(unit="doc", desc="embedding", disable=not show, smoothing=0.05)

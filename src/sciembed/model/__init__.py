@@ -1,8 +1,9 @@
 """The encoder: Hugging Face base, pooling, bottleneck adapters per task format, model folders."""
 
+from ..engine.batching import length_sorted_batches  # kept here for older imports
 from .adapters import BottleneckAdapter, BottleneckConfig, LayerAdapters
 from .config import SciEmbedConfig
-from .encoder import SciEmbedModel, default_device, default_dtype, length_sorted_batches, parse_dtype
+from .encoder import SciEmbedModel, default_device, default_dtype, parse_dtype
 from .folder import load_adapter, load_model, save_model
 from .formats import FORMAT_ALIASES, FORMATS, canonical_format
 from .protocol import Encoder

@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 
 from .adapter_io import load_adapter_weights, read_adapter_folder, write_adapter_folder
+from .backends import TORCH_NAMES, load_with_backend
 from .bases import REGISTRY_BASES, base_folder, find_base
 from .config import CONFIG_NAME, SciEmbedConfig
 from .default_model import DEFAULT_NAMES, SHIPPED_MODELS, default_model_path, shipped_model_path
@@ -138,14 +139,10 @@ def load_model(
     ``backend="onnx"``: ``name_or_path`` is a ``sciembed export onnx`` folder, run with onnxruntime on
     CPU by an :class:`~sciembed.model.onnx_backend.OnnxEncoder` with the same ``encode`` API.
     """
-    if backend == "onnx":
-        from .onnx_backend import load_onnx
-
+    if backend not in TORCH_NAMES:
         if adapters:
-            raise ValueError("the ONNX backend's adapters are inside its graphs; export with them instead")
-        return load_onnx(name_or_path if name_or_path is not None else default_model_path(verify))
-    if backend not in ("torch", "pytorch"):
-        raise ValueError(f"unknown backend {backend!r}; known: torch, onnx")
+            raise ValueError(f"the {backend} backend's adapters are inside its files; export with them instead")
+        return load_with_backend(backend, name_or_path if name_or_path is not None else default_model_path(verify))
     name = str(name_or_path) if name_or_path is not None else "default"
     load_dtype = parse_dtype(dtype) or torch.float32
     extra_adapters = dict(adapters or {})

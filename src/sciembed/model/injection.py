@@ -6,6 +6,8 @@ layer's output block gets a forward that asks an :class:`AdapterRouter` for the 
 
 from __future__ import annotations
 
+import copy
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -16,25 +18,38 @@ from .adapters import BottleneckAdapter, LayerAdapters
 
 
 class AdapterRouter:
-    """Which format's adapters are active; shared by the patched layers of one model."""
+    """Which format's adapters are active in the calling thread; shared by the patched layers of one model.
+
+    The active format is thread-local (as AdapterHub's ``AdapterSetup`` context), so requests served
+    by several threads with different formats do not see each other's adapters.
+    """
 
     def __init__(self, adapters: nn.ModuleDict):
         self.adapters = adapters
-        self.active: str | None = None
+        self._local = threading.local()
+
+    def __deepcopy__(self, memo: dict) -> AdapterRouter:
+        """A copy routes the copied adapters; which format is active is per thread, not copied."""
+        return AdapterRouter(copy.deepcopy(self.adapters, memo))
+
+    @property
+    def active(self) -> str | None:
+        return getattr(self._local, "name", None)
 
     def adapter_for(self, layer: int) -> BottleneckAdapter | None:
-        if self.active is None:
+        name = self.active
+        if name is None:
             return None
-        stack: LayerAdapters = self.adapters[self.active]
+        stack: LayerAdapters = self.adapters[name]
         return stack.for_layer(layer)
 
     @contextmanager
     def activated(self, name: str | None) -> Iterator[None]:
-        previous, self.active = self.active, name
+        previous, self._local.name = self.active, name
         try:
             yield
         finally:
-            self.active = previous
+            self._local.name = previous
 
 
 def encoder_layers(base: nn.Module) -> nn.ModuleList:
@@ -52,6 +67,16 @@ def encoder_layers(base: nn.Module) -> nn.ModuleList:
     return layers
 
 
+def output_block(
+    output: nn.Module, hidden_states: torch.Tensor, input_tensor: torch.Tensor, adapter: BottleneckAdapter | None
+) -> torch.Tensor:
+    """A BERT-style output block (dense, dropout, residual LayerNorm) with ``adapter`` inside it."""
+    hidden = output.dropout(output.dense(hidden_states))
+    if adapter is None:
+        return output.LayerNorm(hidden + input_tensor)
+    return adapter.around_output(hidden, input_tensor, output.LayerNorm)
+
+
 class _OutputForward:
     """The patched forward of one layer's output block.
 
@@ -63,12 +88,7 @@ class _OutputForward:
         self.output, self.layer, self.router = output, layer, router
 
     def __call__(self, hidden_states: torch.Tensor, input_tensor: torch.Tensor) -> torch.Tensor:
-        output = self.output
-        hidden = output.dropout(output.dense(hidden_states))
-        adapter = self.router.adapter_for(self.layer)
-        if adapter is None:
-            return output.LayerNorm(hidden + input_tensor)
-        return adapter.around_output(hidden, input_tensor, output.LayerNorm)
+        return output_block(self.output, hidden_states, input_tensor, self.router.adapter_for(self.layer))
 
 
 def install_router(base: nn.Module, router: AdapterRouter) -> None:

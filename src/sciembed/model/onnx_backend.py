@@ -1,9 +1,10 @@
 """Run exported sciembed ONNX graphs with onnxruntime, behind the same ``encode`` API as the model.
 
 ``load_model(folder, backend="onnx")`` returns an :class:`OnnxEncoder` for a folder written by
-``sciembed export onnx`` (see :mod:`sciembed.model.export`). It tokenises with the Hugging Face fast
-tokenizer, forms length-sorted batches and runs one onnxruntime session per format with as many
-intra-op threads as the process may use cores.
+``sciembed export onnx`` (see :mod:`sciembed.model.export`): the tokenizer, the settings and one
+onnxruntime session per format with as many intra-op threads as the process may use cores. The
+engine moves documents through it as through the PyTorch model (:mod:`sciembed.engine.backends.onnx`
+runs the batches).
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ import torch
 from ..data import Paper
 from ..engine.options import EncodeOptions, resolve_options
 from .config import SciEmbedConfig
-from .encoder import _progress, length_sorted_batches
 from .export import BASE_GRAPH, ONNX_CONFIG
 from .formats import canonical_format
 from .text import TextMixin, pad_ids
@@ -147,21 +147,10 @@ class OnnxEncoder(TextMixin):
         options: EncodeOptions | None = None,
     ) -> np.ndarray:
         """Embed papers; float32 ``(len(papers), dim)`` in input order, as :meth:`SciEmbedModel.encode`."""
+        from ..engine import run_encode
+
         opts = resolve_options(options, batch_size, device, dtype, show_progress, fields, max_tokens)
-        papers = list(papers)
-        self.place(opts.device, opts.dtype)
-        out = np.zeros((len(papers), self.hidden_size), dtype=np.float32)
-        if not papers:
-            return out
-        session = self.session(format)
-        ids = self.tokenize(self.texts(papers, opts.fields))
-        progress = _progress(len(papers), opts.show_progress(len(papers)))
-        for batch in length_sorted_batches([len(x) for x in ids], opts.batch_size, opts.max_tokens):
-            inputs = self.collate([ids[i] for i in batch])
-            out[batch] = session.run(["embedding"], inputs)[0]
-            progress.update(len(batch))
-        progress.close()
-        return out
+        return run_encode(self, papers, format, opts).vectors
 
     @property
     def fingerprint(self) -> str:

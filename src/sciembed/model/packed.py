@@ -24,6 +24,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .adapters import LayerAdapters
+from .injection import output_block
+
 SUPPORTED_BASES = ("BertModel", "RobertaModel", "XLMRobertaModel")
 
 try:  # torch >= 2.9
@@ -74,12 +77,22 @@ def position_offset(base: nn.Module) -> int:
     return 0
 
 
-def pack_host(seqs: Sequence[Sequence[int]], index: Sequence[int] | None = None) -> tuple[torch.Tensor, int, int, int]:
-    """One int64 host buffer ``[ids | local positions | segments | cu_seqlens | index]``.
+class HostPacked(NamedTuple):
+    """A packed batch on the host: one int64 buffer ``[ids | local positions | segments | cu_seqlens |
+    index]`` (pinned when bound for a GPU); one copy moves it to the device, where :meth:`to` slices it."""
 
-    Returns ``(buffer, documents, total tokens, longest document)``; one copy moves it to the device,
-    where :func:`unpack` slices it.
-    """
+    buffer: torch.Tensor
+    batch: int  # documents
+    total: int  # tokens
+    max_len: int  # longest document
+
+    def to(self, device: torch.device | str) -> tuple[Packed, torch.Tensor]:
+        """The batch on ``device`` and its index part (empty without an index)."""
+        return unpack(self.buffer.to(device, non_blocking=True), self.batch, self.total, self.max_len)
+
+
+def pack_host(seqs: Sequence[Sequence[int]], index: Sequence[int] | None = None, pin: bool = False) -> HostPacked:
+    """Lay ``seqs`` end to end in one host buffer (plus ``index``, e.g. the output rows of the documents)."""
     batch = len(seqs)
     lengths = np.fromiter(map(len, seqs), dtype=np.int64, count=batch)
     total = int(lengths.sum())
@@ -97,7 +110,8 @@ def pack_host(seqs: Sequence[Sequence[int]], index: Sequence[int] | None = None)
     np.subtract(np.arange(total, dtype=np.int64), cu[:-1][segments], out=buffer[total : 2 * total])
     if index is not None:
         buffer[3 * total + batch + 1 :] = index
-    return torch.from_numpy(buffer), batch, total, int(lengths.max()) if batch else 0
+    tensor = torch.from_numpy(buffer)
+    return HostPacked(tensor.pin_memory() if pin else tensor, batch, total, int(lengths.max()) if batch else 0)
 
 
 def unpack(buffer: torch.Tensor, batch: int, total: int, max_len: int) -> tuple[Packed, torch.Tensor]:
@@ -116,11 +130,8 @@ def unpack(buffer: torch.Tensor, batch: int, total: int, max_len: int) -> tuple[
 
 def pack(seqs: Sequence[Sequence[int]], device: torch.device | str = "cpu") -> Packed:
     """Pack token-id sequences straight onto ``device`` (pinned, asynchronous copy on CUDA)."""
-    buffer, batch, total, max_len = pack_host(seqs)
     device = torch.device(device)
-    if device.type == "cuda":
-        buffer = buffer.pin_memory()
-    return unpack(buffer.to(device, non_blocking=True), batch, total, max_len)[0]
+    return pack_host(seqs, pin=device.type == "cuda").to(device)[0]
 
 
 def no_cudnn_attention(enabled: bool = True):
@@ -167,7 +178,7 @@ def packed_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, packed: 
 
 
 # ---- the encoder ----------------------------------------------------------------------------------
-def _layer_forward(layer: nn.Module, hidden: torch.Tensor, packed: Packed) -> torch.Tensor:
+def _layer_forward(layer: nn.Module, hidden: torch.Tensor, packed: Packed, adapter: nn.Module | None) -> torch.Tensor:
     attention = layer.attention
     core = attention.self
     heads, size = core.num_attention_heads, core.attention_head_size
@@ -177,18 +188,24 @@ def _layer_forward(layer: nn.Module, hidden: torch.Tensor, packed: Packed) -> to
     dropout_p = float(core.dropout.p) if core.training else 0.0
     context = packed_attention(q, k, v, packed, dropout_p).reshape(-1, heads * size)
     hidden = attention.output(context, hidden)  # dense, dropout, residual LayerNorm
-    return layer.output(layer.intermediate(hidden), hidden)  # FFN (+ the active adapter), residual LayerNorm
+    # FFN, the adapter, residual LayerNorm: the same block as the padded path's patched output forward
+    return output_block(layer.output, layer.intermediate(hidden), hidden, adapter)
 
 
-def packed_hidden(base: nn.Module, packed: Packed) -> torch.Tensor:
-    """Last hidden states ``(T, hidden)`` of the packed documents (adapters as the router says)."""
+def packed_hidden(base: nn.Module, packed: Packed, adapters: LayerAdapters | None = None) -> torch.Tensor:
+    """Last hidden states ``(T, hidden)`` of the packed documents through ``adapters`` (None: the base).
+
+    The adapters are an argument, not the router's state, so concurrent calls with different formats
+    do not interfere and ``torch.compile`` guards on them.
+    """
     embeddings = base.embeddings
     positions = packed.local + position_offset(base) if position_offset(base) else packed.local
     hidden = embeddings.word_embeddings(packed.input_ids) + embeddings.position_embeddings(positions)
     hidden = hidden + embeddings.token_type_embeddings.weight[0]
     hidden = embeddings.dropout(embeddings.LayerNorm(hidden))
-    for layer in base.encoder.layer:
-        hidden = _layer_forward(layer, hidden, packed)
+    for index, layer in enumerate(base.encoder.layer):
+        adapter = adapters.for_layer(index) if adapters is not None else None
+        hidden = _layer_forward(layer, hidden, packed, adapter)
     return hidden
 
 

@@ -1,11 +1,16 @@
-"""Turning papers into padded token batches: shared by the PyTorch encoder and the ONNX backend."""
+"""Papers to text to token ids: the one tokenisation path of inference and training (both stages).
+
+Shared by the PyTorch model and the ONNX backend; the inference engine and the trainers call it.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any
+from itertools import chain
+from typing import Any, NamedTuple
 
 import numpy as np
+import torch
 
 from ..data import Paper, as_paper
 
@@ -21,6 +26,24 @@ def pad_ids(ids: Sequence[Sequence[int]], pad_id: int) -> tuple[np.ndarray, np.n
     return input_ids, mask
 
 
+class HostPadded(NamedTuple):
+    """A padded batch on the host (pinned when it is bound for a GPU), one ``to`` away from the device."""
+
+    input_ids: torch.Tensor
+    attention_mask: torch.Tensor
+
+    @classmethod
+    def of(cls, ids: Sequence[Sequence[int]], pad_id: int, pin: bool = False) -> HostPadded:
+        input_ids, mask = (torch.from_numpy(a) for a in pad_ids(ids, pad_id))
+        if pin:
+            input_ids, mask = input_ids.pin_memory(), mask.pin_memory()
+        return cls(input_ids, mask)
+
+    def to(self, device: torch.device | str) -> dict[str, torch.Tensor]:
+        """``{"input_ids", "attention_mask"}`` on ``device`` (asynchronous from pinned memory)."""
+        return {name: t.to(device, non_blocking=True) for name, t in self._asdict().items()}
+
+
 class TextMixin:
     """Text building and tokenisation for a model with ``tokenizer`` and ``config`` attributes."""
 
@@ -31,37 +54,50 @@ class TextMixin:
     def separator(self) -> str:
         return self.tokenizer.sep_token or "[SEP]"
 
+    @property
+    def pad_id(self) -> int:
+        return int(self.tokenizer.pad_token_id or 0)
+
     def texts(self, papers: Iterable[Paper | dict | str], fields: Sequence[str] | None = None) -> list[str]:
         fields = tuple(fields or self.config.text_fields)
         return [as_paper(p, i).text(self.separator, fields) for i, p in enumerate(papers)]
 
-    def tokenize(self, texts: Sequence[str]) -> list[list[int]]:
-        """Token ids with special tokens, truncated to ``max_length``; no padding.
+    def tokenize(self, texts: Sequence[str], max_length: int | None = None) -> list[list[int]]:
+        """Token ids with special tokens, truncated to ``max_length`` (default: the model's); no padding.
 
         A fast (Rust) tokenizer is called directly (``encode_batch_fast`` on a private copy set to
         truncate at ``max_length``): the same ids as the Hugging Face wrapper without its per-document
-        Python work, which bounded the GPU path.
+        Python work, which bounded the GPU path. The call releases the GIL and runs on all cores.
         """
-        backend = self._backend_tokenizer()
+        limit = int(max_length or self.config.max_length)
+        backend = self._backend_tokenizer(limit)
         if backend is not None:
             encode = getattr(backend, "encode_batch_fast", None) or backend.encode_batch
             return [e.ids for e in encode(list(texts), add_special_tokens=True)]
         encoded = self.tokenizer(
             list(texts),
             truncation=True,
-            max_length=self.config.max_length,
+            max_length=limit,
             add_special_tokens=True,
             return_attention_mask=False,
             return_token_type_ids=False,
         )
         return encoded["input_ids"]
 
-    def _backend_tokenizer(self) -> Any:
+    def tokenize_flat(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """The ids of :meth:`tokenize` laid end to end (int64) and the length of each text."""
+        seqs = self.tokenize(texts)
+        lengths = np.fromiter(map(len, seqs), dtype=np.int64, count=len(seqs))
+        flat = np.fromiter(chain.from_iterable(seqs), dtype=np.int64, count=int(lengths.sum()))
+        return flat, lengths
+
+    def _backend_tokenizer(self, max_length: int | None = None) -> Any:
         """A copy of the fast tokenizer's backend truncating at ``max_length`` (None: not a fast tokenizer)."""
-        key = (id(self.tokenizer), self.config.max_length, getattr(self.tokenizer, "truncation_side", "right"))
-        cached = getattr(self, "_backend_cache", None)
-        if cached is not None and cached[0] == key:
-            return cached[1]
+        limit = int(max_length or self.config.max_length)
+        key = (id(self.tokenizer), limit, getattr(self.tokenizer, "truncation_side", "right"))
+        cache = self.__dict__.setdefault("_backend_cache", {})
+        if key in cache:
+            return cache[key]
         backend = None
         source = (
             getattr(self.tokenizer, "backend_tokenizer", None) if getattr(self.tokenizer, "is_fast", False) else None
@@ -72,8 +108,8 @@ class TextMixin:
 
                 backend = Tokenizer.from_str(source.to_str())
                 backend.no_padding()
-                backend.enable_truncation(self.config.max_length, direction=key[2])
+                backend.enable_truncation(limit, direction=key[2])
             except Exception:  # noqa: BLE001 - any trouble: the wrapper's (slower) path
                 backend = None
-        self._backend_cache = (key, backend)
+        cache[key] = backend
         return backend

@@ -29,8 +29,8 @@ import torch
 
 from ..data.triplets import read_triplets
 from ..model import SciEmbedModel, load_model, save_model
-from ..model.packed import Packed, no_cudnn_attention, pack_host, supports_packed, unpack
-from ..model.text import pad_ids
+from ..model.packed import Packed, no_cudnn_attention, pack_host, supports_packed
+from ..model.text import HostPadded
 from .config import BaseTrainConfig, save_config
 from .distributed import DistInfo, barrier, cleanup, init_distributed
 from .loop import Hook, Trainer, read_metrics
@@ -205,9 +205,8 @@ def epoch_batches(
 
 
 def collate_ids(docs: Sequence[np.ndarray], pad_id: int) -> dict[str, torch.Tensor]:
-    """Pad to the longest document of the batch."""
-    input_ids, mask = pad_ids(docs, pad_id)
-    return {"input_ids": torch.from_numpy(input_ids), "attention_mask": torch.from_numpy(mask)}
+    """Pad to the longest document of the batch (host tensors)."""
+    return HostPadded.of(docs, pad_id)._asdict()
 
 
 def plan_chunks(lengths: np.ndarray, max_chunks: int = 3, overhead_tokens: int = 2048) -> list[np.ndarray]:
@@ -295,10 +294,7 @@ class TripletTask:
         yield from plan[start:]
 
     def to_device(self, docs: Sequence[np.ndarray]) -> dict[str, torch.Tensor]:
-        tensors = collate_ids(docs, self.pad_id)
-        if self.pin:
-            tensors = {k: v.pin_memory() for k, v in tensors.items()}
-        return {k: v.to(self.device, non_blocking=True) for k, v in tensors.items()}
+        return HostPadded.of(docs, self.pad_id, self.pin).to(self.device)
 
     # ---- loss ---------------------------------------------------------------------------------------
     def embed(self, module: torch.nn.Module, docs: Sequence[np.ndarray]) -> torch.Tensor:
@@ -327,10 +323,7 @@ class TripletTask:
     def _inputs(self, doc_ids: np.ndarray) -> Packed | tuple[list[dict[str, torch.Tensor]], np.ndarray]:
         """The batch on the device: one packed sequence (CUDA), else padded chunks and their order."""
         if self.packed:
-            buffer, count, total, longest = pack_host([self.train.docs[i] for i in doc_ids])
-            if self.pin:
-                buffer = buffer.pin_memory()
-            return unpack(buffer.to(self.device, non_blocking=True), count, total, longest)[0]
+            return pack_host([self.train.docs[i] for i in doc_ids], pin=self.pin).to(self.device)[0]
         chunks = plan_chunks(self.train.lengths[doc_ids], self.config.max_forward_chunks)
         tensors = [self.to_device([self.train.docs[i] for i in doc_ids[chunk]]) for chunk in chunks]
         return tensors, np.concatenate(chunks)

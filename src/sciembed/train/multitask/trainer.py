@@ -29,7 +29,8 @@ import yaml
 from torch import nn
 
 from ...model import BottleneckConfig, SciEmbedModel, load_model, save_model
-from ...model.packed import Packed, no_cudnn_attention, pack_host, supports_packed, unpack
+from ...model.packed import Packed, no_cudnn_attention, pack_host, supports_packed
+from ...model.text import HostPadded
 from ..distributed import barrier, cleanup, init_distributed
 from ..loop import Trainer, read_metrics
 from ..losses import triplet_objective
@@ -109,15 +110,7 @@ def tokenize_examples(
         out[name] = {}
         for role, docs in ex.roles.items():
             texts = model.texts(docs, ex.task.fields if not isinstance(docs[0], str) else ("title",))
-            encoded = model.tokenizer(
-                texts,
-                truncation=True,
-                max_length=limit,
-                add_special_tokens=True,
-                return_attention_mask=False,
-                return_token_type_ids=False,
-            )
-            out[name][role] = encoded["input_ids"]
+            out[name][role] = model.tokenize(texts, max_length=limit)  # the inference path's ids
     return out
 
 
@@ -227,11 +220,8 @@ class Stage2Task:
 
     def _to_device(self, seqs: list[list[int]]) -> Packed | dict[str, torch.Tensor]:
         if self.packed:
-            buffer, count, total, longest = pack_host(seqs)
-            if self.pin:
-                buffer = buffer.pin_memory()
-            return unpack(buffer.to(self.device, non_blocking=True), count, total, longest)[0]
-        return {k: v.to(self.device, non_blocking=True) for k, v in self.model.collate(seqs).items()}
+            return pack_host(seqs, pin=self.pin).to(self.device)[0]
+        return HostPadded.of(seqs, self.model.pad_id, self.pin).to(self.device)
 
     def step_inputs(self, items: Sequence[tuple[str, int]]) -> StepInputs:
         """One forward per adapter over all its sequences of ``items``, plus the heads' targets."""

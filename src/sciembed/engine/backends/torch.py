@@ -1,0 +1,86 @@
+"""PyTorch backends: the padded Hugging Face forward and the unpadded (packed) forward."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from ...model.packed import pack_host
+from ...model.text import HostPadded
+from ..options import EncodeOptions
+
+# The GPU path forms batches by a token budget (batch size x longest length, padding included) over
+# length-sorted inputs instead of a fixed number of documents.
+DEFAULT_GPU_MAX_TOKENS = 16384
+# The packed path pays no padding and no attention mask: larger batches keep the matrix units busy
+# (65536 tokens of BERT-base: ~1 GB of activations in bf16).
+DEFAULT_PACKED_MAX_TOKENS = 65536
+
+
+def uses_packed(model, options: EncodeOptions) -> bool:
+    """``options.packed``, or by default: on CUDA in fp16/bf16 for a base the packed forward supports."""
+    if options.packed is not None:
+        return bool(options.packed) and model.supports_packed
+    low = model.dtype in (torch.bfloat16, torch.float16)
+    return model.device.type == "cuda" and low and model.supports_packed
+
+
+class _TorchRunner:
+    """Results stay on the device (one row copy per batch, no host synchronisation) until the end."""
+
+    def __init__(self, model, adapter: str | None, default_max_tokens: int):
+        self.model = model
+        self.adapter = adapter
+        self.device = model.device
+        cuda = self.device.type == "cuda"
+        self.pin = cuda  # host batches in pinned memory: asynchronous copies
+        self.pipeline_default = cuda
+        self.default_max_tokens = default_max_tokens if cuda else None
+        self.out: torch.Tensor | None = None
+
+    def begin(self, count: int) -> None:
+        self.out = torch.zeros((count, self.model.dimension), dtype=torch.float32, device=self.device)
+
+    def finish(self) -> np.ndarray:
+        return self.out.cpu().numpy()
+
+
+class PaddedRunner(_TorchRunner):
+    def __init__(self, model, adapter: str | None):
+        super().__init__(model, adapter, DEFAULT_GPU_MAX_TOKENS)
+
+    def prepare(self, seqs: Sequence[np.ndarray], rows: Sequence[int]) -> tuple[HostPadded, torch.Tensor]:
+        index = torch.tensor(rows, dtype=torch.int64)
+        return HostPadded.of(seqs, self.model.pad_id, self.pin), index.pin_memory() if self.pin else index
+
+    def run(self, batch: tuple[HostPadded, torch.Tensor]) -> int:
+        host, index = batch
+        tensors = host.to(self.device)
+        vectors = self.model(tensors["input_ids"], tensors["attention_mask"], format=self.adapter)
+        self.out.index_copy_(0, index.to(self.device, non_blocking=True), vectors.float())
+        return len(index)
+
+
+class PackedRunner(_TorchRunner):
+    def __init__(self, model, adapter: str | None):
+        super().__init__(model, adapter, DEFAULT_PACKED_MAX_TOKENS)
+
+    def prepare(self, seqs: Sequence[np.ndarray], rows: Sequence[int]):
+        return pack_host(seqs, rows, pin=self.pin)
+
+    def run(self, batch) -> int:
+        packed, index = batch.to(self.device)
+        vectors = self.model.forward_packed(packed, format=self.adapter)
+        self.out.index_copy_(0, index, vectors.float())
+        return packed.batch
+
+
+def runner(model, adapter: str | None, options: EncodeOptions) -> _TorchRunner:
+    model.eval()
+    if uses_packed(model, options):
+        if options.compile and not model.compiled:
+            model.compile_packed()
+        return PackedRunner(model, adapter)
+    return PaddedRunner(model, adapter)

@@ -1,0 +1,145 @@
+"""The engine: papers -> texts -> token groups -> length-sorted batches -> a backend -> vectors.
+
+Written once for every backend. With the pipeline on (the GPU default) tokenisation runs on one
+background thread and batch preparation (sorting, padding or packing, pinning) on another, so that
+the device never waits for the host; off, the same steps run in turn on the calling thread, with all
+documents in one group. Both give the same batches for the same groups.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..data import Paper, as_paper
+from ..data.progress import progress_bar
+from .backends import BatchRunner, runner_for
+from .batching import groups, length_sorted_batches
+from .options import EncodeOptions
+from .threads import ahead
+
+
+@dataclass(frozen=True)
+class EncodeResult:
+    """What one encode call produced, and where its time went."""
+
+    vectors: np.ndarray  # float32 (documents, dimension), input order
+    seconds: float
+    wait_for_batches_s: float  # the calling thread waiting for the host side to hand over a batch
+    batches: int
+    pipelined: bool
+    fell_back_to_bf16: bool = False
+
+
+@dataclass(frozen=True)
+class BatchPlan:
+    """The resolved batching of one call (options plus the backend's defaults)."""
+
+    batch_size: int
+    max_tokens: int | None
+    group_size: int
+    tokenize_ahead: int
+    pipelined: bool
+
+
+def plan_batches(runner: BatchRunner, count: int, options: EncodeOptions) -> BatchPlan:
+    pipelined = runner.pipeline_default if options.pipeline is None else bool(options.pipeline)
+    batch_size, max_tokens = options.batch_size, options.max_tokens
+    if max_tokens is None and runner.default_max_tokens is not None:
+        batch_size = max_tokens = runner.default_max_tokens  # the token budget alone caps a batch
+    return BatchPlan(
+        batch_size=batch_size,
+        max_tokens=max_tokens,
+        group_size=options.group_size if pipelined else max(count, 1),
+        tokenize_ahead=options.tokenize_ahead if pipelined else 0,
+        pipelined=pipelined,
+    )
+
+
+def token_groups(
+    encoder: Any, papers: Sequence[Paper | dict | str], fields: Sequence[str] | None, group_size: int
+) -> Iterator[tuple[range, np.ndarray, np.ndarray]]:
+    """``(group, flat ids, lengths)`` of one group of documents after another."""
+    fields = tuple(fields or encoder.config.text_fields)
+    separator = encoder.separator
+    for group in groups(len(papers), group_size):
+        texts = [as_paper(papers[i], i).text(separator, fields) for i in group]
+        yield (group, *encoder.tokenize_flat(texts))
+
+
+def host_batches(
+    encoder: Any, papers: Sequence[Paper | dict | str], runner: BatchRunner, plan: BatchPlan, fields=None
+) -> Iterator[Any]:
+    """The backend's prepared batches: each group sorted by length and cut by the plan's budget."""
+    items = token_groups(encoder, papers, fields, plan.group_size)
+    if plan.tokenize_ahead:
+        # Rust tokenisation releases the GIL: group k + 1 is tokenised while group k is prepared.
+        items = ahead(items, plan.tokenize_ahead, "sciembed-tokenize")
+    try:
+        for group, flat, lengths in items:
+            offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
+            np.cumsum(lengths, out=offsets[1:])
+            starts, ends = offsets[:-1].tolist(), offsets[1:].tolist()
+            for batch in length_sorted_batches(lengths.tolist(), plan.batch_size, plan.max_tokens):
+                seqs = [flat[starts[i] : ends[i]] for i in batch]
+                yield runner.prepare(seqs, [group.start + i for i in batch])
+    finally:
+        items.close()
+
+
+def run_encode(
+    encoder: Any, papers: Sequence[Paper | dict | str], format: str | None, options: EncodeOptions
+) -> EncodeResult:
+    """Embed ``papers`` with ``encoder`` (a SciEmbedModel, an OnnxEncoder, ...) as ``options`` say."""
+    started = time.perf_counter()
+    papers = list(papers)
+    encoder.place(options.device, options.dtype)
+    adapter = encoder.adapter_for_format(format)  # a bad format fails before any thread starts
+    if not papers:
+        return EncodeResult(np.zeros((0, encoder.dimension), dtype=np.float32), 0.0, 0.0, 0, False)
+    runner = runner_for(encoder, adapter, options)
+    plan = plan_batches(runner, len(papers), options)
+    batches = host_batches(encoder, papers, runner, plan, options.fields)
+    if plan.pipelined:
+        batches = ahead(batches, options.queue_batches, "sciembed-prepare")
+    progress = progress_bar(len(papers), options.show_progress(len(papers)))
+    waited, count = 0.0, 0
+    with torch.inference_mode():  # this thread only: the host side builds plain tensors
+        runner.begin(len(papers))
+        try:
+            while True:
+                ask = time.perf_counter()
+                batch = next(batches, None)
+                waited += time.perf_counter() - ask
+                if batch is None:
+                    break
+                progress.update(runner.run(batch))
+                count += 1
+        finally:
+            batches.close()
+            progress.close()
+        vectors = runner.finish()
+    result = EncodeResult(vectors, time.perf_counter() - started, waited, count, plan.pipelined)
+    if getattr(encoder, "dtype", None) == torch.float16 and not np.isfinite(vectors).all():
+        return _rerun_in_bf16(encoder, papers, format, options, started)
+    return result
+
+
+def _rerun_in_bf16(encoder: Any, papers: list, format: str | None, options: EncodeOptions, started: float):
+    """fp16 (the GPU default: closer to fp32 than bf16 at the same speed) has a narrow range; an
+    overflow reruns this call on a bf16 copy, and the model itself stays in fp16."""
+    warnings.warn(
+        "fp16 activations overflowed (non-finite embeddings); this call was recomputed in bf16",
+        RuntimeWarning,
+        stacklevel=4,
+    )
+    copy = encoder.copy_as(torch.bfloat16)
+    again = run_encode(copy, papers, format, options.but(dtype=torch.bfloat16))
+    seconds = time.perf_counter() - started
+    return EncodeResult(again.vectors, seconds, again.wait_for_batches_s, again.batches, again.pipelined, True)
