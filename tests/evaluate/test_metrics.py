@@ -83,3 +83,28 @@ def test_unknown_metrics_are_rejected():
         classification_metric("auc", [1], [1])
     with pytest.raises(ValueError, match="unknown regression metric"):
         regression_metric("mae", [1, 2], [1, 2])
+
+
+def test_numpy_fallback_equals_pytrec_eval_with_ties_and_graded_judgements():
+    """Where pytrec_eval is not installed (the GPU machine) the fallback computes the same values."""
+    from sciembed.evaluate import trec_fallback
+
+    rng = np.random.default_rng(11)
+    qrels, run = {}, {}
+    for q in range(40):
+        docs = [f"d{q}-{i:02d}" for i in range(rng.integers(3, 25))]
+        grades = rng.choice([0, 0, 1, 2], len(docs))
+        grades[0] = max(grades[0], 1)
+        qrels[f"q{q}"] = {d: int(g) for d, g in zip(docs, grades, strict=True)}
+        scores = rng.integers(0, 6, len(docs)).astype(float)  # many ties
+        run[f"q{q}"] = {d: float(s) for d, s in zip(docs, scores, strict=True) if rng.random() > 0.1}
+    run["unjudged"] = {"x": 1.0}
+    measures = {"map", "ndcg", "P_5", "recall_10", "ndcg_cut_10"}
+    expected = pytrec_eval.RelevanceEvaluator(qrels, measures).evaluate(run)
+    got = trec_fallback.evaluate(qrels, run, measures)
+    assert set(got) == set(expected)
+    for q in expected:
+        for m in measures:
+            assert got[q][m] == pytest.approx(expected[q][m], abs=1e-12), (q, m)
+    with pytest.raises(ValueError, match="needs pytrec_eval"):
+        trec_fallback.query_measure(qrels["q0"], run["q0"], "bpref")

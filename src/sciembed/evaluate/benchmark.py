@@ -573,11 +573,17 @@ def write_reports(report: Mapping[str, Any], output_dir: str | Path) -> dict[str
         "png": output_dir / "results.png",
     }
     text = report_markdown(report)
-    if report.get("task_correlation"):
-        paths["correlation"] = correlation_heatmap(report["task_correlation"], output_dir / "task_correlation.png")
+    try:
+        import matplotlib  # noqa: F401  the charts need it; a machine without it still gets the tables
+    except ImportError:
+        paths.pop("png")
+        text += "\n(no charts: matplotlib is not installed)\n"
+    else:
+        bar_chart(report, paths["png"])
+        if report.get("task_correlation"):
+            paths["correlation"] = correlation_heatmap(report["task_correlation"], output_dir / "task_correlation.png")
     tmp = paths["json"].with_name(".results.json.tmp")
     tmp.write_text(json.dumps(_clean(report), indent=2, default=_json_default) + "\n")
     os.replace(tmp, paths["json"])
     paths["markdown"].write_text(text)
-    bar_chart(report, paths["png"])
     return paths

@@ -1,4 +1,5 @@
-"""Metric functions (pure): trec_eval measures through pytrec_eval, scikit-learn F1, Kendall tau.
+"""Metric functions (pure): trec_eval measures through pytrec_eval (or, where it is not installed,
+its numpy equivalent for the measures sciembed uses), scikit-learn F1, Kendall tau.
 
 All values are on SciRepEval's scale (x 100) and are not rounded (round only for display).
 """
@@ -18,19 +19,33 @@ def trec_measures(
 ) -> dict[str, float]:
     """trec_eval measures (``ndcg``, ``map``, ``P_5``, ``recall_10``, ``ndcg_cut_10`` ...) averaged over
     the queries of ``run`` (as pytrec_eval aggregates them), x 100."""
-    import pytrec_eval
-
     if not run:
         return {m: float("nan") for m in measures}
-    qrels = {str(q): {str(c): int(s) for c, s in cands.items()} for q, cands in qrels.items()}
-    run = {str(q): {str(c): float(s) for c, s in cands.items()} for q, cands in run.items()}
-    evaluator = pytrec_eval.RelevanceEvaluator(qrels, set(measures))
-    per_query = evaluator.evaluate(run)
+    per_query = _per_query(qrels, run, set(measures))
     out = {}
     for measure in measures:
         values = [scores[measure] for scores in per_query.values()]
-        out[measure] = 100.0 * float(pytrec_eval.compute_aggregated_measure(measure, values))
+        try:
+            import pytrec_eval
+
+            out[measure] = 100.0 * float(pytrec_eval.compute_aggregated_measure(measure, values))
+        except ImportError:  # the fallback's measures are means over queries
+            out[measure] = 100.0 * float(np.mean(values)) if values else float("nan")
     return out
+
+
+def _per_query(
+    qrels: Mapping[str, Mapping[str, int]], run: Mapping[str, Mapping[str, float]], measures: set[str]
+) -> dict[str, dict[str, float]]:
+    qrels = {str(q): {str(c): int(s) for c, s in cands.items()} for q, cands in qrels.items()}
+    run = {str(q): {str(c): float(s) for c, s in cands.items()} for q, cands in run.items()}
+    try:
+        import pytrec_eval
+    except ImportError:
+        from . import trec_fallback
+
+        return trec_fallback.evaluate(qrels, run, measures)
+    return pytrec_eval.RelevanceEvaluator(qrels, measures).evaluate(run)
 
 
 def trec_per_query(
@@ -38,14 +53,9 @@ def trec_per_query(
 ) -> dict[str, float]:
     """One trec_eval measure per query of ``run`` (x 100); their mean is :func:`trec_measures`' value for
     the measures that trec_eval averages over queries (``map``, ``ndcg``, ``P_k``, ``recall_k`` ...)."""
-    import pytrec_eval
-
     if not run:
         return {}
-    qrels = {str(q): {str(c): int(s) for c, s in cands.items()} for q, cands in qrels.items()}
-    run = {str(q): {str(c): float(s) for c, s in cands.items()} for q, cands in run.items()}
-    per_query = pytrec_eval.RelevanceEvaluator(qrels, {measure}).evaluate(run)
-    return {q: 100.0 * float(scores[measure]) for q, scores in per_query.items()}
+    return {q: 100.0 * float(scores[measure]) for q, scores in _per_query(qrels, run, {measure}).items()}
 
 
 def classification_metric(name: str, y_true, y_pred) -> float:
