@@ -5,7 +5,6 @@ import json
 from typer.testing import CliRunner
 
 from sciembed.cli import app
-from sciembed.evaluate.command import main
 
 runner = CliRunner()
 
@@ -54,23 +53,16 @@ def test_cli_rejects_invalid_task_lines_with_line_number(tmp_path):
     assert "tasks.jsonl:2:" in result.output
 
 
-def test_module_entry_point(unseen_task_file, tmp_path, capsys):
-    code = main(
-        [
-            "--model",
-            "random",
-            "--tasks",
-            str(unseen_task_file),
-            "--task",
-            "Topic",
-            "--task",
-            "Lookup",
-            "--output",
-            str(tmp_path / "o"),
-            "--no-cache",
-        ]
-    )
-    assert code == 0
-    assert "| Topic |" in capsys.readouterr().out
+def test_module_entry_point_is_the_same_command(unseen_task_file, tmp_path):
+    """``python -m sciembed.evaluate`` hands its arguments to ``sciembed evaluate``."""
+    import subprocess
+    import sys
+
+    args = ["--model", "random", "--tasks", str(unseen_task_file), "--task", "Topic", "--task", "Lookup"]
+    args += ["--output", str(tmp_path / "o"), "--no-cache"]
+    done = subprocess.run([sys.executable, "-m", "sciembed.evaluate", *args], capture_output=True, text=True)
+    code = done.returncode
+    assert code == 0, done.stderr
+    assert "| Topic |" in done.stdout
     report = json.loads((tmp_path / "o" / "results.json").read_text())
     assert [t["name"] for t in report["tasks"]] == ["Topic", "Lookup"]

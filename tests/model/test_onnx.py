@@ -126,6 +126,16 @@ def test_cli_export_and_embed_with_onnx_backend(tiny_model_folder, tmp_path):
     vectors = np.stack(table.column("embedding").to_pylist())
     reference = load_model(tiny_model_folder).encode(PAPERS, format="proximity")
     assert cosines(vectors, reference).min() > 0.9999
+    # `-m onnx:DIR` is the short spelling of `--backend onnx -m DIR`, in embed as in evaluate
+    again = tmp_path / "again.parquet"
+    result = runner.invoke(app, ["embed", str(papers), str(again), "-m", f"onnx:{out}"])
+    assert result.exit_code == 0, result.output
+    np.testing.assert_array_equal(np.stack(pq.read_table(again).column("embedding").to_pylist()), vectors)
+    from sciembed.evaluate import resolve_model
+
+    for spec, backend in ((str(out), "onnx"), (f"onnx:{out}", "torch")):
+        wrapped = resolve_model(spec, device="cuda", backend=backend)  # the ONNX backend ignores the device
+        assert wrapped.model.backend == "onnx" and wrapped.device is None
 
 
 def test_int8_can_keep_ffn_output_and_adapters_in_fp32(model, tmp_path):

@@ -16,3 +16,6 @@ def _fail(exc: Exception) -> NoReturn:
 
 
 MODEL_HELP = "Model folder or hub name (default: the shipped sciembed model, else all-MiniLM-L6-v2)."
+BACKEND_HELP = (
+    "torch, or onnx (the model is a `sciembed export onnx` folder; CPU). `-m onnx:DIR` says the same for one model."
+)

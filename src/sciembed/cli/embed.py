@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from .common import MODEL_HELP, _fail, app
+from .common import BACKEND_HELP, MODEL_HELP, _fail, app
 
 
 @app.command()
@@ -28,9 +28,7 @@ def embed(
         False, "--skip-invalid", help="Skip bad records and report them instead of stopping."
     ),
     chunk_size: int = typer.Option(10_000, "--chunk-size", help="Papers per written (and resumable) chunk."),
-    backend: str = typer.Option(
-        "torch", "--backend", help="torch, or onnx (MODEL is a `sciembed export onnx` folder; CPU)."
-    ),
+    backend: str = typer.Option("torch", "--backend", help=BACKEND_HELP),
     limit: int = typer.Option(None, "--limit", help="Embed only the first N valid papers."),
     compile: bool = typer.Option(
         False, "--compile", help="GPU: torch.compile the packed forward (~15 s once; pays from ~100k papers)."

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import typer
 
-from .common import _fail, app
+from .common import BACKEND_HELP, _fail, app
 
-EVAL_MODEL_HELP = "bm25, random, default, minilm, a model folder or hub name (repeat to compare)."
+EVAL_MODEL_HELP = "bm25, random, default, minilm, a model folder or hub name, onnx:DIR (repeat to compare)."
 EVAL_TASKS_HELP = (
     "'lite' (sciembed-lite, built from ../shared/data), a built suite folder, or a scirepeval_tasks.jsonl-style file."
 )
@@ -30,6 +30,7 @@ def evaluate(
         None, "--reference", help="Model (as given to --model) the others are compared with (default: the first)."
     ),
     bootstrap: int = typer.Option(1000, "--bootstrap", help="Paired-bootstrap resamples of the intervals (0: none)."),
+    backend: str = typer.Option("torch", "--backend", help=BACKEND_HELP),
 ) -> None:
     """Evaluate models on SciRepEval-format tasks; writes results.json, a markdown table and PNG charts.
 
@@ -53,6 +54,7 @@ def evaluate(
             data_root,
             reference=reference,
             n_boot=bootstrap,
+            backend=backend,
         )
     except (TaskFileError, TaskDataError, FileNotFoundError, ValueError) as exc:
         _fail(exc)

@@ -194,6 +194,30 @@ def train_base_command(
     typer.echo(f"model: {folder}")
 
 
+@train_app.command("tokenize")
+def train_tokenize_command(
+    config: Path = typer.Option(..., "--config", "-c", help="Stage-1 YAML or JSON config (see docs/TRAINING.md)."),
+    set_: list[str] = typer.Option(None, "--set", help="Override a config field: KEY=VALUE."),
+) -> None:
+    """Only write a stage-1 config's token caches (train_tokens / dev_tokens), e.g. for a GPU machine."""
+    from ..train.config import BaseTrainConfig, ConfigError, load_config
+    from ..train.stage1 import load_init_model, prepare_triplets
+
+    try:
+        settings = load_config(config, BaseTrainConfig, overrides=set_ or None)
+        if not settings.train_tokens:
+            raise ValueError("the config sets no train_tokens path")
+        model = load_init_model(settings.init_model)
+        model.config.max_length = settings.max_length
+        prepare_triplets(model, settings.train_triplets, settings.train_tokens, log=typer.echo)
+        if settings.dev_tokens:
+            prepare_triplets(
+                model, settings.dev_triplets, settings.dev_tokens, settings.max_dev_triplets, log=typer.echo
+            )
+    except (ConfigError, FileNotFoundError, ValueError) as exc:
+        _fail(exc)
+
+
 @train_app.command("interpolate")
 def train_interpolate(
     tuned: str = typer.Option(..., "--tuned", help="The trained model folder."),

@@ -1,5 +1,7 @@
+"""``python -m sciembed.evaluate ...``: the same as ``sciembed evaluate ...`` (one command line)."""
+
 import sys
 
-from .command import main
+from ..cli import app
 
-sys.exit(main())
+app(["evaluate", *sys.argv[1:]], prog_name="python -m sciembed.evaluate")

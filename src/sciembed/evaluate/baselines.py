@@ -222,10 +222,11 @@ class BM25Model:
         return run
 
 
-def resolve_model(spec: Any, device: str | None = None, batch_size: int = 32) -> Any:
+def resolve_model(spec: Any, device: str | None = None, batch_size: int = 32, backend: str = "torch") -> Any:
     """A model for the harness from a name: ``bm25``, ``random`` (or ``random:768``), ``default``,
-    ``minilm``, a sciembed / Hugging Face model folder or hub name, ``onnx:FOLDER`` for an exported
-    ONNX model; model objects pass through."""
+    ``minilm``, a sciembed / Hugging Face model folder or hub name, run by ``backend`` (``onnx`` for a
+    ``sciembed export onnx`` folder; ``onnx:FOLDER`` says the same for one model); model objects pass
+    through."""
     if not isinstance(spec, str):
         return spec
     low = spec.strip().lower()
@@ -236,7 +237,7 @@ def resolve_model(spec: Any, device: str | None = None, batch_size: int = 32) ->
         return RandomModel(dim=dim, name=spec)
     from .. import load
 
-    if low.startswith("onnx:"):  # an `sciembed export onnx` folder, run with onnxruntime
-        return SciEmbedEvalModel(load(spec[5:], backend="onnx"), name=spec, device="cpu", batch_size=batch_size)
-    model = load(None if low == "default" else spec)
+    model = load(None if low == "default" else spec, backend=backend)
+    if getattr(model, "backend", "torch") != "torch":
+        device = None  # other backends run where their sessions run
     return SciEmbedEvalModel(model, name=spec, device=device, batch_size=batch_size)

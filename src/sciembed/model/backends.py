@@ -22,6 +22,18 @@ def backend_names() -> tuple[str, ...]:
     return (TORCH_NAMES[0], *LOADERS)
 
 
+def split_backend(name_or_path: str | Path | None, backend: str) -> tuple[str, str | Path | None]:
+    """``("onnx", "DIR")`` for ``"onnx:DIR"`` (the short spelling of ``--backend onnx -m DIR``);
+    other names keep the given backend."""
+    if isinstance(name_or_path, str):
+        prefix, sep, rest = name_or_path.partition(":")
+        if sep and prefix.lower() in LOADERS and rest:
+            if backend not in TORCH_NAMES and backend != prefix.lower():
+                raise ValueError(f"{name_or_path!r} names the {prefix} backend, but the backend is {backend!r}")
+            return prefix.lower(), rest
+    return backend, name_or_path
+
+
 def load_with_backend(backend: str, folder: str | Path) -> Encoder:
     if backend not in LOADERS:
         raise ValueError(f"unknown backend {backend!r}; known: {', '.join(backend_names())}")

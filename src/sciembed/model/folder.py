@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 from .adapter_io import load_adapter_weights, read_adapter_folder, write_adapter_folder
-from .backends import TORCH_NAMES, load_with_backend
+from .backends import TORCH_NAMES, load_with_backend, split_backend
 from .bases import REGISTRY_BASES, base_folder, find_base
 from .config import CONFIG_NAME, SciEmbedConfig
 from .default_model import DEFAULT_NAMES, SHIPPED_MODELS, default_model_path, shipped_model_path
@@ -139,6 +139,7 @@ def load_model(
     ``backend="onnx"``: ``name_or_path`` is a ``sciembed export onnx`` folder, run with onnxruntime on
     CPU by an :class:`~sciembed.model.onnx_backend.OnnxEncoder` with the same ``encode`` API.
     """
+    backend, name_or_path = split_backend(name_or_path, backend)
     if backend not in TORCH_NAMES:
         if adapters:
             raise ValueError(f"the {backend} backend's adapters are inside its files; export with them instead")
