@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from .common import BACKEND_HELP, MODEL_HELP, _fail, app
+from .common import BACKEND_HELP, MODEL_HELP, _echo_json, _fail, _refuse_dash, app
 
 
 @app.command()
@@ -33,12 +33,16 @@ def embed(
     compile: bool = typer.Option(
         False, "--compile", help="GPU: torch.compile the packed forward (~15 s once; pays from ~100k papers)."
     ),
+    json_output: bool = typer.Option(False, "--json", help="Print the summary as one JSON object on stdout."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar and no summary; errors only."),
 ) -> None:
     """Embed a file of papers into Parquet; rerun the same command to resume a killed job."""
     from ..embed import embed_file
     from ..engine import EncodeOptions
     from ..model import load_model
 
+    _refuse_dash(input, "INPUT")
+    _refuse_dash(output, "OUTPUT")
     try:
         if compile and backend != "torch":
             raise ValueError("--compile applies to the torch backend only")
@@ -59,22 +63,71 @@ def embed(
             chunk_size=chunk_size,
             limit=limit,
             options=EncodeOptions(compile=compile),
+            show_progress=not (quiet or json_output),
         )
     except (ValueError, FileNotFoundError) as exc:
         _fail(exc)
+    if json_output:
+        _echo_json(_embed_summary(report))
+        return
+    if quiet:
+        return
     if report.resumed_chunks:
         typer.echo(f"resumed: {report.resumed_chunks} finished chunks kept")
     typer.echo(report.read.summary())
     typer.echo(f"wrote {report.rows} embeddings to {report.output}")
 
 
+def _embed_summary(report) -> dict:
+    from ..embed.metadata import read_metadata
+
+    metadata = read_metadata(report.output)
+    return {
+        "output": str(report.output),
+        "rows": report.rows,
+        "chunks": report.chunks,
+        "resumed_chunks": report.resumed_chunks,
+        "papers_read": report.read.papers,
+        "duplicates_dropped": report.read.duplicates,
+        "invalid_skipped": report.read.skipped,
+        "invalid_examples": report.read.skipped_examples,
+        "metadata": metadata.to_json() if metadata else None,
+    }
+
+
 @app.command()
-def info(model: str = typer.Argument(None, help=MODEL_HELP)) -> None:
-    """Print a model's formats, dimension, pooling and weight sha256."""
+def info(
+    model: str = typer.Argument(None, help=f"{MODEL_HELP} Or an embeddings .parquet file: what wrote it."),
+    json_output: bool = typer.Option(False, "--json", help="Print one JSON object instead of text."),
+) -> None:
+    """Print a model's formats, dimension, pooling and weight sha256, or an embeddings file's metadata."""
     from ..model import load_model
 
-    encoder = load_model(model)
+    if model is not None and str(model).endswith((".parquet", ".pq")) and Path(model).is_file():
+        _file_info(Path(model), json_output)
+        return
+    _refuse_dash(model, "MODEL")
+    try:
+        encoder = load_model(model)
+    except (ValueError, FileNotFoundError) as exc:
+        _fail(exc)
     config = encoder.config
+    if json_output:
+        _echo_json(
+            {
+                "name": config.name,
+                "base": type(encoder.base).__name__,
+                "model_type": encoder.base.config.model_type,
+                "dimension": encoder.hidden_size,
+                "pooling": config.pooling,
+                "normalize": config.normalize,
+                "max_length": config.max_length,
+                "formats": encoder.formats,
+                "base_sha256": config.base_sha256,
+                "fingerprint": encoder.fingerprint,
+            }
+        )
+        return
     typer.echo(f"name:       {config.name}")
     typer.echo(f"base:       {type(encoder.base).__name__} ({encoder.base.config.model_type})")
     typer.echo(f"dimension:  {encoder.hidden_size}")
@@ -95,3 +148,24 @@ def demo(
     from ..model import load_model
 
     typer.echo(run_demo(load_model(model), limit=limit, device=device))
+
+
+def _file_info(path: Path, json_output: bool) -> None:
+    import pyarrow.parquet as pq
+
+    from ..embed.metadata import read_metadata
+
+    try:
+        metadata = read_metadata(path)
+        rows = pq.ParquetFile(path).metadata.num_rows
+    except (ValueError, OSError) as exc:
+        _fail(exc)
+    data = {"file": str(path), "rows": rows, **(metadata.to_json() if metadata else {})}
+    if json_output:
+        _echo_json(data)
+        return
+    if metadata is None:
+        typer.echo(f"{path}: {rows} rows, no sciembed metadata (written by another tool or an older sciembed)")
+        return
+    for key, value in data.items():
+        typer.echo(f"{key + ':':<18}{value}")

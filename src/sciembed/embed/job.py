@@ -12,6 +12,7 @@ from ..data import Paper, ReadReport, read_papers
 from ..data.progress import progress_bar
 from ..engine import EncodeOptions
 from ..model import Encoder, canonical_format
+from .metadata import EmbeddingMetadata, metadata_for, read_metadata, require_same_space
 from .writer import ResumableParquetWriter
 
 
@@ -71,7 +72,9 @@ def embed_file(
         "dtype": str(model.dtype),
         "device_type": model.device.type,
     }
-    writer = ResumableParquetWriter(output_path, job)
+    metadata = metadata_for(model, fmt)
+    writer = ResumableParquetWriter(output_path, job, metadata.schema_metadata())
+    _check_finished_parts(writer, metadata)
     report = EmbedReport(output=output_path, resumed_chunks=writer.resumed_chunks)
     progress = progress_bar(show=show_progress)
     papers = read_papers(input_path, id_field=id_field, skip_invalid=skip_invalid, report=report.read)
@@ -89,3 +92,11 @@ def embed_file(
         raise ValueError(f"{input_path}: no papers to embed")
     report.rows = writer.finish(report.chunks, model.dimension)
     return report
+
+
+def _check_finished_parts(writer: ResumableParquetWriter, metadata: EmbeddingMetadata) -> None:
+    """A resumed job adds to parts of the same vector space only (parts of older versions carry none)."""
+    for index in sorted(writer.finished_chunks()):
+        found = read_metadata(writer.part_path(index))
+        if found is not None:
+            require_same_space(metadata, found, writer.part_path(index))

@@ -22,24 +22,26 @@ import pyarrow.parquet as pq
 MANIFEST = "manifest.json"
 
 
-def embedding_schema(dim: int) -> pa.Schema:
-    return pa.schema([("paper_id", pa.string()), ("embedding", pa.list_(pa.float32(), dim))])
+def embedding_schema(dim: int, metadata: dict[bytes, bytes] | None = None) -> pa.Schema:
+    """``metadata``: the file's key-value metadata (see :mod:`sciembed.embed.metadata`)."""
+    return pa.schema([("paper_id", pa.string()), ("embedding", pa.list_(pa.float32(), dim))], metadata=metadata)
 
 
-def embedding_table(ids: Sequence[str], vectors: np.ndarray) -> pa.Table:
+def embedding_table(ids: Sequence[str], vectors: np.ndarray, metadata: dict[bytes, bytes] | None = None) -> pa.Table:
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
     flat = pa.array(vectors.reshape(-1), type=pa.float32())
     column = pa.FixedSizeListArray.from_arrays(flat, vectors.shape[1])
     return pa.Table.from_arrays(
-        [pa.array(list(ids), type=pa.string()), column], schema=embedding_schema(vectors.shape[1])
+        [pa.array(list(ids), type=pa.string()), column], schema=embedding_schema(vectors.shape[1], metadata)
     )
 
 
 class ResumableParquetWriter:
     """Parts directory + manifest; ``job`` is any JSON-able description that must match to resume."""
 
-    def __init__(self, output: str | Path, job: dict[str, Any]):
+    def __init__(self, output: str | Path, job: dict[str, Any], metadata: dict[bytes, bytes] | None = None):
         self.output = Path(output)
+        self.metadata = metadata  # written into every part and the output
         self.parts = self.output.with_name(self.output.name + ".parts")
         self.job = job
         self.resumed_chunks = self._prepare()
@@ -75,7 +77,7 @@ class ResumableParquetWriter:
     def write_chunk(self, index: int, ids: Sequence[str], vectors: np.ndarray) -> None:
         path = self.part_path(index)
         tmp = path.with_suffix(".tmp")
-        pq.write_table(embedding_table(ids, vectors), tmp)
+        pq.write_table(embedding_table(ids, vectors, self.metadata), tmp)
         os.replace(tmp, path)
 
     def finish(self, num_chunks: int, dim: int) -> int:
@@ -85,10 +87,11 @@ class ResumableParquetWriter:
             raise RuntimeError(f"{self.parts}: chunks {missing[:5]} are missing")
         tmp = self.output.with_name(self.output.name + ".tmp")
         rows = 0
-        with pq.ParquetWriter(tmp, embedding_schema(dim)) as writer:
+        schema = embedding_schema(dim, self.metadata)
+        with pq.ParquetWriter(tmp, schema) as writer:
             for index in range(num_chunks):
                 table = pq.read_table(self.part_path(index))
-                writer.write_table(table.cast(embedding_schema(dim)))
+                writer.write_table(table.cast(schema))
                 rows += table.num_rows
         os.replace(tmp, self.output)
         shutil.rmtree(self.parts)
