@@ -73,6 +73,7 @@ def test_refuses_embeddings_of_another_model_and_bad_input(tmp_path, serve_model
         app, ["index", "build", str(papers), str(other), str(tmp_path / "i"), "-m", str(serve_model_folder)]
     )
     assert result.exit_code == 2 and "another model" in result.output and "Traceback" not in result.output
+    assert "fingerprint" in result.output  # refused by the file's metadata, before any embedding
     assert not any((tmp_path / "i").glob("vectors-*.g000001.faiss"))
     bad = tmp_path / "bad.jsonl"
     bad.write_text(json.dumps(records[0]) + "\n{broken\n")

@@ -76,6 +76,16 @@ def read_embeddings(path: Path, dimension: int) -> dict[str, np.ndarray]:
     return out
 
 
+def _check_provenance(encoder: Any, path: Path) -> None:
+    """A file whose metadata names another model, adapter or dimension is refused before any work
+    (files without metadata still meet the spot check)."""
+    from ..embed.metadata import metadata_for, read_metadata, require_same_space
+
+    found = read_metadata(path)
+    if found is not None and hasattr(encoder, "fingerprint"):
+        require_same_space(metadata_for(encoder, "proximity"), found, path)
+
+
 def spot_check(encoder: Any, papers: Sequence[Paper], given: np.ndarray, format: str, source: Path) -> None:
     """Re-embed a few papers: vectors made by another model (or format) are refused, not indexed."""
     own = encoder.encode(list(papers), format=format, show_progress=False)
@@ -110,6 +120,8 @@ def add_file(
     index.check_model(encoder.fingerprint, encoder.dimension)
     report = BuildReport(folder=index.folder, kind=index.manifest.kind)
     given = read_embeddings(embeddings_path, index.dimension) if embeddings_path else None
+    if embeddings_path is not None:
+        _check_provenance(encoder, embeddings_path)
     checked = False
     papers = read_papers(papers_path, id_field=options.id_field, skip_invalid=options.skip_invalid, report=report.read)
     for chunk in _chunks(papers, options.chunk_size):
