@@ -12,14 +12,12 @@ import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
-from ..data import Paper
-from ..engine.options import EncodeOptions, resolve_options
 from .adapters import BottleneckConfig, LayerAdapters
 from .config import SciEmbedConfig
+from .encoding import EngineEncode
 from .formats import canonical_format
 from .injection import AdapterRouter, encoder_layers, install_router
 from .packed import Packed, packed_hidden, packed_pool, supports_packed
@@ -56,7 +54,7 @@ def parse_dtype(dtype: str | torch.dtype | None) -> torch.dtype | None:
     return table[dtype]
 
 
-class SciEmbedModel(TextMixin, nn.Module):
+class SciEmbedModel(EngineEncode, TextMixin, nn.Module):
     """An encoder with optional adapters per task format. Build it with :func:`sciembed.load`."""
 
     def __init__(self, base: nn.Module, tokenizer: Any, config: SciEmbedConfig):
@@ -200,34 +198,6 @@ class SciEmbedModel(TextMixin, nn.Module):
         if self.config.normalize if normalize is None else normalize:
             pooled = nn.functional.normalize(pooled.float(), dim=-1).to(pooled.dtype)
         return pooled
-
-    # ---- encoding (through the engine) -----------------------------------------------------------
-    def encode(
-        self,
-        papers: Sequence[Paper | dict | str],
-        format: str = "proximity",
-        batch_size: int | None = None,
-        device: str | torch.device | None = None,
-        dtype: str | torch.dtype | None = None,
-        show_progress: bool | None = None,
-        fields: Sequence[str] | None = None,
-        max_tokens: int | None = None,
-        *,
-        options: EncodeOptions | None = None,
-    ) -> np.ndarray:
-        """Embed papers (Paper objects, dicts with title/abstract, or plain query strings).
-
-        Returns a float32 array ``(len(papers), dim)`` in input order. ``format`` picks the adapter
-        (``proximity``, ``classification``, ``regression``, ``adhoc_query`` or ``[PRX]``-style
-        aliases); a model without adapters uses its base for every format. ``options``
-        (:class:`~sciembed.EncodeOptions`) says how the call runs; the keyword arguments override
-        the same-named settings. On CUDA the defaults are the pipelined, packed, token-budget path
-        in fp16; on CPU ``batch_size`` documents per length-sorted batch in fp32.
-        """
-        from ..engine import run_encode  # the engine builds on the model: imported when used
-
-        opts = resolve_options(options, batch_size, device, dtype, show_progress, fields, max_tokens)
-        return run_encode(self, papers, format, opts).vectors
 
     # ---- identity -------------------------------------------------------------------------------
     def _weights_key(self) -> tuple[Any, ...]:

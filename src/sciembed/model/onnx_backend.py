@@ -19,9 +19,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..data import Paper
-from ..engine.options import EncodeOptions, resolve_options
 from .config import SciEmbedConfig
+from .encoding import EngineEncode
 from .export import BASE_GRAPH, ONNX_CONFIG
 from .formats import canonical_format
 from .text import TextMixin, pad_ids
@@ -38,7 +37,7 @@ def available_cores() -> int:
         return os.cpu_count() or 1
 
 
-class OnnxEncoder(TextMixin):
+class OnnxEncoder(EngineEncode, TextMixin):
     """An exported sciembed model: ``encode(papers, format, ...)`` as :meth:`SciEmbedModel.encode`."""
 
     def __init__(self, folder: str | Path, threads: int | None = None, providers: Sequence[str] | None = None):
@@ -132,25 +131,6 @@ class OnnxEncoder(TextMixin):
                 str(self.folder / self.graphs[name]), options, providers=self.providers
             )
         return self._sessions[name]
-
-    def encode(
-        self,
-        papers: Sequence[Paper | dict | str],
-        format: str = "proximity",
-        batch_size: int | None = None,
-        device: str | torch.device | None = None,
-        dtype: Any = None,
-        show_progress: bool | None = None,
-        fields: Sequence[str] | None = None,
-        max_tokens: int | None = None,
-        *,
-        options: EncodeOptions | None = None,
-    ) -> np.ndarray:
-        """Embed papers; float32 ``(len(papers), dim)`` in input order, as :meth:`SciEmbedModel.encode`."""
-        from ..engine import run_encode
-
-        opts = resolve_options(options, batch_size, device, dtype, show_progress, fields, max_tokens)
-        return run_encode(self, papers, format, opts).vectors
 
     @property
     def fingerprint(self) -> str:
