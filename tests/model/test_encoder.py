@@ -150,3 +150,31 @@ def test_fp16_overflow_recomputes_that_call_in_bf16(papers):
     bf16 = model.copy_as("bf16")
     np.testing.assert_array_equal(vectors, bf16.encode(papers))  # what the fallback computed
     assert model.dtype == torch.float16
+
+
+def test_concurrent_calls_with_different_formats_keep_their_adapters(tiny_adapter_model, papers):
+    """The active adapter is per thread: two threads encoding different formats at once get what each
+    would get alone (padded path: the router; packed path: the adapters are an argument)."""
+    import threading
+
+    from sciembed import EncodeOptions
+
+    for options in (EncodeOptions(batch_size=1), EncodeOptions(batch_size=1, packed=True)):
+        alone = {
+            f: tiny_adapter_model.encode(papers * 4, format=f, options=options) for f in ("proximity", "regression")
+        }
+        got: dict[str, list[np.ndarray]] = {f: [] for f in alone}
+        start = threading.Barrier(2)
+
+        def work(fmt: str, options=options, got=got, start=start) -> None:
+            start.wait()
+            for _ in range(5):
+                got[fmt].append(tiny_adapter_model.encode(papers * 4, format=fmt, options=options))
+
+        threads = [threading.Thread(target=work, args=(f,)) for f in alone]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        for fmt, runs in got.items():
+            assert len(runs) == 5 and all(np.array_equal(run, alone[fmt]) for run in runs)
