@@ -27,6 +27,7 @@ def test_format_table():
     assert format_for("Clustering", None) == "classification"
     assert format_for("Regression", None) == "regression"
     assert format_for("STS", None) == "proximity"
+    assert format_for("PairClassification", None) == "proximity"
     assert format_for("STS", None, {"STS": "[QRY]"}) == "adhoc_query"
 
 

@@ -57,12 +57,3 @@ def test_a_model_without_adapters_is_one_module(tmp_path):
     st = sentence_transformer(model, device="cpu")
     texts = [paper_text(model, p) for p in PAPERS]
     np.testing.assert_allclose(st.encode(texts), model.encode(PAPERS), atol=1e-6)
-
-
-@pytest.mark.integration
-def test_shipped_model_adapters_through_sentence_transformers():
-    model = load_model("sciembed-minilm", verify=False)
-    st = sentence_transformer(model, device="cpu")
-    texts = [paper_text(model, p) for p in PAPERS]
-    np.testing.assert_allclose(st.encode_query(texts), model.encode(PAPERS, format="adhoc_query"), atol=1e-6)
-    np.testing.assert_allclose(st.encode_document(texts), model.encode(PAPERS, format="proximity"), atol=1e-6)

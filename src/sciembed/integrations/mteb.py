@@ -6,10 +6,11 @@
     model = SciEmbedMTEB("models/sciembed-minilm")       # a folder, hub name or loaded model
     results = mteb.evaluate(model, mteb.get_tasks(tasks=["SciFact"]), cache=None)
 
-Queries get ``adhoc_query`` and documents ``proximity`` (retrieval, reranking); classification,
-clustering and pair classification get ``classification``; regression gets ``regression``; the rest
-``proximity``. A model without adapters serves every format with its base. Corpus rows with a title
-are embedded as title [SEP] body, the way sciembed embeds papers.
+Queries get ``adhoc_query`` and documents ``proximity`` (retrieval, reranking); classification and
+clustering get ``classification``; regression gets ``regression``; the rest (STS, pair
+classification, ...: similarity of two texts) ``proximity``. A model without adapters serves every
+format with its base. Corpus rows with a title are embedded as title [SEP] body, the way sciembed
+embeds papers.
 """
 
 from __future__ import annotations
@@ -30,7 +31,6 @@ TASK_TYPE_FORMATS = {
     "Classification": "classification",
     "MultilabelClassification": "classification",
     "Clustering": "classification",
-    "PairClassification": "classification",
     "Regression": "regression",
 }
 QUERY_FORMAT = "adhoc_query"
