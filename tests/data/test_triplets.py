@@ -101,7 +101,7 @@ def test_errors_name_file_and_line(tmp_path):
     report = ReadReport()
     got = list(read_triplets(path, skip_invalid=True, report=report))
     assert len(got) == 1 and report.papers == 1 and report.skipped == 4
-    assert report.skipped_examples[1].startswith(f"{path}:4: 'query' has no id field")
+    assert report.skipped_examples[1].startswith(f"{path}:4: 'query': missing id field")
     assert report.skipped_examples[2].startswith(f"{path}:5: 'query'")
     assert "neither title nor abstract" in report.skipped_examples[2]
     assert report.skipped_examples[3].startswith(f"{path}:6: expected a JSON object")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from .common import BACKEND_HELP, MODEL_HELP, _echo_json, _fail, _refuse_dash, app
+from .common import BACKEND_HELP, DEVICE_HELP, MODEL_HELP, _echo_json, _fail, _refuse_dash, app, check_device
 
 
 @app.command()
@@ -20,16 +20,16 @@ def embed(
         "-f",
         help="proximity, classification, regression, adhoc_query or [PRX]/[CLF]/[RGN]/[QRY].",
     ),
-    batch_size: int = typer.Option(32, "--batch-size", "-b"),
-    device: str = typer.Option(None, "--device", help="cpu, cuda, cuda:1 ... (default: cuda if available)."),
+    batch_size: int = typer.Option(32, "--batch-size", "-b", min=1),
+    device: str = typer.Option(None, "--device", help=DEVICE_HELP, callback=check_device),
     dtype: str = typer.Option(None, "--dtype", help="fp32, bf16 or fp16 (default: fp32 on CPU, fp16 on GPU)."),
     id_field: str = typer.Option(None, "--id-field", help="Id field (default: paper_id, corpus_id, doc_id or id)."),
     skip_invalid: bool = typer.Option(
         False, "--skip-invalid", help="Skip bad records and report them instead of stopping."
     ),
-    chunk_size: int = typer.Option(10_000, "--chunk-size", help="Papers per written (and resumable) chunk."),
+    chunk_size: int = typer.Option(10_000, "--chunk-size", min=1, help="Papers per written (and resumable) chunk."),
     backend: str = typer.Option("torch", "--backend", help=BACKEND_HELP),
-    limit: int = typer.Option(None, "--limit", help="Embed only the first N valid papers."),
+    limit: int = typer.Option(None, "--limit", min=1, help="Embed only the first N valid papers."),
     compile: bool = typer.Option(
         False, "--compile", help="GPU: torch.compile the packed forward (~15 s once; pays from ~100k papers)."
     ),
@@ -37,7 +37,9 @@ def embed(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar and no summary; errors only."),
 ) -> None:
     """Embed a file of papers into Parquet; rerun the same command to resume a killed job."""
+    from ..data.readers import check_input_path
     from ..embed import embed_file
+    from ..embed.writer import check_output_path
     from ..engine import EncodeOptions
     from ..model import load_model
 
@@ -46,6 +48,7 @@ def embed(
     try:
         if compile and backend != "torch":
             raise ValueError("--compile applies to the torch backend only")
+        check_output_path(output, [check_input_path(input)])  # before the model loads
         encoder = load_model(model, backend=backend)
     except (ValueError, FileNotFoundError) as exc:
         _fail(exc)
@@ -140,8 +143,8 @@ def info(
 @app.command()
 def demo(
     model: str = typer.Option(None, "--model", "-m", help=MODEL_HELP),
-    limit: int = typer.Option(None, "--limit", help="Embed only the first N papers."),
-    device: str = typer.Option(None, "--device"),
+    limit: int = typer.Option(None, "--limit", min=1, help="Embed only the first N papers."),
+    device: str = typer.Option(None, "--device", help=DEVICE_HELP, callback=check_device),
 ) -> None:
     """Embed real ACL papers and print nearest neighbours of three of them."""
     from ..demo import run_demo

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from .common import BACKEND_HELP, _fail, app
+from .common import BACKEND_HELP, DEVICE_HELP, _fail, app, check_device
 
 EVAL_MODEL_HELP = "bm25, random, default, minilm, a model folder or hub name, onnx:DIR (repeat to compare)."
 EVAL_TASKS_HELP = (
@@ -20,10 +20,10 @@ def evaluate(
     tasks: str = typer.Option("lite", "--tasks", "-t", help=EVAL_TASKS_HELP),
     task: list[str] = typer.Option(None, "--task", help="Run only this task (repeatable)."),
     output: Path = typer.Option(Path("runs/evaluate"), "--output", "-o", help="Folder for the results."),
-    device: str = typer.Option(None, "--device", help="cpu, cuda, cuda:1 ... (default: cuda if available)."),
+    device: str = typer.Option(None, "--device", help=DEVICE_HELP, callback=check_device),
     cache_dir: Path = typer.Option(Path(".cache/embeddings"), "--cache-dir", help="Embedding cache folder."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Do not read or write the embedding cache."),
-    batch_size: int = typer.Option(32, "--batch-size", "-b"),
+    batch_size: int = typer.Option(32, "--batch-size", "-b", min=1),
     n_jobs: int = typer.Option(1, "--n-jobs", help="Parallel jobs of the SVM grid searches."),
     data_root: Path = typer.Option(None, "--data-root", help="Shared data for sciembed-lite (default ../shared/data)."),
     reference: str = typer.Option(
@@ -39,6 +39,7 @@ def evaluate(
     from ..evaluate.benchmark import report_markdown
     from ..evaluate.command import run_evaluate
     from ..evaluate.loaders import TaskDataError
+    from ..evaluate.outcome import evaluation_failure
     from ..evaluate.registry import TaskFileError
 
     try:
@@ -59,3 +60,6 @@ def evaluate(
     except (TaskFileError, TaskDataError, FileNotFoundError, ValueError) as exc:
         _fail(exc)
     typer.echo(report_markdown(report))
+    problem = evaluation_failure(report)
+    if problem is not None:  # the reports are written, but nothing useful happened
+        _fail(ValueError(f"{output}: {problem}"))

@@ -1,23 +1,41 @@
 """Readers for paper files: JSON lines (optionally gzipped), JSON arrays/objects and Parquet.
 
-Every reader yields ``(line, raw_record)`` pairs so that errors can name the record; ``read_papers``
-turns them into :class:`Paper` objects, checks them, and either raises or skips bad ones.
+A file is opened once (a pipe is read once) and its format decided once: by the name (``.jsonl``,
+``.ndjson``, ``.json``, ``.parquet``, with or without ``.gz``), else by the content. Every reader
+yields ``(line, raw_record)`` pairs so that errors can name the record; a record that cannot be
+parsed is yielded as an :class:`InvalidRecordError` in its place (errors stay confined to their
+line or array element), and damage that ends the file (truncated gzip, an unterminated array,
+content after the JSON document) raises :class:`InputFileError`. ``iter_parsed`` is the one
+skip-and-report loop that every reader of sciembed (papers, triplets, mining, training) uses.
 """
 
 from __future__ import annotations
 
 import gzip
 import hashlib
+import io
 import json
-from collections.abc import Callable, Iterator
+import re
+import zlib
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import IO, Any, TypeVar
 
-from .errors import InvalidRecordError
-from .records import Paper, paper_from_dict
+from .errors import InputFileError, InvalidRecordError
+from .records import Paper, normalize_whitespace, paper_from_dict
 
 MAX_REPORTED_LOCATIONS = 20
+SNIFF_BYTES = 1 << 16
+SNIFF_LINES = 5
+PARQUET_SUFFIXES = (".parquet", ".pq")
+JSONL_SUFFIXES = (".jsonl", ".ndjson")
+JSON_SUFFIXES = (".json",)
+GZIP_MAGIC = b"\x1f\x8b"
+PARQUET_MAGIC = b"PAR1"
+#: What a damaged gzip stream raises while it is read.
+GZIP_ERRORS = (EOFError, zlib.error, gzip.BadGzipFile)
 T = TypeVar("T")
 
 
@@ -46,106 +64,164 @@ class ReadReport:
         return text
 
 
-def _is_gzip(path: Path) -> bool:
-    with open(path, "rb") as handle:
-        return handle.read(2) == b"\x1f\x8b"
+# ---- opening a file once ----------------------------------------------------------------------------
+class _Replay(io.RawIOBase):
+    """``head`` (bytes already read to decide the format) followed by the rest of ``rest``."""
+
+    def __init__(self, head: bytes, rest: IO[bytes]):
+        self._head, self._pos, self._rest = head, 0, rest
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        if self._pos < len(self._head):
+            n = min(len(buffer), len(self._head) - self._pos)
+            buffer[:n] = self._head[self._pos : self._pos + n]
+            self._pos += n
+            return n
+        return self._rest.readinto(buffer)
+
+    def close(self) -> None:
+        self._rest.close()
+        super().close()
 
 
-def _open_binary(path: Path):
-    return gzip.open(path, "rb") if _is_gzip(path) else open(path, "rb")
+def _read_head(stream: IO[bytes], size: int) -> bytes:
+    chunks, total = [], 0
+    while total < size:
+        chunk = stream.read(size - total)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        total += len(chunk)
+    return b"".join(chunks)
 
 
-def _first_char(path: Path) -> str:
-    with _open_binary(path) as handle:
-        while True:
-            chunk = handle.read(4096)
-            if not chunk:
-                return ""
-            stripped = chunk.lstrip()
-            if stripped:
-                return chr(stripped[0])
+def _format_from_name(path: Path) -> str | None:
+    suffixes = [s.lower() for s in path.suffixes]
+    if suffixes and suffixes[-1] == ".gz":
+        suffixes.pop()
+    last = suffixes[-1] if suffixes else ""
+    if last in PARQUET_SUFFIXES:
+        return "parquet"
+    if last in JSONL_SUFFIXES:
+        return "jsonl"
+    if last in JSON_SUFFIXES:
+        return "json"
+    return None
+
+
+def _format_from_content(head: bytes) -> str:
+    if head.startswith(PARQUET_MAGIC):
+        return "parquet"
+    text = head.lstrip(b" \t\r\n\xef\xbb\xbf")
+    if text.startswith(b"["):
+        return "json"
+    if not text.startswith(b"{"):
+        return "jsonl"  # every line will say what is wrong with it
+    # One record per line, or one object mapping ids to records (SPECTER's metadata.json)? JSON
+    # lines when any of the first complete lines is a JSON object on its own (a broken first line
+    # must not turn a JSON-lines file into one broken document).
+    lines = [line for line in text.split(b"\n")[:-1] if line.strip()][:SNIFF_LINES]
+    for line in lines:
+        try:
+            if isinstance(json.loads(line), dict):
+                return "jsonl"
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            continue
+    return "json" if lines or len(text) < SNIFF_BYTES // 2 else "jsonl"
+
+
+def check_input_path(path: str | Path) -> Path:
+    """``path`` as a Path; a clear error when it does not exist or is a directory."""
+    path = Path(path)
+    if path.is_dir():
+        raise InputFileError(str(path), None, "is a directory, not a file")
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such file")
+    return path
+
+
+@contextmanager
+def open_input(path: str | Path) -> Iterator[tuple[str, IO[bytes]]]:
+    """``(format, binary stream of the decompressed content)``: the file is opened and read once."""
+    path = check_input_path(path)
+    try:
+        raw = open(path, "rb")
+    except OSError as exc:
+        raise InputFileError(str(path), None, f"cannot be read ({exc.strerror or exc})") from None
+    try:
+        magic = _read_head(raw, 2)
+        stream: IO[bytes] = io.BufferedReader(_Replay(magic, raw))
+        if magic == GZIP_MAGIC:
+            stream = gzip.GzipFile(fileobj=stream, mode="rb")
+        fmt = _format_from_name(path)
+        if fmt is None:
+            try:
+                head = _read_head(stream, SNIFF_BYTES)
+            except GZIP_ERRORS as exc:
+                raise InputFileError(str(path), 1, f"truncated or corrupt gzip data ({exc})") from None
+            fmt = _format_from_content(head)
+            stream = io.BufferedReader(_Replay(head, stream))
+        yield fmt, stream
+    finally:
+        raw.close()
 
 
 def detect_format(path: str | Path) -> str:
-    """``parquet``, ``json`` (one array or object) or ``jsonl``, from the suffix and the content."""
-    path = Path(path)
-    suffixes = [s.lower() for s in path.suffixes]
-    if ".parquet" in suffixes or ".pq" in suffixes:
-        return "parquet"
-    first = _first_char(path)
-    if first == "[":
-        return "json"
-    if first == "{" and not _first_line_is_record(path):
-        return "json"  # one object mapping ids to records (SPECTER's metadata.json)
-    return "jsonl"
+    """``parquet``, ``json`` (one array or object) or ``jsonl``, from the name, else the content."""
+    with open_input(path) as (fmt, _):
+        return fmt
 
 
-def _first_line_is_record(path: Path) -> bool:
-    with _open_binary(path) as handle:
-        line = handle.readline()
-    try:
-        json.loads(line)
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        return False
-    return True
-
-
-def iter_jsonl(path: Path) -> Iterator[tuple[int, Any]]:
-    with _open_binary(path) as handle:
-        for line_no, raw in enumerate(handle, start=1):
-            try:
-                text = raw.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                yield line_no, InvalidRecordError(str(path), line_no, f"invalid UTF-8 ({exc.reason})")
-                continue
-            if not text.strip():
-                continue
-            try:
-                yield line_no, json.loads(text)
-            except json.JSONDecodeError as exc:
-                yield line_no, InvalidRecordError(str(path), line_no, f"invalid JSON ({exc.msg})")
-
-
-def iter_json_document(path: Path) -> Iterator[tuple[int, Any]]:
-    """A JSON array of records (SciRepEval samples), or an object mapping ids to records."""
-    with _open_binary(path) as handle:
-        raw = handle.read()
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        raise InvalidRecordError(str(path), line, f"invalid UTF-8 ({exc.reason})") from None
-    decoder = json.JSONDecoder()
-    pos = _skip_ws(text, 0)
-    opening = text[pos : pos + 1]
-    if opening not in ("[", "{"):
-        raise InvalidRecordError(str(path), 1, "expected a JSON array or object")
-    pos = _skip_ws(text, pos + 1)
-    closing = "]" if opening == "[" else "}"
-    index = 0
-    while pos < len(text) and text[pos] != closing:
-        line = text.count("\n", 0, pos) + 1
-        key = None
+# ---- the three formats ------------------------------------------------------------------------------
+def _iter_jsonl(path: Path, stream: IO[bytes]) -> Iterator[tuple[int, Any]]:
+    line_no = 0
+    lines = iter(stream)
+    while True:
         try:
-            if opening == "{":
-                key, pos = decoder.raw_decode(text, pos)
-                pos = _skip_ws(text, pos)
-                if text[pos : pos + 1] != ":":
-                    raise json.JSONDecodeError("expected ':'", text, pos)
-                pos = _skip_ws(text, pos + 1)
-            value, pos = decoder.raw_decode(text, pos)
+            raw = next(lines)
+        except StopIteration:
+            return
+        except GZIP_ERRORS as exc:
+            raise InputFileError(str(path), line_no + 1, f"truncated or corrupt gzip data ({exc})") from None
+        line_no += 1
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            yield line_no, InvalidRecordError(str(path), line_no, f"invalid UTF-8 ({exc.reason})")
+            continue
+        if not text.strip():
+            continue
+        try:
+            yield line_no, json.loads(text)
         except json.JSONDecodeError as exc:
-            raise InvalidRecordError(str(path), exc.lineno, f"invalid JSON ({exc.msg})") from None
-        if key is not None and isinstance(value, dict) and "paper_id" not in value:
-            value = {"paper_id": key, **value}
-        yield line, value
-        index += 1
-        pos = _skip_ws(text, pos)
-        if text[pos : pos + 1] == ",":
-            pos = _skip_ws(text, pos + 1)
-        elif text[pos : pos + 1] != closing:
-            line = text.count("\n", 0, pos) + 1
-            raise InvalidRecordError(str(path), line, "invalid JSON (expected ',' or end of array)")
+            yield line_no, InvalidRecordError(str(path), line_no, f"invalid JSON ({exc.msg})")
+
+
+_STRUCTURE = re.compile(r'["\[\]{},]')
+_STRING_REST = re.compile(r'(?:[^"\\\n]|\\.)*(?:"|\n|$)')  # a broken string ends at its line
+
+
+def _element_end(text: str, pos: int) -> int:
+    """Where the array/object element starting at ``pos`` ends: its ``,`` or the closing bracket; -1: never."""
+    depth = 0
+    while True:
+        match = _STRUCTURE.search(text, pos)
+        if match is None:
+            return -1
+        char, pos = match.group(), match.end()
+        if char == '"':
+            pos = _STRING_REST.match(text, pos).end()
+        elif char in "[{":
+            depth += 1
+        elif char in "]}":
+            if depth == 0:
+                return match.start()
+            depth -= 1
+        elif depth == 0:
+            return match.start()
 
 
 def _skip_ws(text: str, pos: int) -> int:
@@ -154,32 +230,106 @@ def _skip_ws(text: str, pos: int) -> int:
     return pos
 
 
-def iter_parquet(path: Path, batch_rows: int = 8192) -> Iterator[tuple[int, Any]]:
+def _iter_json_document(path: Path, stream: IO[bytes]) -> Iterator[tuple[int, Any]]:
+    """A JSON array of records (SciRepEval samples), or an object mapping ids to records.
+
+    A bad element is yielded as an error in its place and the next elements are still read; content
+    after the document's end, or a document that never ends, is an :class:`InputFileError`.
+    """
+    try:
+        raw = stream.read()
+    except GZIP_ERRORS as exc:
+        raise InputFileError(str(path), None, f"truncated or corrupt gzip data ({exc})") from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise InputFileError(str(path), line, f"invalid UTF-8 ({exc.reason})") from None
+    decoder = json.JSONDecoder()
+    counted, line = 0, 1
+
+    def line_at(pos: int) -> int:
+        nonlocal counted, line
+        line += text.count("\n", counted, pos)
+        counted = pos
+        return line
+
+    pos = _skip_ws(text, 0)
+    opening = text[pos : pos + 1]
+    if opening not in ("[", "{"):
+        raise InputFileError(str(path), line_at(pos), "expected a JSON array or object")
+    closing = "]" if opening == "[" else "}"
+    pos = _skip_ws(text, pos + 1)
+    while pos < len(text) and text[pos] != closing:
+        start = line_at(pos)
+        try:
+            key = None
+            if opening == "{":
+                key, pos = decoder.raw_decode(text, pos)
+                pos = _skip_ws(text, pos)
+                if text[pos : pos + 1] != ":":
+                    raise json.JSONDecodeError("expected ':'", text, pos)
+                pos = _skip_ws(text, pos + 1)
+            value, pos = decoder.raw_decode(text, pos)
+            pos = _skip_ws(text, pos)
+            if text[pos : pos + 1] not in (",", closing):
+                raise json.JSONDecodeError(f"expected ',' or {closing!r}", text, pos)
+        except json.JSONDecodeError as exc:
+            pos = _element_end(text, pos)
+            if pos < 0:
+                raise InputFileError(str(path), start, f"invalid JSON ({exc.msg}); the document never ends") from None
+            yield start, InvalidRecordError(str(path), start, f"invalid JSON ({exc.msg})")
+        else:
+            if key is not None and isinstance(value, dict) and "paper_id" not in value:
+                value = {"paper_id": key, **value}
+            yield start, value
+        if text[pos] == ",":
+            pos = _skip_ws(text, pos + 1)
+    if pos >= len(text):
+        raise InputFileError(str(path), line_at(pos), f"invalid JSON (the document ends without {closing!r})")
+    rest = _skip_ws(text, pos + 1)
+    if rest < len(text):
+        raise InputFileError(str(path), line_at(rest), "content after the end of the JSON document")
+
+
+def _iter_parquet(path: Path, stream: IO[bytes], batch_rows: int = 8192) -> Iterator[tuple[int, Any]]:
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
+    try:
+        # A regular file is read in place; a pipe or a gzip stream (not seekable) into memory once.
+        regular = path.is_file() and not isinstance(stream, gzip.GzipFile)
+        parquet = pq.ParquetFile(str(path) if regular else pa.BufferReader(stream.read()))
+    except (pa.ArrowException, OSError, *GZIP_ERRORS) as exc:
+        raise InputFileError(str(path), None, f"not a readable Parquet file ({exc})") from None
     row = 0
-    for batch in pq.ParquetFile(path).iter_batches(batch_size=batch_rows):
-        for record in batch.to_pylist():
-            row += 1
-            yield row, record
+    try:
+        for batch in parquet.iter_batches(batch_size=batch_rows):
+            for record in batch.to_pylist():
+                row += 1
+                yield row, record
+    except (pa.ArrowException, OSError) as exc:
+        raise InputFileError(str(path), row + 1, f"damaged Parquet data ({exc})") from None
+
+
+_FORMAT_READERS = {"parquet": _iter_parquet, "json": _iter_json_document, "jsonl": _iter_jsonl}
 
 
 def iter_raw_records(path: str | Path) -> Iterator[tuple[int, Any]]:
     """``(line or row number, record)`` pairs; a record may be an :class:`InvalidRecordError`."""
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: no such file")
-    fmt = detect_format(path)
-    if fmt == "parquet":
-        return iter_parquet(path)
-    if fmt == "json":
-        return iter_json_document(path)
-    return iter_jsonl(path)
+    path = check_input_path(path)
+
+    def records() -> Iterator[tuple[int, Any]]:
+        with open_input(path) as (fmt, stream):
+            yield from _FORMAT_READERS[fmt](path, stream)
+
+    return records()
 
 
 def _text_digest(paper: Paper) -> bytes:
-    key = json.dumps([paper.title, paper.abstract], ensure_ascii=False).encode("utf-8")
-    return hashlib.blake2b(key, digest_size=8).digest()
+    # Compared as embedded: white space differences are not different texts.
+    key = json.dumps([normalize_whitespace(paper.title or ""), normalize_whitespace(paper.abstract or "")])
+    return hashlib.blake2b(key.encode("utf-8"), digest_size=8).digest()
 
 
 def read_papers(
@@ -219,35 +369,35 @@ def read_papers(
 
 
 def iter_parsed(
-    path: str | Path, parse: Callable[[Any, int], T], skip_invalid: bool, report: ReadReport
+    path: str | Path,
+    parse: Callable[[Any, int], T],
+    skip_invalid: bool,
+    report: ReadReport,
+    records: Iterable[tuple[int, Any]] | None = None,
 ) -> Iterator[tuple[int, T]]:
     """``(line, parse(record, line))`` for each record of a file.
 
     ``parse`` raises ``ValueError`` (or :class:`InvalidRecordError`) for a bad record: the read stops
     with an error naming file and line, or with ``skip_invalid`` the record is skipped and counted
-    in ``report``. A broken JSON document ends the read: what came before it is kept.
+    in ``report``. Damage that ends the file (:class:`InputFileError`) is never skipped.
+    ``records``: ``(line, record)`` pairs from elsewhere (a dataset), named ``path`` in errors.
     """
-    try:
-        for line, record in iter_raw_records(path):
+    for line, record in iter_raw_records(path) if records is None else records:
+        try:
+            if isinstance(record, InvalidRecordError):
+                raise record
             try:
-                if isinstance(record, InvalidRecordError):
-                    raise record
-                try:
-                    value = parse(record, line)
-                except InvalidRecordError:
-                    raise
-                except ValueError as exc:
-                    raise InvalidRecordError(str(path), line, str(exc)) from None
-            except InvalidRecordError as error:
-                if not skip_invalid:
-                    raise
-                report.add_skip(error)
-                continue
-            yield line, value
-    except InvalidRecordError as error:
-        if not skip_invalid:
-            raise
-        report.add_skip(error)
+                value = parse(record, line)
+            except InvalidRecordError:
+                raise
+            except ValueError as exc:
+                raise InvalidRecordError(str(path), line, str(exc)) from None
+        except InvalidRecordError as error:
+            if not skip_invalid:
+                raise
+            report.add_skip(error)
+            continue
+        yield line, value
 
 
 def load_papers(

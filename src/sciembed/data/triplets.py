@@ -11,17 +11,20 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .readers import ReadReport, detect_format, iter_json_document, iter_parsed
-from .records import Paper, paper_from_dict
+from .atomic import temporary_name
+from .errors import InputFileError
+from .readers import GZIP_ERRORS, ReadReport, iter_parsed, iter_raw_records, open_input
+from .records import ID_FIELD_CANDIDATES, Paper, paper_from_dict
 
 TRIPLET_ROLES = ("query", "pos", "neg")
-#: Id fields looked up, in order, for the papers of a triplet (SciRepEval uses corpus_id and sha).
-TRIPLET_ID_FIELDS = ("corpus_id", "paper_id", "doc_id", "id", "sha")
+#: Id fields looked up, in order, for the papers of a triplet: the one order of every reader.
+TRIPLET_ID_FIELDS = ID_FIELD_CANDIDATES
 
 
 @dataclass(frozen=True)
@@ -49,13 +52,8 @@ def _triplet_paper(value: Any, role: str, id_field: str | None) -> Paper:
         return Paper(paper_id=value, title=value)
     if not isinstance(value, dict):
         raise ValueError(f"{role!r} must be a JSON object, got {type(value).__name__}")
-    key = id_field
-    if key is None:
-        key = next((name for name in TRIPLET_ID_FIELDS if value.get(name) not in (None, "")), None)
-        if key is None:
-            raise ValueError(f"{role!r} has no id field ({' / '.join(TRIPLET_ID_FIELDS)})")
     try:
-        return paper_from_dict(value, key)
+        return paper_from_dict(value, id_field)
     except ValueError as exc:
         raise ValueError(f"{role!r}: {exc}") from None
 
@@ -91,9 +89,9 @@ def read_triplets(
         yield triplet
 
 
-def _open_text_for_write(path: Path):
+def _open_text_for_write(path: Path, compress: bool):
     path.parent.mkdir(parents=True, exist_ok=True)
-    if path.name.endswith(".gz"):
+    if compress:
         # mtime=0: the same triplets give byte-identical files
         raw = gzip.GzipFile(filename="", mode="wb", fileobj=open(path, "wb"), mtime=0)
         return _GzipText(raw)
@@ -118,28 +116,39 @@ class _GzipText(io.TextIOWrapper):
 class TripletWriter:
     """Write triplets one at a time (JSON lines, gzip when the name ends in ``.gz``).
 
-    Use as a context manager; ``count`` says how many were written.
+    Use as a context manager; ``count`` says how many were written. The file is written under a
+    temporary name and appears at ``path`` only when the block ends without an error; on an
+    error the temporary file is removed (a killed process leaves only a ``.tmp`` file).
     """
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self.count = 0
-        self._handle = _open_text_for_write(self.path)
+        self._tmp = temporary_name(self.path)
+        self._handle = _open_text_for_write(self._tmp, self.path.name.endswith(".gz"))
 
     def write(self, triplet: Triplet) -> None:
         self._handle.write(json.dumps(triplet_to_dict(triplet), ensure_ascii=False))
         self._handle.write("\n")
         self.count += 1
 
-    def close(self) -> None:
-        if not self._handle.closed:
+    def close(self, keep: bool = True) -> None:
+        """Finish the file (``keep``) or remove what was written."""
+        if self._handle.closed:
+            return
+        try:
             self._handle.close()
+        finally:
+            if keep:
+                os.replace(self._tmp, self.path)
+            else:
+                self._tmp.unlink(missing_ok=True)
 
     def __enter__(self) -> TripletWriter:
         return self
 
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
+    def __exit__(self, exc_type: object, *exc_info: object) -> None:
+        self.close(keep=exc_type is None)
 
 
 def write_triplets(triplets: Iterable[Triplet], path: str | Path) -> int:
@@ -152,19 +161,13 @@ def write_triplets(triplets: Iterable[Triplet], path: str | Path) -> int:
 
 def count_triplets(path: str | Path) -> int:
     """Triplets in a file without building them: non-blank lines of JSON lines, items of a JSON array."""
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: no such file")
-    if detect_format(path) == "json":
-        return sum(1 for _ in iter_json_document(path))
-    opener = gzip.open if _is_gzip(path) else open
-    with opener(path, "rb") as handle:
-        return sum(1 for raw in handle if raw.strip())
-
-
-def _is_gzip(path: Path) -> bool:
-    with open(path, "rb") as handle:
-        return handle.read(2) == b"\x1f\x8b"
+    with open_input(path) as (fmt, stream):
+        if fmt != "jsonl":
+            return sum(1 for _ in iter_raw_records(path))
+        try:
+            return sum(1 for raw in stream if raw.strip())
+        except GZIP_ERRORS as exc:
+            raise InputFileError(str(path), None, f"truncated or corrupt gzip data ({exc})") from None
 
 
 __all__ = [

@@ -10,10 +10,11 @@ from pathlib import Path
 
 from ..data import Paper, ReadReport, read_papers
 from ..data.progress import progress_bar
+from ..data.readers import check_input_path
 from ..engine import EncodeOptions
 from ..model import Encoder, canonical_format
 from .metadata import EmbeddingMetadata, metadata_for, read_metadata, require_same_space
-from .writer import ResumableParquetWriter
+from .writer import ResumableParquetWriter, check_output_path
 
 
 @dataclass
@@ -59,6 +60,9 @@ def embed_file(
     """
     options = (options or EncodeOptions()).but(batch_size=batch_size, device=device, dtype=dtype, progress=False)
     input_path, output_path = Path(input_path), Path(output_path)
+    _check_settings(options.batch_size, chunk_size, limit)
+    check_input_path(input_path)
+    check_output_path(output_path, [input_path])
     fmt = canonical_format(format)
     model.place(options.device, options.dtype)
     job = {
@@ -68,35 +72,54 @@ def embed_file(
         "id_field": id_field,
         "skip_invalid": skip_invalid,
         "chunk_size": chunk_size,
+        "batch_size": options.batch_size,  # padding differs with the batch: part of what must match
         "limit": limit,
         "dtype": str(model.dtype),
         "device_type": model.device.type,
     }
     metadata = metadata_for(model, fmt)
-    writer = ResumableParquetWriter(output_path, job, metadata.schema_metadata())
-    _check_finished_parts(writer, metadata)
-    report = EmbedReport(output=output_path, resumed_chunks=writer.resumed_chunks)
-    progress = progress_bar(show=show_progress)
-    papers = read_papers(input_path, id_field=id_field, skip_invalid=skip_invalid, report=report.read)
-    if limit is not None:
-        papers = itertools.islice(papers, limit)
-    index = -1
-    for index, chunk in enumerate(_chunks(papers, chunk_size)):
-        if not writer.is_done(index):
-            vectors = model.encode(chunk, format=fmt, options=options)
-            writer.write_chunk(index, [p.paper_id for p in chunk], vectors)
-        progress.update(len(chunk))
-    progress.close()
-    report.chunks = index + 1
-    if report.chunks == 0:
-        raise ValueError(f"{input_path}: no papers to embed")
-    report.rows = writer.finish(report.chunks, model.dimension)
+    writer = ResumableParquetWriter(output_path, job, metadata.schema_metadata(), inputs=[input_path])
+    try:
+        _check_finished_parts(writer, metadata)
+        report = EmbedReport(output=output_path, resumed_chunks=writer.resumed_chunks)
+        progress = progress_bar(show=show_progress)
+        try:
+            papers = read_papers(input_path, id_field=id_field, skip_invalid=skip_invalid, report=report.read)
+            if limit is not None:
+                papers = itertools.islice(papers, limit)
+            index = -1
+            for index, chunk in enumerate(_chunks(papers, chunk_size)):
+                ids = [p.paper_id for p in chunk]
+                if not writer.is_done(index, ids):
+                    vectors = model.encode(chunk, format=fmt, options=options)
+                    writer.write_chunk(index, ids, vectors)
+                progress.update(len(chunk))
+        finally:
+            progress.close()  # before any message: never on the progress bar's line
+        report.chunks = index + 1
+        if report.chunks == 0:
+            raise ValueError(f"{input_path}: no papers to embed")
+        report.rows = writer.finish(report.chunks, model.dimension)
+    finally:
+        writer.close()
     return report
 
 
 def _check_finished_parts(writer: ResumableParquetWriter, metadata: EmbeddingMetadata) -> None:
     """A resumed job adds to parts of the same vector space only (parts of older versions carry none)."""
     for index in sorted(writer.finished_chunks()):
-        found = read_metadata(writer.part_path(index))
+        try:
+            found = read_metadata(writer.part_path(index))
+        except ValueError:  # a damaged part: recomputed, never a reason to stop every rerun
+            writer.part_path(index).unlink(missing_ok=True)
+            continue
         if found is not None:
             require_same_space(metadata, found, writer.part_path(index))
+
+
+def _check_settings(batch_size: int, chunk_size: int, limit: int | None) -> None:
+    for name, value in (("batch_size", batch_size), ("chunk_size", chunk_size)):
+        if not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    if limit is not None and (not isinstance(limit, int) or limit < 1):
+        raise ValueError(f"limit must be a positive integer (the number of papers to embed), got {limit!r}")

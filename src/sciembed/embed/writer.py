@@ -1,13 +1,22 @@
 """Chunked, resumable Parquet output: ``paper_id`` (string) and ``embedding`` (fixed-size list of float32).
 
-Each finished chunk is written to ``OUTPUT.parts/part-NNNNN.parquet`` (atomically, via rename) next to
-a manifest that pins the job. A killed job that is run again with the same settings keeps the finished
-parts, computes only the rest, and at the end streams all parts into OUTPUT in order, so the file is
-identical to the one an uninterrupted run writes.
+Guarantees (docs/RELIABILITY.md):
+
+- one writer per output: a lock file ``.OUTPUT.lock`` (``flock``, holding the writer's pid) makes a
+  second process fail at once with "in use by pid N";
+- nothing looks complete unless it is: each finished chunk is written to a unique temporary name,
+  fsynced and renamed to ``OUTPUT.parts/part-NNNNN.parquet`` next to a manifest that pins the job;
+  at the end all parts are streamed in order into a temporary file that is fsynced and renamed to
+  OUTPUT, so OUTPUT is either absent, the previous file, or complete;
+- a killed job run again with the same settings keeps the finished parts (a damaged part, or one
+  that does not hold the ids of its chunk, is recomputed), so the file equals an uninterrupted run's;
+- on any failure (disk full included) the temporary file being written is removed.
 """
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import json
 import os
 import shutil
@@ -19,7 +28,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ..data.atomic import write_atomic
+
 MANIFEST = "manifest.json"
+
+
+class OutputError(ValueError):
+    """The output cannot be written (in use, not writable, disk full, same file as the input)."""
 
 
 def embedding_schema(dim: int, metadata: dict[bytes, bytes] | None = None) -> pa.Schema:
@@ -36,33 +51,127 @@ def embedding_table(ids: Sequence[str], vectors: np.ndarray, metadata: dict[byte
     )
 
 
-class ResumableParquetWriter:
-    """Parts directory + manifest; ``job`` is any JSON-able description that must match to resume."""
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)  # follows symbolic links; a hard link is the same inode
+    except OSError:
+        return False
 
-    def __init__(self, output: str | Path, job: dict[str, Any], metadata: dict[bytes, bytes] | None = None):
+
+def check_output_path(output: Path, inputs: Sequence[Path] = ()) -> None:
+    """Refuse an output that is a directory or the same file as an input (by any name), before any work."""
+    for path in inputs:
+        if _same_file(output, path):
+            raise OutputError(f"{output}: is the input file {path}; refusing to overwrite the input")
+    if output.is_dir():
+        raise OutputError(f"{output}: is a directory; give the path of a .parquet file to write")
+
+
+def _describe(exc: OSError) -> str:
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return "no space left on the device"
+    if exc.errno == errno.EFBIG:
+        return "file too large for this location (file size limit)"
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return "this location is not writable"
+    return exc.strerror or str(exc)
+
+
+class OutputLock:
+    """An exclusive ``flock`` on ``.OUTPUT.lock``, holding the owner's pid; released by ``release``
+    or by the kernel when the process dies (a killed job never blocks the next one)."""
+
+    def __init__(self, output: Path):
+        self.path = output.with_name(f".{output.name}.lock")
+        while True:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                owner = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+                os.close(fd)
+                raise OutputError(
+                    f"{output}: in use by pid {owner} (another job writes this output; wait for it or pick another)"
+                ) from None
+            # The file may have been released and removed between our open and our lock: retry then.
+            try:
+                same = os.stat(self.path).st_ino == os.fstat(fd).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                break
+            os.close(fd)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self._fd: int | None = fd
+
+    def release(self) -> None:
+        if self._fd is None:
+            return
+        self.path.unlink(missing_ok=True)
+        os.close(self._fd)
+        self._fd = None
+
+
+class ResumableParquetWriter:
+    """Parts directory + manifest; ``job`` is any JSON-able description that must match to resume.
+
+    Holds the output's lock from construction until :meth:`finish` or :meth:`close`.
+    """
+
+    def __init__(
+        self,
+        output: str | Path,
+        job: dict[str, Any],
+        metadata: dict[bytes, bytes] | None = None,
+        inputs: Sequence[str | Path] = (),
+    ):
         self.output = Path(output)
         self.metadata = metadata  # written into every part and the output
+        check_output_path(self.output, [Path(p) for p in inputs])
         self.parts = self.output.with_name(self.output.name + ".parts")
         self.job = job
-        self.resumed_chunks = self._prepare()
+        try:
+            self.output.parent.mkdir(parents=True, exist_ok=True)
+            self._lock = OutputLock(self.output)
+        except OSError as exc:
+            raise OutputError(f"{self.output}: cannot write here: {_describe(exc)}") from None
+        try:
+            self.resumed_chunks = self._prepare()
+        except BaseException:
+            self.close()
+            raise
 
     def _prepare(self) -> int:
+        try:
+            return self._prepare_parts()
+        except OSError as exc:
+            raise OutputError(f"{self.parts}: cannot write here: {_describe(exc)}") from None
+
+    def _prepare_parts(self) -> int:
         manifest = self.parts / MANIFEST
+        for stale in self.output.parent.glob(f".{self.output.name}.*.tmp"):
+            stale.unlink(missing_ok=True)  # left by a killed run; we hold the lock
         if manifest.is_file():
-            previous = json.loads(manifest.read_text())
+            try:
+                previous = json.loads(manifest.read_text())
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                previous = None
+            for stale in self.parts.glob(".*.tmp"):
+                stale.unlink(missing_ok=True)
             if previous == self.job:
                 return len(self.finished_chunks())
-            if not self.finished_chunks():
+            if not self.finished_chunks() or previous is None:
                 shutil.rmtree(self.parts)  # nothing finished under the old settings: start afresh
-                return self._prepare()
-            raise ValueError(
+                return self._prepare_parts()
+            raise OutputError(
                 f"{self.parts} holds an unfinished job with other settings; remove it or rerun the same command "
                 f"(differs in: {sorted(k for k in self.job if previous.get(k) != self.job[k])})"
             )
         if self.parts.exists():
             shutil.rmtree(self.parts)
         self.parts.mkdir(parents=True)
-        _write_atomic(manifest, json.dumps(self.job, indent=2, sort_keys=True).encode())
+        write_atomic(manifest, lambda f: f.write(json.dumps(self.job, indent=2, sort_keys=True).encode()))
         return 0
 
     def part_path(self, index: int) -> Path:
@@ -71,37 +180,64 @@ class ResumableParquetWriter:
     def finished_chunks(self) -> set[int]:
         return {int(p.stem.split("-")[1]) for p in self.parts.glob("part-*.parquet")}
 
-    def is_done(self, index: int) -> bool:
-        return self.part_path(index).is_file()
+    def is_done(self, index: int, ids: Sequence[str] | None = None) -> bool:
+        """Whether chunk ``index`` is finished; with ``ids``, a part that is damaged or holds other
+        ids is removed (and so recomputed)."""
+        path = self.part_path(index)
+        if not path.is_file():
+            return False
+        if ids is None:
+            return True
+        try:
+            stored = pq.read_table(path, columns=["paper_id"]).column("paper_id").to_pylist()
+        except (pa.ArrowException, OSError, KeyError):
+            stored = None
+        if stored == list(ids):
+            return True
+        path.unlink(missing_ok=True)
+        return False
 
     def write_chunk(self, index: int, ids: Sequence[str], vectors: np.ndarray) -> None:
-        path = self.part_path(index)
-        tmp = path.with_suffix(".tmp")
-        pq.write_table(embedding_table(ids, vectors, self.metadata), tmp)
-        os.replace(tmp, path)
+        table = embedding_table(ids, vectors, self.metadata)
+        try:
+            write_atomic(self.part_path(index), lambda f: pq.write_table(table, f))
+        except OSError as exc:
+            raise OutputError(f"{self.part_path(index)}: cannot write: {_describe(exc)}") from None
 
     def finish(self, num_chunks: int, dim: int) -> int:
         """Stream parts 0..num_chunks-1 into the output file; returns the number of rows."""
         missing = [i for i in range(num_chunks) if not self.is_done(i)]
         if missing:
             raise RuntimeError(f"{self.parts}: chunks {missing[:5]} are missing")
-        tmp = self.output.with_name(self.output.name + ".tmp")
         rows = 0
-        schema = embedding_schema(dim, self.metadata)
-        with pq.ParquetWriter(tmp, schema) as writer:
-            for index in range(num_chunks):
-                table = pq.read_table(self.part_path(index))
-                writer.write_table(table.cast(schema))
-                rows += table.num_rows
-        os.replace(tmp, self.output)
+
+        def write(handle: Any) -> None:
+            nonlocal rows
+            schema = embedding_schema(dim, self.metadata)
+            with pq.ParquetWriter(handle, schema) as writer:
+                for index in range(num_chunks):
+                    part = self.part_path(index)
+                    try:
+                        table = pq.read_table(part)
+                    except (pa.ArrowException, OSError) as exc:
+                        part.unlink(missing_ok=True)
+                        raise OutputError(f"{part}: damaged ({exc}); removed, run the same command again") from None
+                    writer.write_table(table.cast(schema))
+                    rows += table.num_rows
+
+        try:
+            write_atomic(self.output, write)
+        except OSError as exc:
+            raise OutputError(f"{self.output}: cannot write: {_describe(exc)}") from None
         shutil.rmtree(self.parts)
+        self.close()
         return rows
 
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    def close(self) -> None:
+        """Release the output's lock (finished parts stay for a resume)."""
+        lock = getattr(self, "_lock", None)
+        if lock is not None:
+            lock.release()
 
 
 def read_embeddings(path: str | Path) -> tuple[list[str], np.ndarray]:

@@ -6,6 +6,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
+from ..data import as_field_list
+
 # Calls with at least this many documents show a progress bar unless ``progress`` says otherwise.
 PROGRESS_MIN_DOCS = 2048
 
@@ -50,8 +52,8 @@ class EncodeOptions:
             raise ValueError(f"max_tokens must be at least 1, got {self.max_tokens}")
         if self.group_size < 1:
             raise ValueError(f"group_size must be at least 1, got {self.group_size}")
-        if self.fields is not None and not isinstance(self.fields, tuple):
-            object.__setattr__(self, "fields", tuple(self.fields))
+        if self.fields is not None:  # one name ("title") or several
+            object.__setattr__(self, "fields", as_field_list(self.fields))
 
     def but(self, **changes: Any) -> EncodeOptions:
         """A copy with some settings changed (``None`` values leave a setting as it is)."""
@@ -78,7 +80,7 @@ def resolve_options(
         device=device,
         dtype=dtype,
         progress=show_progress,
-        fields=tuple(fields) if fields is not None else None,
+        fields=as_field_list(fields),
         max_tokens=max_tokens,
     )
 

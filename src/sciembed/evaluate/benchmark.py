@@ -106,7 +106,9 @@ class Embedder:
         if self.cache_dir is None or not getattr(self.model, "cacheable", False):
             return None
         if adapter not in self._caches:
-            self._caches[adapter] = EmbeddingCache(self.cache_dir, self.model.fingerprint, adapter)
+            self._caches[adapter] = EmbeddingCache(
+                self.cache_dir, self.model.fingerprint, adapter, getattr(self.model, "dimension", None)
+            )
         return self._caches[adapter]
 
     def embed(

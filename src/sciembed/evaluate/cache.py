@@ -20,23 +20,39 @@ def text_key(text: str) -> str:
 
 
 class EmbeddingCache:
-    """Embeddings of one model fingerprint and one adapter, keyed by document text."""
+    """Embeddings of one model fingerprint and one adapter, keyed by document text.
 
-    def __init__(self, root: str | Path, fingerprint: str, adapter: str):
+    A shard that cannot be read, or whose vectors do not have the model's ``dimension``, is removed
+    and its texts are embedded again: a damaged cache costs a recomputation, never a failure.
+    """
+
+    def __init__(self, root: str | Path, fingerprint: str, adapter: str, dimension: int | None = None):
         self.folder = Path(root) / fingerprint / adapter
+        self.dimension = dimension
         self._index: dict[str, np.ndarray] | None = None
+
+    def _read_shard(self, shard: Path) -> tuple[list[str], np.ndarray] | None:
+        try:
+            with np.load(shard, allow_pickle=False) as data:
+                keys, vectors = data["keys"].tolist(), np.asarray(data["vectors"], dtype=np.float32)
+        except Exception:  # noqa: BLE001 - truncated zip, bad header, missing array: all mean "damaged"
+            return None
+        if vectors.ndim != 2 or len(keys) != len(vectors) or not all(isinstance(k, str) for k in keys):
+            return None
+        if self.dimension is not None and vectors.shape[1] != self.dimension:
+            return None
+        return keys, vectors
 
     def _load(self) -> dict[str, np.ndarray]:
         if self._index is None:
             self._index = {}
             if self.folder.is_dir():
                 for shard in sorted(self.folder.glob("shard-*.npz")):
-                    try:
-                        with np.load(shard, allow_pickle=False) as data:
-                            keys, vectors = data["keys"], data["vectors"]
-                    except (OSError, ValueError, KeyError):
-                        continue  # a damaged shard only costs a recomputation
-                    for key, vector in zip(keys.tolist(), vectors, strict=True):
+                    content = self._read_shard(shard)
+                    if content is None:
+                        shard.unlink(missing_ok=True)  # recomputed on demand
+                        continue
+                    for key, vector in zip(*content, strict=True):
                         self._index[key] = vector
         return self._index
 

@@ -23,11 +23,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..data import InvalidRecordError, Paper, paper_from_dict
-from ..data.readers import iter_raw_records
+from ..data import ID_FIELD_CANDIDATES, InvalidRecordError, Paper, ReadReport, paper_from_dict, resolve_id
+from ..data.readers import iter_parsed, iter_raw_records
 from .registry import DataRef
 
-ID_KEYS = ("doc_id", "corpus_id", "paper_id", "id")
 QREL_FILE = "test_qrel.jsonl"
 MAX_EXAMPLES = 5
 
@@ -44,13 +43,15 @@ class Documents:
     queries: dict[str, Paper | str] = field(default_factory=dict)
     candidates: dict[str, list[str]] = field(default_factory=dict)
     inline_qrels: dict[str, dict[str, int]] = field(default_factory=dict)
-    skipped: int = 0
-    skipped_examples: list[str] = field(default_factory=list)
+    report: ReadReport = field(default_factory=ReadReport)
 
-    def skip(self, reason: str) -> None:
-        self.skipped += 1
-        if len(self.skipped_examples) < MAX_EXAMPLES:
-            self.skipped_examples.append(reason)
+    @property
+    def skipped(self) -> int:
+        return self.report.skipped
+
+    @property
+    def skipped_examples(self) -> list[str]:
+        return self.report.skipped_examples[:MAX_EXAMPLES]
 
     def query(self, qid: str) -> Paper | str | None:
         return self.queries.get(qid) or self.docs.get(qid)
@@ -80,10 +81,10 @@ def _hf_rows(ref: DataRef, prefer: tuple[str, ...] = ("evaluation", "test", "tra
 
 
 # ---- documents ----------------------------------------------------------------------------------------
-def _records(ref: DataRef) -> Iterator[tuple[int, Any]]:
+def _records(ref: DataRef) -> tuple[str, Iterator[tuple[int, Any]]]:
+    """The name errors use and the ``(line, record)`` pairs of a ``meta`` source."""
     if not ref.is_local:
-        yield from _hf_rows(ref)
-        return
+        return str(ref), _hf_rows(ref)
     path = ref.path
     if path.is_dir():
         candidates = [p for p in sorted(path.iterdir()) if p.suffix in (".jsonl", ".json", ".gz", ".parquet")]
@@ -92,74 +93,61 @@ def _records(ref: DataRef) -> Iterator[tuple[int, Any]]:
         path = candidates[0]
     if not path.is_file():
         raise TaskDataError(f"{path}: no such documents file")
-    yield from iter_raw_records(path)
+    return str(path), iter_raw_records(path)
 
 
 def _doc_id(record: dict[str, Any]) -> str | None:
-    for key in ID_KEYS:
-        if record.get(key) not in (None, ""):
-            return str(record[key])
-    return None
-
-
-def _paper(record: Any, where: str) -> Paper:
-    if not isinstance(record, dict):
-        raise ValueError(f"{where}: expected an object, got {type(record).__name__}")
-    key = next((k for k in ID_KEYS if record.get(k) not in (None, "")), None)
-    return paper_from_dict(record, id_field=key)
+    try:
+        return resolve_id(record)[1]
+    except ValueError:
+        return None
 
 
 def load_documents(ref: DataRef) -> Documents:
     """All documents of a ``meta`` source; unusable records are counted (``skipped``), not fatal."""
     out = Documents()
-    source = str(ref)
-    for line, record in _records(ref):
-        where = f"{source}:{line}"
-        if isinstance(record, InvalidRecordError):
-            out.skip(str(record))
-            continue
+    source, records = _records(ref)
+
+    def parse(record: Any, line: int) -> None:
         if isinstance(record, dict) and "query" in record and "candidates" in record:
-            _add_query_line(out, record, line, where)
-            continue
-        try:
-            paper = _paper(record, where)
-        except ValueError as exc:
-            out.skip(f"{where}: {exc}")
-            continue
-        out.docs.setdefault(paper.paper_id, paper)
+            _add_query_line(out, record, line, source)
+        else:
+            paper = paper_from_dict(record)
+            out.docs.setdefault(paper.paper_id, paper)
+
+    for _ in iter_parsed(source, parse, True, out.report, records):
+        pass
     return out
 
 
-def _add_query_line(out: Documents, record: dict[str, Any], line: int, where: str) -> None:
+def _add_query_line(out: Documents, record: dict[str, Any], line: int, source: str) -> None:
+    """A query and its candidates; a bad candidate is skipped (and reported) on its own."""
     query = record["query"]
     if isinstance(query, str):
-        qid = str(record.get("doc_id") or record.get("query_id") or f"q{line}")
         if not query.strip():
-            out.skip(f"{where}: empty query")
-            return
+            raise ValueError("empty query")
+        qid = _doc_id(record) or str(record.get("query_id") or f"q{line}")
         out.queries[qid] = query
     else:
         try:
-            paper = _paper(query, where)
+            paper = paper_from_dict(query)
         except ValueError as exc:
-            out.skip(f"{where}: query: {exc}")
-            return
+            raise ValueError(f"query: {exc}") from None
         qid = str(record.get("query_id") or paper.paper_id)
         out.queries[qid] = paper
     cands = record["candidates"]
     if not isinstance(cands, list):
-        out.skip(f"{where}: 'candidates' must be a list")
-        return
+        raise ValueError("'candidates' must be a list")
     ids: list[str] = []
     for index, cand in enumerate(cands):
         try:
-            paper = _paper(cand, f"{where} candidate {index}")
+            paper = paper_from_dict(cand)
         except ValueError as exc:
-            out.skip(f"{where}: candidate {index}: {exc}")
+            out.report.add_skip(InvalidRecordError(source, line, f"candidate {index}: {exc}"))
             continue
         out.docs.setdefault(paper.paper_id, paper)
         ids.append(paper.paper_id)
-        score = cand.get("score") if isinstance(cand, dict) else None
+        score = cand.get("score")
         if score is not None:
             out.inline_qrels.setdefault(qid, {})[paper.paper_id] = int(float(score))
     out.candidates[qid] = ids
@@ -189,7 +177,7 @@ def _read_label_csv(path: Path) -> list[tuple[str, Any]]:
     with open(path, newline="", encoding="utf-8") as handle:
         reader = csv.DictReader(handle)
         fields = reader.fieldnames or []
-        id_key = next((k for k in ("paper_id", "corpus_id", "doc_id", "id") if k in fields), None)
+        id_key = next((k for k in ID_FIELD_CANDIDATES if k in fields), None)
         if id_key is None or "label" not in fields:
             raise TaskDataError(f"{path}: expected columns paper_id,label; got {fields}")
         for line, row in enumerate(reader, start=2):

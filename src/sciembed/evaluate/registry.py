@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .metric_names import check_metric_names
+
 TASK_TYPES = ("classification", "regression", "proximity", "adhoc_search")
 # Task type -> the adapter format of its documents (search queries use adhoc_query).
 TYPE_FORMATS = {
@@ -227,6 +229,7 @@ def parse_task(obj: Any, base_dir: str | Path = ".", line: int = 0, source: str 
     metrics = _str_list(obj["metrics"], "metrics") if "metrics" in obj else list(DEFAULT_METRICS[kind])
     if not metrics:
         raise ValueError(f"task {name!r}: 'metrics' is empty")
+    check_metric_names(kind, metrics, f"task {name!r}: ")
     fields = _str_list(obj["fields"], "fields") if obj.get("fields") is not None else None
     few_shot = []
     for item in obj.get("few_shot") or []:

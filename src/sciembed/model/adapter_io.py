@@ -62,11 +62,15 @@ def _read_weights(folder: Path) -> dict[str, torch.Tensor]:
         path = folder / name
         if not path.is_file():
             continue
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
+        try:
+            if path.suffix == ".safetensors":
+                from safetensors.torch import load_file
 
-            return load_file(str(path))
-        return torch.load(path, map_location="cpu", weights_only=True)
+                return load_file(str(path))
+            return torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:  # noqa: BLE001 - damaged files raise many types; name the file
+            reason = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+            raise ValueError(f"{path}: cannot load the adapter weights ({reason})") from None
     raise FileNotFoundError(f"{folder}: no adapter weights ({' / '.join(ADAPTERHUB_WEIGHTS)})")
 
 

@@ -49,8 +49,21 @@ class SciEmbedConfig:
 
     @classmethod
     def load(cls, folder: Path) -> SciEmbedConfig:
+        """Read and check ``sciembed.json``; every error names the file."""
+        from .validation import check_config
+
         path = folder / CONFIG_NAME
         try:
-            return cls.from_dict(json.loads(path.read_text()))
+            data = json.loads(path.read_text(encoding="utf-8"))
         except json.JSONDecodeError as exc:
             raise ValueError(f"{path}: invalid JSON ({exc.msg}, line {exc.lineno})") from None
+        except UnicodeDecodeError as exc:
+            raise ValueError(f"{path}: not UTF-8 text ({exc.reason})") from None
+        if not isinstance(data, dict):
+            raise ValueError(f"{path}: expected a JSON object, got {type(data).__name__}")
+        try:
+            config = cls.from_dict(data)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{path}: {str(exc).removeprefix(CONFIG_NAME + ': ')}") from None
+        check_config(config, path)
+        return config

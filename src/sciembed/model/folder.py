@@ -22,6 +22,7 @@ from .formats import FORMAT_TOKENS, canonical_format
 from .hashing import sha256_file, weight_file
 from .protocol import Encoder
 from .st_files import write_sentence_transformers_files
+from .validation import check_against_base, check_tokenizer_files, first_line, read_weights_once
 
 ADAPTERS_DIR = "adapters"
 SPECTER2_BASE = "allenai/specter2_base"
@@ -71,7 +72,7 @@ def _sentence_transformers_pooling(folder: Path) -> tuple[str, bool, int | None]
     return pooling, normalize, max_length
 
 
-def _load_base(folder: str | Path, dtype: torch.dtype, attn_implementation: str | None):
+def _load_base(folder: str | Path, dtype: torch.dtype, attn_implementation: str | None, state_dict: dict | None = None):
     from transformers.utils import logging as hf_logging
 
     # The unused pooler of sentence-transformers checkpoints is reported as "unexpected": not news.
@@ -79,42 +80,50 @@ def _load_base(folder: str | Path, dtype: torch.dtype, attn_implementation: str 
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
     try:
-        return _load_base_quiet(folder, dtype, attn_implementation)
+        return _load_base_quiet(folder, dtype, attn_implementation, state_dict)
     finally:
         hf_logging.set_verbosity(verbosity)
         if bars:
             hf_logging.enable_progress_bar()
 
 
-def _load_base_quiet(folder: str | Path, dtype: torch.dtype, attn_implementation: str | None):
-    from transformers import AutoModel, AutoTokenizer
+def _load_base_quiet(folder: str | Path, dtype: torch.dtype, attn_implementation: str | None, state_dict=None):
+    from transformers import AutoConfig, AutoModel, AutoTokenizer
 
     # No pooler: sciembed pools itself, and an unused randomly initialised pooler would change fingerprints.
     kwargs = {"dtype": dtype, "add_pooling_layer": False}
     if attn_implementation:
         kwargs["attn_implementation"] = attn_implementation
+    loader, source = AutoModel, str(folder)
+    if state_dict is not None:  # the weights were read (and hashed) already: build from them, no second read
+        config = AutoConfig.from_pretrained(str(folder))
+        model_class = AutoModel._model_mapping.get(type(config), None) if hasattr(AutoModel, "_model_mapping") else None
+        if model_class is not None:
+            loader, source = model_class, None
+            kwargs.update(config=config, state_dict=state_dict)
     try:
-        base = _from_pretrained_eager_fallback(AutoModel, folder, kwargs)
+        base = _from_pretrained_eager_fallback(loader, source, kwargs)
     except TypeError:  # transformers < 4.56 calls it torch_dtype; some architectures have no pooler switch
         kwargs["torch_dtype"] = kwargs.pop("dtype")
         try:
-            base = _from_pretrained_eager_fallback(AutoModel, folder, kwargs)
+            base = _from_pretrained_eager_fallback(loader, source, kwargs)
         except TypeError:
             kwargs.pop("add_pooling_layer")
-            base = _from_pretrained_eager_fallback(AutoModel, folder, kwargs)
+            base = _from_pretrained_eager_fallback(loader, source, kwargs)
     tokenizer = AutoTokenizer.from_pretrained(str(folder))
     return base, tokenizer
 
 
-def _from_pretrained_eager_fallback(auto_model, folder: str | Path, kwargs: dict):
+def _from_pretrained_eager_fallback(auto_model, folder: str | Path | None, kwargs: dict):
     """``from_pretrained``; eager attention where transformers refuses SDPA for the architecture
     (MPNet on transformers 4.x and 5.x): same results, only slower."""
+    source = None if folder is None else str(folder)
     try:
-        return auto_model.from_pretrained(str(folder), **kwargs)
+        return auto_model.from_pretrained(source, **kwargs)
     except ValueError as exc:
         if kwargs.get("attn_implementation") != "sdpa" or "scaled_dot_product_attention" not in str(exc):
             raise
-        return auto_model.from_pretrained(str(folder), **{**kwargs, "attn_implementation": "eager"})
+        return auto_model.from_pretrained(source, **{**kwargs, "attn_implementation": "eager"})
 
 
 def _is_published_layout(folder: Path) -> bool:
@@ -189,23 +198,34 @@ def _load_folder(
         if registry is None:
             raise FileNotFoundError(f"{folder}: not a model folder (no config.json and no known base_model)")
         base_source = base_folder(registry, verify)  # adapters-only release over a registry base
-    base, tokenizer = _load_base(base_source, dtype, attn_implementation)
+    check_tokenizer_files(base_source)
+    config_path = folder / CONFIG_NAME
+    pinned = own_config.base_sha256 if own_config is not None and base_source == folder else None
+    weights, sha256, state = read_weights_once(base_source, pinned, config_path)
+    try:
+        base, tokenizer = _load_base(base_source, dtype, attn_implementation, state)
+    except (OSError, ValueError, RuntimeError, KeyError) as exc:
+        raise ValueError(
+            f"{weights or base_source}: cannot load the model ({type(exc).__name__}: {first_line(exc)})"
+        ) from None
+    del state
     if own_config is not None:
         config = own_config
+        check_against_base(config, base, tokenizer, config_path)
         formats, config.formats = config.formats, []
         model = SciEmbedModel(base, tokenizer, config)
         for fmt in formats:
             load_adapter(model, fmt, folder / ADAPTERS_DIR / fmt)
         return model
-    weights = weight_file(folder)
     config = SciEmbedConfig(
         name=folder.name,
-        base_sha256=sha256_file(weights) if weights is not None else None,
+        base_sha256=sha256,
         max_length=min(512, int(getattr(base.config, "max_position_embeddings", 512))),
     )
     st = _sentence_transformers_pooling(folder)
     if st is not None:
         config.pooling, config.normalize, _ = st
+    check_against_base(config, base, tokenizer, folder / "config.json")
     return SciEmbedModel(base, tokenizer, config)
 
 

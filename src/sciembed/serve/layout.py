@@ -6,10 +6,11 @@ docs/SERVING.md describes the layout; ``sciembed.scale`` writes the same folders
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
+
+from ..data.atomic import atomic_write_bytes
 
 LAYOUT_VERSION = 1
 MANIFEST = "index.json"
@@ -95,25 +96,6 @@ def read_manifest(folder: Path) -> IndexManifest:
         return IndexManifest.from_dict(data)
     except (KeyError, TypeError) as exc:
         raise ValueError(f"{path}: missing or bad field {exc}") from None
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write under a temporary name, fsync, rename: readers see the old file or the new one."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-    fsync_dir(path.parent)
-
-
-def fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def write_manifest(folder: Path, manifest: IndexManifest) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from .layout import fsync_dir
+from ..data.atomic import fsync_dir
 
 DEFAULT_PARAMS: dict[str, dict[str, Any]] = {
     "flat": {},

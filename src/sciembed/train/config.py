@@ -57,6 +57,10 @@ class OptimConfig:
     def __post_init__(self) -> None:
         if self.lr <= 0:
             raise ConfigError(f"optim.lr must be positive, got {self.lr}")
+        if not isinstance(self.lr_by_prefix, dict) or not all(isinstance(k, str) and k for k in self.lr_by_prefix):
+            raise ConfigError(
+                f"optim.lr_by_prefix must map parameter-name prefixes to learning rates, got {self.lr_by_prefix!r}"
+            )
         for prefix, lr in self.lr_by_prefix.items():
             if not isinstance(lr, int | float) or isinstance(lr, bool) or lr <= 0:
                 raise ConfigError(f"optim.lr_by_prefix[{prefix!r}] must be a positive number, got {lr!r}")

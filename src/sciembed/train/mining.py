@@ -32,18 +32,18 @@ from typing import Any
 import numpy as np
 
 from ..data.citations import CitationGraph, heldout_queries, read_citation_graph
-from ..data.errors import InvalidRecordError
-from ..data.readers import iter_raw_records
+from ..data.readers import ReadReport, iter_parsed
 from ..data.records import (
     DEFAULT_TEXT_FIELDS,
     ID_FIELD_CANDIDATES,
     Paper,
+    is_missing,
     paper_from_dict,
 )
 from ..data.triplets import Triplet, TripletWriter
 
-#: Id fields tried, in order, when reading papers files for mining (ScisummNet uses ``acl_id``).
-MINING_ID_FIELDS = (*ID_FIELD_CANDIDATES, "acl_id", "sha")
+#: Id fields tried, in order, when reading papers files for mining: the one order of every reader.
+MINING_ID_FIELDS = ID_FIELD_CANDIDATES
 #: Paper fields that hold fields of study / categories (the first one present is used).
 FIELD_KEYS = ("fields_of_study", "mag_field_of_study", "s2_fields_of_study", "s2fieldsofstudy", "categories")
 #: SPECTER2's easy negatives, taken in turn: no field shared, one shared, the same fields.
@@ -474,29 +474,15 @@ def load_paper_files(
     papers: dict[str, Paper] = {}
     for path, id_field in zip(paths, per_file, strict=True):
         report.papers_files.append(str(path))
-        for line, record in iter_raw_records(path):
-            try:
-                if isinstance(record, InvalidRecordError):
-                    raise record
-                if not isinstance(record, dict):
-                    raise InvalidRecordError(str(path), line, f"expected a JSON object, got {type(record).__name__}")
-                key = id_field or next((k for k in MINING_ID_FIELDS if record.get(k) not in (None, "")), None)
-                if key is None or record.get(key) in (None, ""):
-                    wanted = id_field or " / ".join(MINING_ID_FIELDS)
-                    raise InvalidRecordError(str(path), line, f"missing id field ({wanted})")
-                if not any(_text_value(record.get(name)) for name in text_fields):
-                    report.papers_no_text += 1
-                    continue
-                try:
-                    paper = paper_from_dict(record, key)
-                except ValueError as exc:
-                    raise InvalidRecordError(str(path), line, str(exc)) from None
-            except InvalidRecordError as error:
-                if not skip_invalid:
-                    raise
-                report.papers_invalid += 1
-                if len(report.invalid_examples) < 20:
-                    report.invalid_examples.append(str(error))
+
+        def parse(record: Any, _line: int, id_field: str | None = id_field) -> Paper | None:
+            paper = paper_from_dict(record, id_field, require_text=False)
+            return paper if paper.has_text(text_fields) else None
+
+        read = ReadReport()
+        for _, paper in iter_parsed(path, parse, skip_invalid, read):
+            if paper is None:
+                report.papers_no_text += 1
                 continue
             previous = papers.get(paper.paper_id)
             if previous is None:
@@ -504,23 +490,18 @@ def load_paper_files(
                 continue
             merged = _merge(previous, paper)
             if merged is not previous:
-                if not _text_value(previous.abstract) and _text_value(merged.abstract):
+                if is_missing(previous.abstract) and not is_missing(merged.abstract):
                     report.abstracts_merged += 1
                 papers[paper.paper_id] = merged
+        report.papers_invalid += read.skipped
+        report.invalid_examples.extend(read.skipped_examples[: 20 - len(report.invalid_examples)])
     report.papers_read = len(papers)
     return papers
 
 
-def _text_value(value: Any) -> str:
-    """The text of a field, or ``""`` when it is missing, NaN or only white space."""
-    if value is None or (isinstance(value, float) and value != value):
-        return ""
-    return str(value).strip()
-
-
 def _merge(first: Paper, later: Paper) -> Paper:
-    title = first.title if _text_value(first.title) else later.title
-    abstract = first.abstract if _text_value(first.abstract) else later.abstract
+    title = later.title if is_missing(first.title) else first.title
+    abstract = later.abstract if is_missing(first.abstract) else first.abstract
     new_keys = [k for k in later.extra if k not in first.extra]
     if title is first.title and abstract is first.abstract and not new_keys:
         return first
@@ -590,6 +571,11 @@ def mine_to_files(
             else:
                 train.write(triplet)
                 train_queries.add(qid)
+        if train.count == 0:  # raised inside the block: neither file is left behind
+            raise ValueError(
+                f"{train_path}: no training triplets mined ({len(papers)} papers with text, "
+                f"{graph.num_edges()} citation edges in {edges_path}); do the papers' ids match the edges'?"
+            )
     report.train_triplets, report.dev_triplets = train.count, dev.count
     report.train_queries, report.dev_queries = len(train_queries), len(dev_queries)
     report.seconds = round(time.perf_counter() - start, 3)

@@ -47,6 +47,9 @@ def param_groups(model: nn.Module, weight_decay: float, lr_by_prefix: dict[str, 
         buckets[key]["names"].append(name)
     if not buckets:
         raise ValueError("the model has no trainable parameters")
+    unused = sorted(set(prefixes) - {k[0] for k in buckets})
+    if unused:  # a typo would silently train those parameters at the default rate
+        raise ValueError(f"optim.lr_by_prefix: {unused} match no trainable parameter name")
     return [buckets[k] for k in sorted(buckets, key=lambda k: (k[0] is not None, k[0] or "", k[1]))]
 
 

@@ -98,6 +98,8 @@ def tokenize_triplets(
         if len(pending) >= TOKENIZE_CHUNK:
             flush()
     flush()
+    if not rows:
+        raise ValueError(f"{path}: no triplets (an empty training file)")
     data = TokenizedTriplets(
         docs=docs,
         lengths=np.asarray([len(d) for d in docs], dtype=np.int64),

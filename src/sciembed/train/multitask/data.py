@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import gzip
-import json
 import random
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -12,31 +10,27 @@ from typing import Any
 
 import torch
 
-from ...data.records import Paper, paper_from_dict
+from ...data.readers import ReadReport, iter_parsed
+from ...data.records import ID_FIELD_CANDIDATES, Paper, paper_from_dict, resolve_id
 from .config import Stage2Config, TaskConfig
 
-ID_KEYS = ("paper_id", "corpus_id", "doc_id", "id", "acl_id")
+
+def _object(record: Any, _line: int) -> dict[str, Any]:
+    if not isinstance(record, dict):
+        raise ValueError(f"expected a JSON object, got {type(record).__name__}")
+    return record
 
 
 def iter_jsonl(path: str | Path) -> Iterator[dict[str, Any]]:
-    path = Path(path)
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", encoding="utf-8") as handle:
-        for line_no, line in enumerate(handle, start=1):
-            if line.strip():
-                try:
-                    yield json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise ValueError(f"{path}:{line_no}: invalid JSON ({exc.msg})") from None
+    """The records (JSON objects) of a task file; a bad one stops the read naming file and line."""
+    for _, record in iter_parsed(path, _object, False, ReadReport()):
+        yield record
 
 
 def read_papers_table(path: str | Path) -> dict[str, Paper]:
     papers: dict[str, Paper] = {}
-    for record in iter_jsonl(path):
-        key = next((k for k in ID_KEYS if record.get(k) not in (None, "")), None)
-        if key is None:
-            raise ValueError(f"{path}: a paper has no id field ({' / '.join(ID_KEYS)})")
-        papers[str(record[key])] = paper_from_dict(record, key)
+    for _, paper in iter_parsed(path, lambda record, _line: paper_from_dict(record), False, ReadReport()):
+        papers[paper.paper_id] = paper
     return papers
 
 
@@ -73,15 +67,16 @@ class TaskExamples:
 
 def _resolve_doc(value: Any, papers: Mapping[str, Paper], query_text: bool) -> Paper | str | None:
     if isinstance(value, dict):
-        key = next((k for k in ID_KEYS if value.get(k) not in (None, "")), None)
-        if key is None:
+        try:
+            resolve_id(value)
+        except ValueError:  # an inline document without an id
             return Paper(
                 paper_id="",
                 title=value.get("title"),
                 abstract=value.get("abstract"),
                 extra={k: v for k, v in value.items() if k not in ("title", "abstract")},
             )
-        return paper_from_dict(value, key)
+        return paper_from_dict(value)
     if isinstance(value, (str, int)):
         if query_text and isinstance(value, str):
             return value
@@ -108,7 +103,9 @@ def load_task_examples(
         for role in roles:
             value = record.get(role)
             if value is None and role == "paper":
-                value = next((record[k] for k in ("doc", *ID_KEYS) if record.get(k) not in (None, "")), None)
+                value = next(
+                    (record[k] for k in ("doc", *ID_FIELD_CANDIDATES) if record.get(k) not in (None, "")), None
+                )
             docs[role] = _resolve_doc(value, papers, query_text=(role == "query" and task.format == "adhoc_search"))
         if any(d is None for d in docs.values()):
             skipped += 1
