@@ -150,6 +150,11 @@ def train_release(
     ),
     check_only: bool = typer.Option(False, "--check-only", help="Apply the rule and stop (write nothing)."),
     bootstrap: int = typer.Option(1000, "--bootstrap", help="Paired-bootstrap resamples of the rule's intervals."),
+    base_model: str = typer.Option(
+        None, "--base-model", help="Ship adapters only, over this frozen registry base (e.g. all-minilm-l6-v2)."
+    ),
+    card: Path = typer.Option(None, "--card", help="README model card to ship (default: a generated one)."),
+    name: str = typer.Option("sciembed-minilm", "--name", help="The released model's name."),
 ) -> None:
     """Write a released model folder (fp16 safetensors, adapters, heads, model card); with --check only
     when the model passes the release rule against its starting model."""
@@ -169,7 +174,10 @@ def train_release(
             return
     elif check_only:
         _fail(ValueError("--check-only needs --check results.json"))
-    folder = release_model(model, output, scores)
+    try:
+        folder = release_model(model, output, scores, name=name, base_model=base_model, card=card)
+    except (ValueError, FileNotFoundError) as exc:
+        _fail(exc)
     size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
     typer.echo(f"released {folder} ({size / 1e6:.1f} MB)")
 

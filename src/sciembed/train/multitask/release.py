@@ -180,15 +180,33 @@ def check_release_rule(
 
 
 def release_model(
-    run_model: str | Path, target: str | Path, scores: str | Path | None = None, name: str = "sciembed-minilm"
+    run_model: str | Path,
+    target: str | Path,
+    scores: str | Path | None = None,
+    name: str = "sciembed-minilm",
+    base_model: str | None = None,
+    card: str | Path | None = None,
 ) -> Path:
-    """Copy a trained model folder to ``target`` in fp16 with its heads and a README model card."""
+    """Copy a trained model folder to ``target`` in fp16 with its heads and a README model card.
+
+    ``base_model``: the run trained adapters over this frozen registry base (``all-minilm-l6-v2``,
+    ``all-mpnet-base-v2``); the release then holds only the adapters (its base is built from the
+    verified registry packages at load), and the run folder needs no base weights.
+    ``card``: a README to ship instead of the generated stage-2 card.
+    """
     run_model, target = Path(run_model), Path(target)
-    model = load_model(run_model)
+    if base_model is not None:
+        from ...model.folder import ADAPTERS_DIR, load_adapter
+
+        model = load_model(base_model)
+        for folder in sorted(p for p in (run_model / ADAPTERS_DIR).iterdir() if p.is_dir()):
+            load_adapter(model, folder.name, folder)
+    else:
+        model = load_model(run_model)
     model.config.name = name
     if target.exists():
         shutil.rmtree(target)
-    save_model(model, target, dtype="fp16")
+    save_model(model, target, dtype="fp16" if base_model is None else None, base_model=base_model)
     if (run_model / HEADS_DIR).is_dir():
         shutil.copytree(run_model / HEADS_DIR, target / HEADS_DIR)
     run = run_model.parent
@@ -215,7 +233,12 @@ def release_model(
     if (run / "summary.json").is_file():
         shutil.copy(run / "summary.json", target / "training_summary.json")
     table = Path(scores).read_text() if scores is not None else "(not evaluated yet: see docs/TRAINING.md)"
-    (target / "README.md").write_text(CARD.format(recipe=recipe, mixture=mixture, reduction=reduction, scores=table))
+    text = (
+        Path(card).read_text()
+        if card is not None
+        else CARD.format(recipe=recipe, mixture=mixture, reduction=reduction, scores=table)
+    )
+    (target / "README.md").write_text(text)
     size = sum(p.stat().st_size for p in target.rglob("*") if p.is_file())
     (target / "release.json").write_text(json.dumps({"name": name, "bytes": size, "from": str(run_model)}) + "\n")
     return target
