@@ -5,7 +5,7 @@ One module per command group; each registers its commands on the root ``app`` of
 
 from __future__ import annotations
 
-from . import compare, embed, evaluate, export, index, serve, train  # noqa: F401  (register their commands)
+from . import compare, embed, evaluate, export, index, scale, serve, train  # noqa: F401  (register their commands)
 from .common import app
 
 

@@ -11,8 +11,13 @@ from .common import BACKEND_HELP, DEVICE_HELP, MODEL_HELP, _echo_json, _fail, _r
 
 @app.command()
 def embed(
-    input: Path = typer.Argument(..., help="Papers: JSON lines (.jsonl, .jsonl.gz), a JSON array, or Parquet."),
-    output: Path = typer.Argument(..., help="Parquet file to write (paper_id, embedding)."),
+    input: Path = typer.Argument(
+        ..., help="Papers: JSON lines (.jsonl, .jsonl.gz), a JSON array, or Parquet; with --ray a glob or folder."
+    ),
+    output: Path = typer.Argument(..., help="Parquet file to write (paper_id, embedding); with --ray a folder."),
+    ray_address: str = typer.Argument(
+        None, metavar="[ADDRESS]", help="With --ray: the Ray cluster (default: RAY_ADDRESS, else a new local one)."
+    ),
     model: str = typer.Option(None, "--model", "-m", help=MODEL_HELP),
     format: str = typer.Option(
         "proximity",
@@ -35,8 +40,47 @@ def embed(
     ),
     json_output: bool = typer.Option(False, "--json", help="Print the summary as one JSON object on stdout."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar and no summary; errors only."),
+    ray: bool = typer.Option(
+        False, "--ray", help="Many shards on a Ray cluster: INPUT is a glob, OUTPUT a folder of Parquet shards."
+    ),
+    workers: int = typer.Option(None, "--workers", help="With --ray: model workers (default: one per GPU, or CPUs)."),
+    cpus_per_worker: float = typer.Option(1.0, "--cpus-per-worker", help="With --ray: CPUs (threads) per worker."),
+    readers: int = typer.Option(2, "--readers", help="With --ray: concurrent shard readers."),
 ) -> None:
-    """Embed a file of papers into Parquet; rerun the same command to resume a killed job."""
+    """Embed a file of papers into Parquet; rerun the same command to resume a killed job.
+
+    With --ray (`sciembed embed 'shards/*.jsonl.gz' OUT_DIR --ray [ADDRESS]`): every shard on a Ray
+    cluster, one model worker per GPU, into OUT_DIR/data/*.parquet and OUT_DIR/manifest.json.
+    """
+    shared = dict(
+        format=format,
+        batch_size=batch_size,
+        device=device,
+        dtype=dtype,
+        id_field=id_field,
+        skip_invalid=skip_invalid,
+        chunk_size=chunk_size,
+    )
+    if ray:
+        from .scale import embed_on_ray
+
+        if limit is not None:
+            _fail(ValueError("--limit applies to single-file embedding only"))
+        embed_on_ray(
+            str(input),
+            output,
+            ray_address,
+            model=model,
+            **shared,
+            backend=backend,
+            compile=compile,
+            workers=workers,
+            cpus_per_worker=cpus_per_worker,
+            readers=readers,
+        )
+        return
+    if ray_address is not None:
+        _fail(ValueError(f"unexpected argument {ray_address!r} (an ADDRESS needs --ray)"))
     from ..data.readers import check_input_path
     from ..embed import embed_file
     from ..embed.writer import check_output_path
@@ -57,13 +101,7 @@ def embed(
             encoder,
             input,
             output,
-            format=format,
-            batch_size=batch_size,
-            device=device,
-            dtype=dtype,
-            id_field=id_field,
-            skip_invalid=skip_invalid,
-            chunk_size=chunk_size,
+            **shared,
             limit=limit,
             options=EncodeOptions(compile=compile),
             show_progress=not (quiet or json_output),
