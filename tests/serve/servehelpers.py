@@ -6,6 +6,12 @@ A small real-text index, built with the tiny random model through `sciembed inde
 from __future__ import annotations
 
 import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -114,3 +120,38 @@ def exact_neighbours(index_folder, query: np.ndarray, k: int) -> list[str]:
         return [r["paper_id"] for r in records]
     finally:
         index.close()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def running_server(index_folder: Path, model_folder: Path, *extra: str, key: str | None = None):
+    """`sciembed serve` as a real uvicorn process on a free loopback port; yields its base URL."""
+    import httpx
+
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    command = [sys.executable, "-m", "sciembed", "serve", str(index_folder), "--port", str(port)]
+    command += ["--model", str(model_folder), *extra]
+    server = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    base = f"http://127.0.0.1:{port}"
+    headers = {"x-api-key": key} if key else {}
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert server.poll() is None, server.stdout.read()
+            try:
+                if httpx.get(f"{base}/health", headers=headers, timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "server did not start"
+            time.sleep(0.3)
+        yield base
+    finally:
+        server.terminate()
+        server.wait(timeout=30)

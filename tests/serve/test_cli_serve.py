@@ -3,11 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -17,6 +12,7 @@ from servehelpers import (  # noqa: F401  (fixtures)
     corpus_records,
     index_folder,
     papers_file,
+    running_server,
     serve_model_folder,
     tiny_encoder,
 )
@@ -25,7 +21,6 @@ from typer.testing import CliRunner
 from sciembed.cli import app
 
 runner = CliRunner()
-REPO = Path(__file__).resolve().parents[2]
 
 
 def write_jsonl(path: Path, records: list[dict]) -> Path:
@@ -85,30 +80,9 @@ def test_refuses_embeddings_of_another_model_and_bad_input(tmp_path, serve_model
     assert result.exit_code == 2
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def test_real_uvicorn_server_on_loopback(index_folder, serve_model_folder):
-    port = _free_port()
-    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
-    command = [sys.executable, "-m", "sciembed", "serve", str(index_folder), "--port", str(port)]
-    command += ["--model", str(serve_model_folder), "--api-key", "k1", "--api-key", "k2:1000"]
-    server = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            assert server.poll() is None, server.stdout.read()
-            try:
-                if httpx.get(f"{base}/health", headers={"x-api-key": "k1"}, timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "server did not start"
-            time.sleep(0.3)
+    keys = ("--api-key", "k1", "--api-key", "k2:1000")
+    with running_server(index_folder, serve_model_folder, *keys, key="k1") as base:
         with httpx.Client(base_url=base, headers={"x-api-key": "k2"}, timeout=30) as http:
             search = http.get("/graph/v1/paper/search", params={"query": "statistical parsing", "limit": 3}).json()
             assert len(search["data"]) == 3 and search["next"] == 3
@@ -118,6 +92,3 @@ def test_real_uvicorn_server_on_loopback(index_folder, serve_model_folder):
             assert len(recs["recommendedPapers"]) == 4
             assert http.get("/").status_code == 200
         assert httpx.get(f"{base}/graph/v1/paper/A00-1043").status_code == 403
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
