@@ -5,9 +5,10 @@
 
 Corpus: every paper with a title in ../shared/data (ACL Anthology, arXiv 2025-26, Paperscape 1991-96,
 OHSUMED, ICLR 2021, SciTLDR, S2ORC sample): about 210k papers, ids kept as published.
-Vectors: ``lsa`` (default, CPU-cheap) = TF-IDF of title + abstract reduced to 384 dimensions by a
-truncated SVD: real documents, real topical neighbourhoods, but *not* model embeddings; or a Parquet
-file of model embeddings of the same papers (``sciembed embed``, e.g. from the GPU machine).
+Vectors: ``rp`` (default, CPU-cheap) or ``lsa`` = TF-IDF of title + abstract reduced to 384 dimensions
+by a Gaussian random projection or a truncated SVD: real documents, real topical neighbourhoods, but
+*not* model embeddings; or a Parquet file of model embeddings of the same papers (``sciembed embed``,
+e.g. from the GPU machine, where 210k papers take under a minute).
 Synthetic vectors (to reach ``--total``) are real vectors plus Gaussian noise (cosine ~0.85 to their
 source), so they keep the corpus's cluster structure.
 
@@ -84,15 +85,22 @@ def read_corpus(shared: Path) -> list[dict]:
     return list(papers.values())
 
 
-def lsa_vectors(papers: list[dict], dim: int, seed: int) -> np.ndarray:
-    from sklearn.decomposition import TruncatedSVD
+def text_vectors(papers: list[dict], dim: int, seed: int, method: str) -> np.ndarray:
+    """TF-IDF of title + abstract, reduced to ``dim``: by a truncated SVD (lsa) or a Gaussian random
+    projection (rp, which preserves cosines up to JL error and costs one sparse product)."""
     from sklearn.feature_extraction.text import TfidfVectorizer
 
     texts = [f"{p['title']} {p['abstract'] or ''}" for p in papers]
     tfidf = TfidfVectorizer(max_features=200_000, min_df=2, sublinear_tf=True, stop_words="english", dtype=np.float32)
     matrix = tfidf.fit_transform(texts)
-    svd = TruncatedSVD(n_components=dim, n_iter=4, random_state=seed)
-    return faiss_io.normalise(svd.fit_transform(matrix).astype(np.float32))
+    if method == "lsa":
+        from sklearn.decomposition import TruncatedSVD
+
+        reduced = TruncatedSVD(n_components=dim, n_iter=4, random_state=seed).fit_transform(matrix)
+    else:
+        projection = np.random.default_rng(seed).normal(size=(matrix.shape[1], dim)).astype(np.float32)
+        reduced = matrix @ projection
+    return faiss_io.normalise(np.asarray(reduced, dtype=np.float32))
 
 
 def parquet_vectors(papers: list[dict], path: Path) -> tuple[list[dict], np.ndarray]:
@@ -215,7 +223,7 @@ def markdown(results: list[dict], meta: dict) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--shared", type=Path, default=SHARED)
-    parser.add_argument("--vectors", default="lsa", help="lsa, or a Parquet file of model embeddings")
+    parser.add_argument("--vectors", default="rp", help="rp or lsa (TF-IDF reduced), or a Parquet of model embeddings")
     parser.add_argument("--dim", type=int, default=384)
     parser.add_argument("--total", type=int, default=1_000_000, help="vectors in the large run (0: skip it)")
     parser.add_argument("--real-kinds", default="hnsw", help="kinds for the real corpus")
@@ -230,18 +238,18 @@ def main() -> None:
     started = time.perf_counter()
     papers = read_corpus(args.shared)
     print(f"read {len(papers)} real papers in {time.perf_counter() - started:.1f} s", flush=True)
-    if args.vectors == "lsa":
+    if args.vectors in ("lsa", "rp"):
         started = time.perf_counter()
-        cache = args.work / f"lsa-{args.dim}-{len(papers)}.npy" if args.work else None
+        cache = args.work / f"{args.vectors}-{args.dim}-{len(papers)}.npy" if args.work else None
         if cache is not None and cache.is_file():
             vectors = np.load(cache)
         else:
-            vectors = lsa_vectors(papers, args.dim, args.seed)
+            vectors = text_vectors(papers, args.dim, args.seed, args.vectors)
             if cache is not None:
                 cache.parent.mkdir(parents=True, exist_ok=True)
                 np.save(cache, vectors)
-        print(f"LSA vectors {vectors.shape} in {time.perf_counter() - started:.1f} s", flush=True)
-        info = ModelInfo(name="tfidf-svd", fingerprint="lsa-" + "0" * 60, dimension=args.dim)
+        print(f"{args.vectors} vectors {vectors.shape} in {time.perf_counter() - started:.1f} s", flush=True)
+        info = ModelInfo(name=f"tfidf-{args.vectors}", fingerprint=f"{args.vectors}-" + "0" * 60, dimension=args.dim)
     else:
         papers, vectors = parquet_vectors(papers, Path(args.vectors))
         info = ModelInfo(name=Path(args.vectors).stem, fingerprint="parquet-" + "0" * 56, dimension=vectors.shape[1])

@@ -103,7 +103,9 @@ async def run_workload(base: str, workload: str, clients: int, seconds: float, i
     latencies: list[float] = []
     errors: dict[str, int] = {}
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=30) as client:
+    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=60) as client:
+        for _ in range(3):  # warm up: the first call of each kind loads lazily built state (model, caches)
+            await make(client)
         stop = time.monotonic() + seconds
 
         async def worker() -> None:

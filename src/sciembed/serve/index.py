@@ -313,6 +313,7 @@ class PaperIndex:
             self._rollback()
             raise
         self._staged = 0
+        self.store.checkpoint()
 
     def _switch(self, manifest: IndexManifest, indexes: dict[str, Any] | None = None) -> None:
         """Commit ``manifest``; the in-memory indexes already hold its vectors (or are given)."""

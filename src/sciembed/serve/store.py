@@ -220,6 +220,11 @@ class PaperStore:
                     [(format, int(row_id), data[i].tobytes()) for i, row_id in enumerate(row_ids)],
                 )
 
+    def checkpoint(self) -> None:
+        """Fold the WAL into the database file (a large add otherwise leaves a WAL as big as itself)."""
+        with self.lock:
+            self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
     def discard_uncommitted(self, generation: int) -> int:
         """Delete rows that an interrupted add wrote after the last committed generation."""
         with self.lock, self.db:
