@@ -82,6 +82,7 @@ def main() -> None:
     parser.add_argument("--model", default="bert-base")
     parser.add_argument("--arxiv", type=Path, default=Path("out/carry/arxiv-sample.jsonl.gz"))
     parser.add_argument("--minilm", type=Path, default=Path("out/carry/minilm-fp16"))
+    parser.add_argument("--dtype", default="fp16", choices=["fp16", "bf16"], help="GPU dtype (default: the default)")
     parser.add_argument(
         "--producer-only", action="store_true", help="time text building, tokenisation and the producer only"
     )
@@ -92,7 +93,7 @@ def main() -> None:
     if args.producer_only:
         producer_only(build(), papers)
         return
-    model = build().place("cuda", torch.bfloat16)
+    model = build().place("cuda", torch.float16 if args.dtype == "fp16" else torch.bfloat16)
     n = len(papers)
     texts = model.texts(papers)
     start = time.perf_counter()
@@ -130,7 +131,7 @@ def main() -> None:
     ref_model = build().place("cuda", torch.float32)
     ref = ref_model.encode(sub, "proximity", options=EncodeOptions(batch_size=32, max_tokens=8192, packed=False))
     cos = (fast * ref).sum(1) / (np.linalg.norm(fast, axis=1) * np.linalg.norm(ref, axis=1))
-    print(f"packed bf16 vs fp32 padded: cos min {cos.min():.6f} mean {cos.mean():.6f}")
+    print(f"packed {args.dtype} vs fp32 padded: cos min {cos.min():.6f} mean {cos.mean():.6f}")
     del ref_model
 
     from torch.profiler import ProfilerActivity, profile
