@@ -21,11 +21,9 @@ Writes ``serve_load.json`` and ``serve_load.md`` to ``--out``.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import platform
-import random
 import socket
 import subprocess
 import sys
@@ -33,9 +31,11 @@ import time
 from pathlib import Path
 
 import httpx
-import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "src"))
+
+from sciembed.serve.loadgen import corpus_sample, run_load  # noqa: E402
 
 
 def free_port() -> int:
@@ -64,92 +64,18 @@ def start_server(index: Path, model: str | None, port: int) -> subprocess.Popen:
     raise RuntimeError("server did not start within 300 s")
 
 
-def corpus_sample(index: Path, n: int, seed: int) -> tuple[list[str], list[str]]:
-    """(paper ids, titles) of random indexed papers, read straight from the index's SQLite."""
-    import sqlite3
-
-    db = sqlite3.connect(f"file:{index / 'papers.sqlite'}?mode=ro", uri=True)
-    rows = db.execute("SELECT paper_id, title FROM papers WHERE title IS NOT NULL ORDER BY random() LIMIT ?", (n,))
-    rows = rows.fetchall()
-    db.close()
-    random.Random(seed).shuffle(rows)
-    return [r[0] for r in rows], [r[1] for r in rows]
-
-
-def request_maker(workload: str, ids: list[str], titles: list[str], rng: random.Random):
-    counter = iter(range(10**9))
-    pool = titles[:256]
-
-    def make(client: httpx.AsyncClient):
-        if workload == "search":
-            return client.get("/graph/v1/paper/search", params={"query": rng.choice(pool), "limit": 10})
-        if workload == "search_uncached":
-            query = f"{rng.choice(titles)} {next(counter)}"
-            return client.get("/graph/v1/paper/search", params={"query": query, "limit": 10})
-        if workload == "lookup":
-            paper_id = rng.choice(ids)
-            return client.get(f"/graph/v1/paper/{paper_id}", params={"fields": "title,year,abstract"})
-        if workload == "batch":
-            return client.post(
-                "/graph/v1/paper/batch", params={"fields": "title,year"}, json={"ids": rng.sample(ids, 100)}
-            )
-        raise ValueError(workload)
-
-    return make
-
-
-async def run_workload(base: str, workload: str, clients: int, seconds: float, ids, titles, seed: int) -> dict:
-    make = request_maker(workload, ids, titles, random.Random(seed))
-    latencies: list[float] = []
-    errors: dict[str, int] = {}
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=60) as client:
-        for _ in range(3):  # warm up: the first call of each kind loads lazily built state (model, caches)
-            await make(client)
-        stop = time.monotonic() + seconds
-
-        async def worker() -> None:
-            while time.monotonic() < stop:
-                started = time.perf_counter()
-                try:
-                    response = await make(client)
-                    ok = response.status_code == 200
-                    key = None if ok else str(response.status_code)
-                except httpx.HTTPError as exc:
-                    ok, key = False, type(exc).__name__
-                latencies.append(time.perf_counter() - started)
-                if not ok:
-                    errors[key] = errors.get(key, 0) + 1
-
-        began = time.monotonic()
-        await asyncio.gather(*(worker() for _ in range(clients)))
-        elapsed = time.monotonic() - began
-    ms = np.asarray(latencies) * 1000
-    return {
-        "workload": workload,
-        "clients": clients,
-        "seconds": round(elapsed, 2),
-        "requests": len(latencies),
-        "requests_per_s": round(len(latencies) / elapsed, 1),
-        "p50_ms": round(float(np.percentile(ms, 50)), 2),
-        "p99_ms": round(float(np.percentile(ms, 99)), 2),
-        "errors": sum(errors.values()),
-        "error_kinds": errors,
-    }
-
-
 def markdown(results: list[dict], meta: dict) -> str:
     lines = [
         f"Loopback load test, {meta['date']}, {meta['device']}; index {meta['index']} ({meta['papers']} papers, "
         f"{meta['kind']}); `{meta['command']}`",
         "",
-        "| workload | clients | requests/s | p50 ms | p99 ms | errors | requests |",
-        "|---|---|---|---|---|---|---|",
+        "| workload | clients | requests/s | p50 ms | p99 ms | errors | requests | load average 1/5/15 min |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         lines.append(
             f"| {r['workload']} | {r['clients']} | {r['requests_per_s']} | {r['p50_ms']} | {r['p99_ms']} | "
-            f"{r['errors']} | {r['requests']} |"
+            f"{r['errors']} | {r['requests']} | {' / '.join(str(x) for x in r['load_average'])} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -170,11 +96,8 @@ def main() -> None:
     base = f"http://127.0.0.1:{port}"
     try:
         health = httpx.get(f"{base}/health").json()
-        results = []
-        for workload in args.workloads.split(","):
-            result = asyncio.run(run_workload(base, workload, args.clients, args.seconds, ids, titles, args.seed))
-            print(json.dumps(result), flush=True)
-            results.append(result)
+        loads = run_load(base, args.workloads.split(","), args.clients, args.seconds, ids, titles, args.seed)
+        results = [r.to_dict() for r in loads]
     finally:
         server.terminate()
         server.wait(timeout=30)

@@ -129,6 +129,29 @@ def free_port() -> int:
 
 
 @contextmanager
+def serving_in_thread(app, timeout: float = 30.0):
+    """A real uvicorn server for ``app`` on a free loopback port, in a thread of this process (no second
+    interpreter to start, so a test does not wait for torch to import again); yields its base URL."""
+    import threading
+
+    import uvicorn
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, name="uvicorn-test", daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + timeout
+        while not server.started:
+            assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+            time.sleep(0.05)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+
+
+@contextmanager
 def running_server(index_folder: Path, model_folder: Path, *extra: str, key: str | None = None):
     """`sciembed serve` as a real uvicorn process on a free loopback port; yields its base URL."""
     import httpx

@@ -1,0 +1,47 @@
+"""A bounded loopback load test: a real uvicorn server of the API under 32 concurrent clients.
+
+Search, paper lookup and batch, 2 s each, against the small tiny-model index; asserts no errors and no
+5xx and prints requests/s and p50/p99 latency. The server runs in a thread of the test process (its
+interpreter has torch imported already, so the test takes seconds); the clients share that process,
+so the numbers are lower than a separate server's. The full-size measurement is benchmarks/serve_load.py.
+"""
+
+from __future__ import annotations
+
+import time
+
+from servehelpers import (  # noqa: F401  (fixtures)
+    N_PAPERS,
+    index_folder,
+    papers_file,
+    serve_model_folder,
+    serving_in_thread,
+    tiny_encoder,
+)
+
+from sciembed.serve import PaperIndex
+from sciembed.serve.app import create_app
+from sciembed.serve.loadgen import corpus_sample, run_load
+
+CLIENTS = 32
+SECONDS = 2.0
+WORKLOADS = ("search", "lookup", "batch")
+
+
+def test_concurrent_clients_get_no_errors(index_folder, tiny_encoder, capsys):
+    ids, titles = corpus_sample(index_folder, N_PAPERS, seed=0)
+    assert len(ids) >= N_PAPERS // 2
+    lines = []
+    with PaperIndex.open(index_folder) as index, serving_in_thread(create_app(index, tiny_encoder)) as base:
+        started = time.monotonic()
+        results = run_load(base, WORKLOADS, CLIENTS, SECONDS, ids, titles, report=lines.append)
+        elapsed = time.monotonic() - started
+    with capsys.disabled():
+        print(f"\nloopback load test (uvicorn, tiny model, {len(ids)} papers):\n  " + "\n  ".join(lines))
+    assert [r.workload for r in results] == list(WORKLOADS)
+    assert elapsed < len(WORKLOADS) * SECONDS + 8  # bounded: the clients stop when the time is up
+    for result in results:
+        assert result.server_errors == 0, result.line()
+        assert result.errors == 0, result.error_kinds
+        assert result.requests >= CLIENTS, result.line()  # every client got answers
+        assert 0 < result.p50_ms <= result.p99_ms
