@@ -46,10 +46,10 @@ def _lite(cache_dir: str | Path | None, wrapped, seen: dict | None = None) -> di
     scores = {}
     for task in load_tasks("lite"):
         result = evaluate_task(task, load_task_data(task), wrapped, embedder)
-        if result.get("status") != "ok":
-            raise RuntimeError(f"{task.name}: {result.get('status')} ({result.get('reason', '')})")
-        scores[task.name] = {"metric": result["main_metric"], "score": result["main_score"]}
-        print(f"  {task.name}: {result['main_metric']} {result['main_score']:.2f}", file=sys.stderr)
+        if not result.ok:
+            raise RuntimeError(f"{task.name}: {result.status} ({result.reason or ''})")
+        scores[task.name] = {"metric": result.main_metric, "score": result.main_score}
+        print(f"  {task.name}: {result.main_metric} {result.main_score:.2f}", file=sys.stderr)
     return scores
 
 

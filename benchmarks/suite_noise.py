@@ -136,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     cpu1 = resource.getrusage(resource.RUSAGE_SELF)
     cpu_s = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
-    summary = summarise(report, time.perf_counter() - start, cpu_s, command)
+    summary = summarise(report.to_json(), time.perf_counter() - start, cpu_s, command)
     out = Path(args.out)
     (out / "noise.json").write_text(json.dumps(summary, indent=2) + "\n")
     (out / "noise.md").write_text(markdown(summary))

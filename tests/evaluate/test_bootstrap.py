@@ -10,12 +10,13 @@ from sklearn.metrics import f1_score
 from sciembed.evaluate.bootstrap import (
     _counts,
     classification_replicates,
-    compare_models,
     ranking_replicates,
     regression_replicates,
     resample_indices,
     task_replicates,
 )
+from sciembed.evaluate.bootstrap import compare_models as compare_results
+from sciembed.evaluate.results import ItemScores, SuiteResult
 
 
 def _ranking_task(name, in_training=False, type_="proximity"):
@@ -34,16 +35,30 @@ def _model(name, per_task):
     return {"name": name, "spec": name, "status": "ok", "tasks": tasks}
 
 
+def compare_models(report, *args, **kwargs):
+    """Compare the models of a ``results.json``-shaped dict (read as old and new files are)."""
+    return compare_results(SuiteResult.from_json(report), *args, **kwargs)
+
+
+def _items(data):
+    return ItemScores.from_json(data)
+
+
 def test_two_queries_by_hand():
     """Per-query differences [100, 0]: a resample's mean difference is 0, 50 or 100 (with chances
     1/4, 1/2, 1/4), so the 95% interval is [0, 100] around the point difference 50."""
     task = _ranking_task("t")
     report = {"tasks": [task], "models": [_model("a", {"t": [0.0, 100.0]}), _model("b", {"t": [100.0, 100.0]})]}
     out = compare_models(report, "a", n_boot=2000)
-    entry = out["models"]["b"]["tasks"]["t"]
-    assert entry["diff"] == 50.0 and entry["low"] == 0.0 and entry["high"] == 100.0
+    entry = out.models["b"].tasks["t"].interval
+    assert entry.diff == 50.0 and entry.low == 0.0 and entry.high == 100.0
     scored = task_replicates(
-        task, {"a": report["models"][0]["tasks"]["t"]["items"], "b": report["models"][1]["tasks"]["t"]["items"]}, 2000
+        task,
+        {
+            "a": _items(report["models"][0]["tasks"]["t"]["items"]),
+            "b": _items(report["models"][1]["tasks"]["t"]["items"]),
+        },
+        2000,
     )
     diffs = scored["b"][1] - scored["a"][1]
     assert set(np.unique(diffs)) <= {0.0, 50.0, 100.0}
@@ -62,8 +77,8 @@ def test_identical_models_have_a_zero_interval_and_constant_gains_are_exact():
         "a",
         n_boot=200,
     )
-    avg = same["models"]["b"]["averages"]["out_of_training"]
-    assert (avg["diff"], avg["low"], avg["high"]) == (0.0, 0.0, 0.0)
+    avg = same.models["b"].average("out_of_training")
+    assert (avg.diff, avg.low, avg.high) == (0.0, 0.0, 0.0)
     plus = [s + 1.5 for s in scores]
     gain = compare_models(
         {
@@ -73,13 +88,14 @@ def test_identical_models_have_a_zero_interval_and_constant_gains_are_exact():
         "a",
         n_boot=200,
     )
-    t1 = gain["models"]["b"]["tasks"]["t1"]
-    assert t1["diff"] == pytest.approx(1.5) and t1["low"] == pytest.approx(1.5) and t1["high"] == pytest.approx(1.5)
-    avg = gain["models"]["b"]["averages"]
-    assert avg["out_of_training"]["diff"] == pytest.approx(0.75) and avg["out_of_training"]["n"] == 2
-    assert avg["out_of_training/proximity"]["diff"] == pytest.approx(1.5)
-    assert avg["out_of_training/adhoc_search"]["diff"] == pytest.approx(0.0)
-    assert avg["in_training"]["n"] == 0 and avg["in_training"]["diff"] is None
+    t1 = gain.models["b"].tasks["t1"].interval
+    assert t1.diff == pytest.approx(1.5) and t1.low == pytest.approx(1.5) and t1.high == pytest.approx(1.5)
+    avg = gain.models["b"]
+    assert avg.average("out_of_training").diff == pytest.approx(0.75) and avg.average("out_of_training").n == 2
+    assert avg.average("out_of_training/proximity").diff == pytest.approx(1.5)
+    assert avg.average("out_of_training/adhoc_search").diff == pytest.approx(0.0)
+    assert avg.averages["in_training"].n == 0 and avg.average("in_training") is None
+    assert avg.averages["in_training"].to_json() == {"diff": None, "low": None, "high": None, "n": 0, "of": 0}
 
 
 def test_resamples_are_shared_by_models_and_fixed_by_task_name():
@@ -103,23 +119,23 @@ def test_group_average_interval_is_the_percentile_of_mean_task_differences():
             _model("b", {"t1": b1.tolist(), "t2": b2.tolist()}),
         ],
     }
-    out = compare_models(report, "a", n_boot=500)["models"]["b"]
+    out = compare_models(report, "a", n_boot=500).models["b"]
     reps = []
     for name, x, y in (("t1", a1, b1), ("t2", a2, b2)):
         scored = task_replicates(
             tasks[0] | {"name": name},
             {
-                "a": {"ids": [f"q{i}" for i in range(len(x))], "scores": x.tolist()},
-                "b": {"ids": [f"q{i}" for i in range(len(y))], "scores": y.tolist()},
+                "a": ItemScores([f"q{i}" for i in range(len(x))], scores=x.tolist()),
+                "b": ItemScores([f"q{i}" for i in range(len(y))], scores=y.tolist()),
             },
             500,
         )
         reps.append(scored["b"][1] - scored["a"][1])
     low, high = np.percentile(np.mean(reps, axis=0), [2.5, 97.5])
-    avg = out["averages"]["out_of_training"]
-    assert avg["low"] == pytest.approx(low) and avg["high"] == pytest.approx(high)
-    assert avg["diff"] == pytest.approx(np.mean([(b1 - a1).mean(), (b2 - a2).mean()]))
-    assert avg["low"] < avg["diff"] < avg["high"]
+    avg = out.average("out_of_training")
+    assert avg.low == pytest.approx(low) and avg.high == pytest.approx(high)
+    assert avg.diff == pytest.approx(np.mean([(b1 - a1).mean(), (b2 - a2).mean()]))
+    assert avg.low < avg.diff < avg.high
 
 
 def test_classification_replicates_equal_scikit_learn():
@@ -160,8 +176,8 @@ def test_regression_replicates_equal_scipy():
 
 def test_items_are_paired_by_id_and_missing_items_are_left_out():
     task = _ranking_task("t")
-    a = {"ids": ["q1", "q2", "q3"], "scores": [10.0, 20.0, 30.0]}
-    b = {"ids": ["q3", "q1"], "scores": [35.0, 15.0]}  # q2 missing, another order
+    a = ItemScores(["q1", "q2", "q3"], scores=[10.0, 20.0, 30.0])
+    b = ItemScores(["q3", "q1"], scores=[35.0, 15.0])  # q2 missing, another order
     scored = task_replicates(task, {"a": a, "b": b}, 100)
     assert scored["a"][0] == pytest.approx(20.0) and scored["b"][0] == pytest.approx(25.0)
     np.testing.assert_allclose(scored["b"][1] - scored["a"][1], 5.0)

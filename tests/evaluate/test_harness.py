@@ -6,7 +6,7 @@ import shutil
 import numpy as np
 import pytest
 
-from sciembed.evaluate import BM25Model, RandomModel, read_task_file, run_benchmark
+from sciembed.evaluate import BM25Model, RandomModel, read_results, read_task_file, run_benchmark
 from sciembed.evaluate.benchmark import DataMemo, Embedder, evaluate_task, load_task_data
 from sciembed.evaluate.cache import EmbeddingCache
 
@@ -16,23 +16,24 @@ def test_unseen_local_task_folders_run_for_all_formats(unseen_task_file, tiny_ev
     report = run_benchmark(
         [tiny_eval_model, RandomModel(), BM25Model()], tasks, output_dir=tmp_path / "out", cache_dir=tmp_path / "cache"
     )
-    tiny, random_model, bm25 = report["models"]
+    tiny, random_model, bm25 = report.models
     for model in (tiny, random_model):
-        assert {n: r["status"] for n, r in model["tasks"].items()} == {t.name: "ok" for t in tasks}
-        for result in model["tasks"].values():
-            assert all(v == 0 for k, v in result["missing"].items() if isinstance(v, int))
-    assert set(tiny["tasks"]["Topic"]["metrics"]) == {
+        assert {n: r.status for n, r in model.tasks.items()} == {t.name: "ok" for t in tasks}
+        for result in model.tasks.values():
+            assert result.missing_counts == {}
+            assert result.task_type and (result.n_items == 0) == (result.task == "Reviewers")  # no per-item data
+    assert set(tiny.tasks["Topic"].metrics) == {
         "f1_macro",
         "accuracy",
         "fewshot_6_f1_macro",
         "fewshot_6_accuracy",
     }
-    assert set(tiny["tasks"]["Reviewers"]["metrics"]) >= {"hard_P_5", "soft_P_10", "P_5"}
+    assert set(tiny.tasks["Reviewers"].metrics) >= {"hard_P_5", "soft_P_10", "P_5"}
     # BM25 ranks proximity/search only; its lexical match finds the topic
-    assert bm25["tasks"]["Topic"]["status"] == "skipped"
-    assert bm25["tasks"]["Lookup"]["main_score"] > 90
-    assert bm25["tasks"]["Related"]["status"] == "ok"
-    assert bm25["averages"]["overall"]["n"] == 3 and bm25["averages"]["overall"]["of"] == 7
+    assert bm25.tasks["Topic"].status == "skipped"
+    assert bm25.tasks["Lookup"].main_score > 90
+    assert bm25.tasks["Related"].ok
+    assert bm25.averages["overall"].n == 3 and bm25.averages["overall"].of == 7
     saved = json.loads((tmp_path / "out" / "results.json").read_text())
     assert saved["models"][0]["info"]["fingerprint"] == tiny_eval_model.fingerprint
     assert {"python", "sklearn", "pytrec_eval"} <= set(saved["versions"])
@@ -40,21 +41,25 @@ def test_unseen_local_task_folders_run_for_all_formats(unseen_task_file, tiny_ev
     table = (tmp_path / "out" / "results.md").read_text()
     assert "| Topic | classification | out | f1_macro |" in table and "avg in-training" in table
     assert [t["name"] for t in saved["tasks"]] == [t.name for t in tasks]
+    # results.json reads back into the same typed result and writes the same JSON
+    again = read_results(tmp_path / "out" / "results.json")
+    assert again.to_json() == saved and again.models[2].tasks["Topic"].status == "skipped"
+    assert again.comparisons.models["random"].tasks["Topic"].interval.n == tiny.tasks["Topic"].n_items
 
 
 def test_second_run_only_rescores(unseen_task_file, tiny_eval_model, tmp_path):
     tasks = read_task_file(unseen_task_file)
-    first = run_benchmark([tiny_eval_model], tasks, cache_dir=tmp_path / "cache")["models"][0]
-    assert first["embeddings"]["computed"] > 0
+    first = run_benchmark([tiny_eval_model], tasks, cache_dir=tmp_path / "cache").models[0]
+    assert first.embeddings.computed > 0
     # shared documents (same meta, same embeddings key) were embedded once per adapter key
-    assert first["embeddings"]["from_cache"] > 0
+    assert first.embeddings.from_cache > 0
     calls = []
     original = tiny_eval_model.encode
     tiny_eval_model.encode = lambda *a, **k: calls.append(1) or original(*a, **k)
-    second = run_benchmark([tiny_eval_model], tasks, cache_dir=tmp_path / "cache")["models"][0]
-    assert calls == [] and second["embeddings"]["computed"] == 0
-    for name, result in first["tasks"].items():
-        assert second["tasks"][name]["metrics"] == pytest.approx(result["metrics"])
+    second = run_benchmark([tiny_eval_model], tasks, cache_dir=tmp_path / "cache").models[0]
+    assert calls == [] and second.embeddings.computed == 0
+    for name, result in first.tasks.items():
+        assert second.tasks[name].metrics == pytest.approx(result.metrics)
 
 
 def test_cache_is_keyed_by_fingerprint_adapter_and_text(tmp_path):
@@ -108,10 +113,10 @@ def test_each_task_uses_the_adapter_of_its_format(unseen_task_file):
 
 def test_real_adapters_change_the_scores_by_format(unseen_task_file, tiny_adapter_eval_model, tiny_eval_model):
     tasks = [t for t in read_task_file(unseen_task_file) if t.name == "Lookup"]
-    with_adapters = run_benchmark([tiny_adapter_eval_model], tasks, cache_dir=None)["models"][0]
-    assert with_adapters["tasks"]["Lookup"]["status"] == "ok"
-    base_only = run_benchmark([tiny_eval_model], tasks, cache_dir=None)["models"][0]
-    assert with_adapters["info"]["formats"] and not base_only["info"]["formats"]
+    with_adapters = run_benchmark([tiny_adapter_eval_model], tasks, cache_dir=None).models[0]
+    assert with_adapters.tasks["Lookup"].ok
+    base_only = run_benchmark([tiny_eval_model], tasks, cache_dir=None).models[0]
+    assert with_adapters.info["formats"] and not base_only.info["formats"]
 
 
 def test_missing_documents_are_counted_and_reported(unseen_task_file, tmp_path):
@@ -123,12 +128,11 @@ def test_missing_documents_are_counted_and_reported(unseen_task_file, tmp_path):
     broken["title"] = broken["abstract"] = None
     corpus.write_text("\n".join([*lines[2:3], json.dumps(broken), *lines[4:]]) + "\n")
     report = run_benchmark([RandomModel()], tasks, output_dir=tmp_path / "out", cache_dir=None)
-    topic = report["models"][0]["tasks"]["Topic"]
-    assert topic["status"] == "ok"
-    assert topic["missing"]["train"] + topic["missing"]["test"] == 3
+    topic = report.models[0].tasks["Topic"]
+    assert topic.ok
+    assert topic.missing["train"] + topic.missing["test"] == 3
     assert (
-        topic["missing"]["skipped_records"] == 1
-        and "neither title nor abstract" in topic["missing"]["skipped_examples"][0]
+        topic.missing["skipped_records"] == 1 and "neither title nor abstract" in topic.missing["skipped_examples"][0]
     )
     assert "missing" in (tmp_path / "out" / "results.md").read_text()
 
@@ -145,13 +149,13 @@ def test_unloadable_task_fails_with_reason_while_others_run(unseen_task_file, tm
 
     tasks += parse_task_lines([hf_line])
     report = run_benchmark([RandomModel()], tasks, output_dir=tmp_path / "out", cache_dir=None)
-    results = report["models"][0]["tasks"]
-    assert results["Related"]["status"] == "failed" and "test_qrel.jsonl" in results["Related"]["reason"]
-    assert results["From the hub"]["status"] == "failed"
-    assert "data could not be loaded" in results["From the hub"]["reason"]
-    assert all(results[t.name]["status"] == "ok" for t in tasks if t.name not in ("Related", "From the hub"))
+    results = report.models[0].tasks
+    assert results["Related"].status == "failed" and "test_qrel.jsonl" in results["Related"].reason
+    assert results["From the hub"].status == "failed"
+    assert "data could not be loaded" in results["From the hub"].reason
+    assert all(results[t.name].ok for t in tasks if t.name not in ("Related", "From the hub"))
     assert "failed" in (tmp_path / "out" / "results.md").read_text()
-    assert report["models"][0]["averages"]["overall"]["n"] == len(tasks) - 2
+    assert report.models[0].averages["overall"].n == len(tasks) - 2
 
 
 def test_model_without_the_needed_adapter_fails_that_task(unseen_task_file, tmp_path):
@@ -161,11 +165,11 @@ def test_model_without_the_needed_adapter_fails_that_task(unseen_task_file, tmp_
 
     model = SciEmbedEvalModel(make_tiny_model(formats=("proximity",)), name="prx-only")
     report = run_benchmark([model], read_task_file(unseen_task_file), cache_dir=None)
-    results = report["models"][0]["tasks"]
-    assert results["Topic"]["status"] == "failed" and "no 'classification' adapter" in results["Topic"]["reason"]
-    assert results["Related"]["status"] == "ok"
+    results = report.models[0].tasks
+    assert results["Topic"].status == "failed" and "no 'classification' adapter" in results["Topic"].reason
+    assert results["Related"].ok
 
 
 def test_unloadable_model_is_reported(unseen_task_file, tmp_path):
     report = run_benchmark([str(tmp_path / "no-such-model")], read_task_file(unseen_task_file), cache_dir=None)
-    assert report["models"][0]["status"] == "failed" and report["models"][0]["reason"]
+    assert report.models[0].status == "failed" and report.models[0].reason

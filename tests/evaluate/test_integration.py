@@ -17,8 +17,8 @@ def test_minilm_beats_random_on_lite_tasks(tmp_path):
     report = run_benchmark(
         ["minilm", "random", "bm25"], tasks, output_dir=tmp_path / "out", cache_dir=tmp_path / "cache", device="cpu"
     )
-    minilm, random_model, bm25 = (m["tasks"] for m in report["models"])
+    minilm, random_model, bm25 = (m.tasks for m in report.models)
     for name in ("MeSH (mesh_small)", "Search (search_small)"):
-        assert minilm[name]["status"] == "ok"
-        assert minilm[name]["main_score"] > random_model[name]["main_score"] + 10
-    assert bm25["Search (search_small)"]["main_score"] > random_model["Search (search_small)"]["main_score"]
+        assert minilm[name].ok
+        assert minilm[name].main_score > random_model[name].main_score + 10
+    assert bm25["Search (search_small)"].main_score > random_model["Search (search_small)"].main_score

@@ -18,6 +18,7 @@ from sciembed.train.config import ConfigError, OptimConfig
 from sciembed.train.multitask import (
     MixedBatches,
     Stage2Config,
+    Stage2Result,
     TaskConfig,
     head_loss,
     load_heads,
@@ -160,7 +161,9 @@ def test_adapters_train_base_frozen_bitwise_and_heads_round_trip(tmp_path):
     model = make_tiny_model()
     base_before = {k: v.clone() for k, v in model.base.state_dict().items()}
     result = train_stage2(config, model, tmp_path / "run", log=None)
-    assert result.steps == 3
+    assert result.steps == 3 and result.finished and result.total_steps == 3
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert Stage2Result.from_json(summary) == result and summary["task_meta"].keys() == result.examples.keys()
     for key, value in model.base.state_dict().items():
         assert torch.equal(value, base_before[key]), key  # bitwise
     assert sorted(model.formats) == ["adhoc_query", "classification", "proximity", "regression"]

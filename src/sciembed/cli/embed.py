@@ -109,31 +109,12 @@ def embed(
     except (ValueError, FileNotFoundError) as exc:
         _fail(exc)
     if json_output:
-        _echo_json(_embed_summary(report))
+        _echo_json(report.to_json())
         return
     if quiet:
         return
-    if report.resumed_chunks:
-        typer.echo(f"resumed: {report.resumed_chunks} finished chunks kept")
-    typer.echo(report.read.summary())
-    typer.echo(f"wrote {report.rows} embeddings to {report.output}")
-
-
-def _embed_summary(report) -> dict:
-    from ..embed.metadata import read_metadata
-
-    metadata = read_metadata(report.output)
-    return {
-        "output": str(report.output),
-        "rows": report.rows,
-        "chunks": report.chunks,
-        "resumed_chunks": report.resumed_chunks,
-        "papers_read": report.read.papers,
-        "duplicates_dropped": report.read.duplicates,
-        "invalid_skipped": report.read.skipped,
-        "invalid_examples": report.read.skipped_examples,
-        "metadata": metadata.to_json() if metadata else None,
-    }
+    for line in report.lines():
+        typer.echo(line)
 
 
 @app.command()

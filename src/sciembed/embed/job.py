@@ -7,6 +7,7 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from ..data import Paper, ReadReport, read_papers
 from ..data.progress import progress_bar
@@ -17,13 +18,36 @@ from .metadata import EmbeddingMetadata, metadata_for, read_metadata, require_sa
 from .writer import ResumableParquetWriter, check_output_path
 
 
-@dataclass
+@dataclass(frozen=True)
 class EmbedReport:
+    """What one ``embed_file`` job wrote: ``rows`` embeddings in ``chunks`` chunks (``resumed_chunks`` of
+    them kept from a killed run) and what reading the input found (``read``)."""
+
     output: Path
     rows: int = 0
     chunks: int = 0
     resumed_chunks: int = 0
     read: ReadReport = field(default_factory=ReadReport)
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``sciembed embed --json`` summary, with the written file's metadata."""
+        metadata = read_metadata(self.output)
+        return {
+            "output": str(self.output),
+            "rows": self.rows,
+            "chunks": self.chunks,
+            "resumed_chunks": self.resumed_chunks,
+            "papers_read": self.read.papers,
+            "duplicates_dropped": self.read.duplicates,
+            "invalid_skipped": self.read.skipped,
+            "invalid_examples": self.read.skipped_examples,
+            "metadata": metadata.to_json() if metadata else None,
+        }
+
+    def lines(self) -> list[str]:
+        """The text summary that ``sciembed embed`` prints."""
+        out = [f"resumed: {self.resumed_chunks} finished chunks kept"] if self.resumed_chunks else []
+        return [*out, self.read.summary(), f"wrote {self.rows} embeddings to {self.output}"]
 
 
 def _chunks(papers: Iterator[Paper], size: int) -> Iterator[list[Paper]]:
@@ -81,10 +105,10 @@ def embed_file(
     writer = ResumableParquetWriter(output_path, job, metadata.schema_metadata(), inputs=[input_path])
     try:
         _check_finished_parts(writer, metadata)
-        report = EmbedReport(output=output_path, resumed_chunks=writer.resumed_chunks)
+        read = ReadReport()
         progress = progress_bar(show=show_progress)
         try:
-            papers = read_papers(input_path, id_field=id_field, skip_invalid=skip_invalid, report=report.read)
+            papers = read_papers(input_path, id_field=id_field, skip_invalid=skip_invalid, report=read)
             if limit is not None:
                 papers = itertools.islice(papers, limit)
             index = -1
@@ -96,13 +120,13 @@ def embed_file(
                 progress.update(len(chunk))
         finally:
             progress.close()  # before any message: never on the progress bar's line
-        report.chunks = index + 1
-        if report.chunks == 0:
+        chunks = index + 1
+        if chunks == 0:
             raise ValueError(f"{input_path}: no papers to embed")
-        report.rows = writer.finish(report.chunks, model.dimension)
+        rows = writer.finish(chunks, model.dimension)
     finally:
         writer.close()
-    return report
+    return EmbedReport(output_path, rows=rows, chunks=chunks, resumed_chunks=writer.resumed_chunks, read=read)
 
 
 def _check_finished_parts(writer: ResumableParquetWriter, metadata: EmbeddingMetadata) -> None:

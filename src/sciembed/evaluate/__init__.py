@@ -4,18 +4,33 @@ Imports ``sciembed.model`` and ``sciembed.data`` only (never ``sciembed.train``)
 """
 
 from .baselines import BM25Model, EmbeddingModel, RandomModel, Ranker, SciEmbedEvalModel, resolve_model
-from .benchmark import averages, evaluate_task, load_task_data, markdown_table, run_benchmark, write_reports
+from .benchmark import (
+    averages,
+    evaluate_task,
+    load_task_data,
+    markdown_table,
+    read_results,
+    run_benchmark,
+    write_reports,
+)
 from .cache import EmbeddingCache
 from .classification import classify, evaluate_classification
 from .loaders import TaskDataError, load_documents, load_labels, load_qrels, load_reviewers
 from .metrics import classification_metric, kendall_tau, regression_metric, trec_measures
 from .registry import TaskFileError, TaskSpec, parse_task, parse_task_lines, read_task_file
 from .regression import evaluate_regression, regress
+from .results import Average, Comparison, ItemScores, ModelResult, SuiteResult, TaskResult
 from .retrieval import rank_by_distance
 from .reviewer import evaluate_reviewer_matching, rank_reviewers, reviewer_score
 from .tasks import load_tasks
 
 __all__ = [
+    "Average",
+    "Comparison",
+    "ItemScores",
+    "ModelResult",
+    "SuiteResult",
+    "TaskResult",
     "BM25Model",
     "EmbeddingCache",
     "EmbeddingModel",
@@ -44,6 +59,7 @@ __all__ = [
     "parse_task_lines",
     "rank_by_distance",
     "rank_reviewers",
+    "read_results",
     "read_task_file",
     "regress",
     "regression_metric",

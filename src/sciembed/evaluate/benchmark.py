@@ -1,10 +1,11 @@
 """Run task lists for models: load each task's data once, embed through the cache, score, average, report.
 
-``run_benchmark(models, tasks, output_dir)`` writes ``results.json``, ``results.md`` (the models side by
-side) and ``results.png``. With two or more models it adds paired-bootstrap intervals of every
-difference vs the reference model (the first, or ``reference``) and, with three or more, the
-task-correlation heatmap ``task_correlation.png``. A task whose data cannot be loaded, or that fails
-for a model, is recorded as failed with its reason; the other tasks still run.
+``run_benchmark(models, tasks, output_dir)`` returns a ``SuiteResult`` (``results.py``) and writes
+``results.json``, ``results.md`` (the models side by side) and ``results.png``. With two or more
+models it adds paired-bootstrap intervals of every difference vs the reference model (the first, or
+``reference``) and, with three or more, the task-correlation heatmap ``task_correlation.png``. A
+task whose data cannot be loaded, or that fails for a model, is recorded as failed with its reason;
+the other tasks still run.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import platform
 import time
 import traceback
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,17 @@ from .loaders import Documents, TaskDataError, load_documents, load_labels, load
 from .metrics import trec_per_query
 from .registry import TaskSpec
 from .regression import evaluate_regression
+from .results import (
+    FAILED,
+    OK,
+    SKIPPED,
+    Average,
+    EmbeddingCounts,
+    ItemScores,
+    ModelResult,
+    SuiteResult,
+    TaskResult,
+)
 from .retrieval import evaluate_run, missing_in_run, rank_by_distance
 from .reviewer import evaluate_reviewer_matching, rank_reviewers
 
@@ -156,13 +168,9 @@ def _split_present(rows: list[tuple[str, Any]], docs: Documents) -> tuple[list[s
     return ids, labels, missing
 
 
-def _supervised(task: TaskSpec, data: TaskData, model: Any, embedder: Embedder, n_jobs: int) -> dict[str, Any]:
+def _supervised(task: TaskSpec, data: TaskData, model: Any, embedder: Embedder, n_jobs: int) -> TaskResult:
     train_ids, train_y, miss_train = _split_present(data.labels["train"], data.docs)
     test_ids, test_y, miss_test = _split_present(data.labels["test"], data.docs)
-    result: dict[str, Any] = {
-        "counts": {"train": len(train_ids), "test": len(test_ids)},
-        "missing": {"train": miss_train, "test": miss_test},
-    }
     if not train_ids or not test_ids:
         raise ValueError(f"no documents left to evaluate (missing: train {miss_train}, test {miss_test})")
     t0 = time.perf_counter()
@@ -189,14 +197,19 @@ def _supervised(task: TaskSpec, data: TaskData, model: Any, embedder: Embedder, 
         metrics = evaluate_regression(
             x_train, train_y, x_test, test_y, task.metrics, n_jobs=n_jobs, cv_seeds=task.cv_seeds, items=items
         )
-    result["metrics"] = metrics
-    result["cv_seeds"] = task.cv_seeds
-    result["items"] = items
-    result["timing"] = {"embed_s": t1 - t0, "score_s": time.perf_counter() - t1}
-    return result
+    return _scored(
+        task,
+        data,
+        metrics,
+        counts={"train": len(train_ids), "test": len(test_ids)},
+        missing={"train": miss_train, "test": miss_test},
+        timing={"embed_s": t1 - t0, "score_s": time.perf_counter() - t1},
+        items=ItemScores.from_json(items),
+        cv_seeds=task.cv_seeds,
+    )
 
 
-def _retrieval(task: TaskSpec, data: TaskData, model: Any, embedder: Embedder) -> dict[str, Any]:
+def _retrieval(task: TaskSpec, data: TaskData, model: Any, embedder: Embedder) -> TaskResult:
     qrels = data.qrels
     candidates = {q: list(c) for q, c in qrels.items()}
     queries = {q: data.docs.query(q) for q in candidates}
@@ -216,26 +229,28 @@ def _retrieval(task: TaskSpec, data: TaskData, model: Any, embedder: Embedder) -
     metrics = evaluate_run(qrels, run, task.metrics)
     lost = missing_in_run(candidates, run)
     per_query = trec_per_query(qrels, run, task.main_metric)
-    return {
-        "metrics": metrics,
-        "items": {"ids": list(per_query), "scores": list(per_query.values())},
-        "counts": {
+    return _scored(
+        task,
+        data,
+        metrics,
+        counts={
             "queries": len(candidates),
             "candidates": len(cand_ids),
             "pairs": sum(len(c) for c in candidates.values()),
             "evaluated_queries": len(run),
         },
-        "missing": {
+        missing={
             "queries": len(missing_queries),
             "candidates": len(missing_docs),
             "queries_not_evaluated": lost["queries"],
             "pairs_not_ranked": lost["pairs"],
         },
-        "timing": {"embed_s": t1 - t0, "score_s": time.perf_counter() - t1},
-    }
+        timing={"embed_s": t1 - t0, "score_s": time.perf_counter() - t1},
+        items=ItemScores(list(per_query), scores=list(per_query.values())),
+    )
 
 
-def _reviewer(task: TaskSpec, data: TaskData, model: Any, embedder: Embedder) -> dict[str, Any]:
+def _reviewer(task: TaskSpec, data: TaskData, model: Any, embedder: Embedder) -> TaskResult:
     candidates: dict[str, list[str]] = {}
     for qrels in (data.hard_qrels, data.soft_qrels):
         for pid, rids in qrels.items():
@@ -255,34 +270,55 @@ def _reviewer(task: TaskSpec, data: TaskData, model: Any, embedder: Embedder) ->
     metrics = evaluate_reviewer_matching(data.hard_qrels, data.soft_qrels, run, task.metrics)
     for m in task.metrics:  # the task's own metric names: mean of hard and soft
         metrics[m] = (metrics[f"hard_{m}"] + metrics[f"soft_{m}"]) / 2
-    return {
-        "metrics": metrics,
-        "counts": {"papers": len(paper_ids), "reviewers": len(data.reviewers), "documents": len(all_ids)},
-        "missing": {
+    return _scored(
+        task,
+        data,
+        metrics,
+        counts={"papers": len(paper_ids), "reviewers": len(data.reviewers), "documents": len(all_ids)},
+        missing={
             "documents": len(missing),
             "papers": len(paper_ids - set(vectors)),
             "unknown_reviewers": len(unknown_reviewers),
         },
-        "timing": {"embed_s": t1 - t0, "score_s": time.perf_counter() - t1},
-    }
+        timing={"embed_s": t1 - t0, "score_s": time.perf_counter() - t1},
+    )
 
 
-def evaluate_task(task: TaskSpec, data: TaskData, model: Any, embedder: Embedder, n_jobs: int = 1) -> dict[str, Any]:
-    """One task for one model: ``{"status": "ok", "metrics", "main_score", "counts", "missing", "timing"}``."""
+def _scored(
+    task: TaskSpec, data: TaskData, metrics: dict[str, Any], missing: dict[str, Any], **fields: Any
+) -> TaskResult:
+    missing = dict(missing, skipped_records=data.docs.skipped)
+    if data.docs.skipped_examples:
+        missing["skipped_examples"] = data.docs.skipped_examples
+    return TaskResult(
+        **_task_fields(task),
+        status=OK,
+        main_metric=task.main_metric,
+        main_score=metrics.get(task.main_metric, float("nan")),
+        metrics=metrics,
+        missing=missing,
+        **fields,
+    )
+
+
+def _task_fields(task: TaskSpec) -> dict[str, Any]:
+    return {"task": task.name, "task_type": task.type, "in_training": task.in_training}
+
+
+def evaluate_task(task: TaskSpec, data: TaskData, model: Any, embedder: Embedder, n_jobs: int = 1) -> TaskResult:
+    """One task for one model: a scored :class:`TaskResult`, or a skipped one (the model does not support it)."""
     reason = supports(model, task.kind)
     if reason is not None:
-        return {"status": "skipped", "reason": reason}
+        return TaskResult(**_task_fields(task), status=SKIPPED, reason=reason)
     if task.kind in ("classification", "regression"):
-        result = _supervised(task, data, model, embedder, n_jobs)
-    elif task.kind == "reviewer_matching":
-        result = _reviewer(task, data, model, embedder)
-    else:
-        result = _retrieval(task, data, model, embedder)
-    result["missing"]["skipped_records"] = data.docs.skipped
-    if data.docs.skipped_examples:
-        result["missing"]["skipped_examples"] = data.docs.skipped_examples
-    main = result["metrics"].get(task.main_metric, float("nan"))
-    return {"status": "ok", "main_metric": task.main_metric, "main_score": main, **result}
+        return _supervised(task, data, model, embedder, n_jobs)
+    if task.kind == "reviewer_matching":
+        return _reviewer(task, data, model, embedder)
+    return _retrieval(task, data, model, embedder)
+
+
+def _failed(task: TaskSpec, reason: str, traceback_text: str | None = None) -> TaskResult:
+    return TaskResult(**_task_fields(task), status=FAILED, reason=reason, traceback=traceback_text)
 
 
 # ---- averages -------------------------------------------------------------------------------------
@@ -291,7 +327,7 @@ def _mean(values: list[float]) -> float | None:
     return float(np.mean(values)) if values else None
 
 
-def averages(tasks: Sequence[TaskSpec], results: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+def averages(tasks: Sequence[TaskSpec], results: Mapping[str, TaskResult]) -> dict[str, Average]:
     """SciRepEval-style averages of the main scores: per format, in-training, out-of-training, overall.
 
     Each average says how many tasks it covers (``n``) out of how many the task list has (``of``).
@@ -302,10 +338,10 @@ def averages(tasks: Sequence[TaskSpec], results: Mapping[str, Mapping[str, Any]]
     groups["in_training"] = [t for t in tasks if t.in_training]
     groups["out_of_training"] = [t for t in tasks if not t.in_training]
     groups["overall"] = list(tasks)
-    out: dict[str, Any] = {}
+    out: dict[str, Average] = {}
     for name, members in groups.items():
-        scores = [results[t.name]["main_score"] for t in members if results.get(t.name, {}).get("status") == "ok"]
-        out[name] = {"score": _mean(scores), "n": len(scores), "of": len(members)}
+        scores = [results[t.name].main_score for t in members if t.name in results and results[t.name].ok]
+        out[name] = Average(_mean(scores), len(scores), len(members))
     return out
 
 
@@ -338,8 +374,8 @@ def run_benchmark(
     model_loader: Callable[..., Any] = resolve_model,
     reference: str | None = None,
     n_boot: int = N_BOOT,
-) -> dict[str, Any]:
-    """Evaluate every model on every task; returns the results dict and writes the reports.
+) -> SuiteResult:
+    """Evaluate every model on every task; returns the :class:`SuiteResult` and writes the reports.
 
     ``models``: names (``bm25``, ``random``, ``default``, a folder, a hub name) or model objects.
     """
@@ -356,88 +392,74 @@ def run_benchmark(
         except (TaskDataError, OSError, ValueError, KeyError) as exc:
             task_data[task.name] = f"{type(exc).__name__}: {exc}"
             _log(console, f"[red]task {task.name!r}: data could not be loaded[/red] ({exc})")
-    model_reports = []
+    model_results: list[ModelResult] = []
     for spec in models:
         t0 = time.perf_counter()
         try:
             model = model_loader(spec, device=device, batch_size=batch_size)
         except Exception as exc:  # noqa: BLE001  report and go on with the next model
-            model_reports.append(
-                {
-                    "name": str(spec),
-                    "status": "failed",
-                    "reason": f"{type(exc).__name__}: {exc}",
-                    "tasks": {},
-                    "averages": averages(tasks, {}),
-                }
-            )
+            reason = f"{type(exc).__name__}: {exc}"
+            model_results.append(ModelResult(str(spec), FAILED, reason=reason, averages=averages(tasks, {})))
             _log(console, f"[red]model {spec!r} could not be loaded[/red]: {exc}")
             continue
         load_s = time.perf_counter() - t0
         embedder = Embedder(model, cache_dir)
-        results: dict[str, Any] = {}
+        results: dict[str, TaskResult] = {}
         _log(console, f"[bold]{model.name}[/bold] ({model_kind(model)})")
         for task in tasks:
             data = task_data[task.name]
             task_start = time.perf_counter()
             if isinstance(data, str):
-                results[task.name] = {"status": "failed", "reason": f"data could not be loaded: {data}"}
+                result = _failed(task, f"data could not be loaded: {data}")
             else:
                 try:
-                    results[task.name] = evaluate_task(task, data, model, embedder, n_jobs=n_jobs)
+                    result = evaluate_task(task, data, model, embedder, n_jobs=n_jobs)
                 except Exception as exc:  # noqa: BLE001  one failing task must not stop the others
-                    results[task.name] = {
-                        "status": "failed",
-                        "reason": f"{type(exc).__name__}: {exc}",
-                        "traceback": traceback.format_exc(limit=3),
-                    }
-            results[task.name].setdefault("timing", {})["total_s"] = time.perf_counter() - task_start
-            _log(console, "  " + _task_line(task, results[task.name]))
-        model_reports.append(
-            {
-                "name": model.name,
-                "spec": str(spec),
-                "status": "ok",
-                "info": model.info(),
-                "tasks": results,
-                "averages": averages(tasks, results),
-                "embeddings": {"computed": embedder.computed, "from_cache": embedder.reused},
-                "timing": {"load_s": load_s, "total_s": time.perf_counter() - t0},
-            }
+                    result = _failed(task, f"{type(exc).__name__}: {exc}", traceback.format_exc(limit=3))
+            results[task.name] = replace(result, timing={**result.timing, "total_s": time.perf_counter() - task_start})
+            _log(console, "  " + _task_line(results[task.name]))
+        model_results.append(
+            ModelResult(
+                name=model.name,
+                spec=str(spec),
+                status=OK,
+                info=model.info(),
+                tasks=results,
+                averages=averages(tasks, results),
+                embeddings=EmbeddingCounts(computed=embedder.computed, from_cache=embedder.reused),
+                timing={"load_s": load_s, "total_s": time.perf_counter() - t0},
+            )
         )
-    report = {
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "versions": versions(),
-        "device": device or "auto",
-        "cache_dir": str(cache_dir) if cache_dir is not None else None,
-        "tasks": [t.to_dict() for t in tasks],
-        "data_load_s": {
+    report = SuiteResult(
+        tasks=[t.to_dict() for t in tasks],
+        models=model_results,
+        created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        versions=versions(),
+        device=device or "auto",
+        cache_dir=str(cache_dir) if cache_dir is not None else None,
+        data_load_s={
             t.name: (d.load_s if isinstance(d, TaskData) else None) for t, d in ((t, task_data[t.name]) for t in tasks)
         },
-        "models": model_reports,
-    }
-    ok_models = [m for m in model_reports if m["status"] == "ok"]
-    if len(ok_models) >= 2 and n_boot > 0:
+    )
+    comparisons = None
+    if len(report.ok_models) >= 2 and n_boot > 0:
         t0 = time.perf_counter()
-        report["comparisons"] = compare_models(report, reference or ok_models[0]["name"], n_boot=n_boot)
-        report["comparisons"]["compute_s"] = time.perf_counter() - t0
-    correlation = task_correlation(report)
-    if correlation is not None:
-        report["task_correlation"] = correlation
-    report["total_s"] = time.perf_counter() - start
+        comparisons = compare_models(report, reference or report.ok_models[0].name, n_boot=n_boot)
+        comparisons = replace(comparisons, compute_s=time.perf_counter() - t0)
+    report = replace(report, comparisons=comparisons, task_correlation=task_correlation(report))
+    report = replace(report, total_s=time.perf_counter() - start)
     if output_dir is not None:
         write_reports(report, output_dir)
     return report
 
 
-def _task_line(task: TaskSpec, result: Mapping[str, Any]) -> str:
-    status = result.get("status")
-    if status != "ok":
-        return f"{task.name}: {status} ({result.get('reason', '')})"
-    missing = {k: v for k, v in result.get("missing", {}).items() if isinstance(v, int) and v}
+def _task_line(result: TaskResult) -> str:
+    if not result.ok:
+        return f"{result.task}: {result.status} ({result.reason or ''})"
+    missing = result.missing_counts
     extra = f" missing {missing}" if missing else ""
     return (
-        f"{task.name}: {task.main_metric} {result['main_score']:.2f} ({result['timing'].get('total_s', 0):.1f}s){extra}"
+        f"{result.task}: {result.main_metric} {result.main_score:.2f} ({result.timing.get('total_s', 0):.1f}s){extra}"
     )
 
 
@@ -448,28 +470,28 @@ def _fmt(value: Any) -> str:
     return f"{value:.2f}"
 
 
-def markdown_table(report: Mapping[str, Any]) -> str:
+def markdown_table(report: SuiteResult) -> str:
     """The models side by side: one row per task (main metric), then the averages."""
-    models = report["models"]
-    header = "| task | format | train | metric | " + " | ".join(m["name"] for m in models) + " |"
+    models = report.models
+    header = "| task | format | train | metric | " + " | ".join(m.name for m in models) + " |"
     lines = [header, "|" + "---|" * (4 + len(models))]
     notes: list[str] = []
-    for task in report["tasks"]:
+    for task in report.tasks:
         cells = []
         for model in models:
-            result = model["tasks"].get(task["name"], {})
-            status = result.get("status")
-            if status == "ok":
-                cell = _fmt(result["main_score"])
-                missing = {k: v for k, v in result.get("missing", {}).items() if isinstance(v, int) and v}
+            result = model.task(task["name"])
+            if result is not None and result.ok:
+                cell = _fmt(result.main_score)
+                missing = result.missing_counts
                 if missing:
                     cell += "*"
-                    notes.append(f"{model['name']} / {task['name']}: missing {missing}")
-            elif status == "skipped":
+                    notes.append(f"{model.name} / {task['name']}: missing {missing}")
+            elif result is not None and result.status == SKIPPED:
                 cell = "n/a"
             else:
                 cell = "failed"
-                notes.append(f"{model['name']} / {task['name']}: {result.get('reason', model.get('reason', ''))}")
+                reason = result.reason if result is not None and result.reason else (model.reason or "")
+                notes.append(f"{model.name} / {task['name']}: {reason}")
             cells.append(cell)
         kind = task["kind"] if task["kind"] != "adhoc_search" else "search"
         mark = "in" if task["in_training"] else "out"
@@ -485,10 +507,11 @@ def markdown_table(report: Mapping[str, Any]) -> str:
     for group, label in labels.items():
         cells = []
         for model in models:
-            avg = model["averages"].get(group, {})
-            cell = _fmt(avg.get("score"))
-            if avg.get("score") is not None and avg.get("n") != avg.get("of"):
-                cell += f" ({avg['n']}/{avg['of']})"
+            avg = model.averages.get(group)
+            score = avg.score if avg is not None else None
+            cell = _fmt(score)
+            if score is not None and not avg.complete:
+                cell += f" ({avg.n}/{avg.of})"
             cells.append(cell)
         lines.append(f"| {label} | | | | " + " | ".join(cells) + " |")
     text = "\n".join(lines) + "\n"
@@ -501,42 +524,42 @@ def markdown_table(report: Mapping[str, Any]) -> str:
     return text
 
 
-def report_markdown(report: Mapping[str, Any]) -> str:
+def report_markdown(report: SuiteResult) -> str:
     """``results.md``: the scores table, the differences with intervals, the correlation heatmap's link."""
     text = markdown_table(report)
-    if report.get("comparisons"):
-        text += "\n" + comparison_markdown(report["comparisons"], report["tasks"])
-    if report.get("task_correlation"):
+    if report.comparisons is not None:
+        text += "\n" + comparison_markdown(report.comparisons, report.tasks)
+    if report.task_correlation is not None:
         text += (
             f"\n![task correlation](task_correlation.png)\n\nTask correlation: Pearson r of the main scores across "
-            f"the {len(report['task_correlation']['models'])} evaluated models.\n"
+            f"the {len(report.task_correlation.models)} evaluated models.\n"
         )
-    elif len(report.get("models", [])) > 1:
+    elif len(report.models) > 1:
         text += "\nTask correlation heatmap: needs three or more evaluated models.\n"
     return text
 
 
-def bar_chart(report: Mapping[str, Any], path: str | Path) -> None:
+def bar_chart(report: SuiteResult, path: str | Path) -> None:
     """A PNG: main score per task and averages, one bar per model."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    models = report["models"]
-    rows = [t["name"] for t in report["tasks"]] + ["avg in-training", "avg out-of-training", "avg overall"]
+    models = report.models
+    rows = [t["name"] for t in report.tasks] + ["avg in-training", "avg out-of-training", "avg overall"]
     width = 0.8 / max(1, len(models))
     fig, ax = plt.subplots(figsize=(max(8, 0.7 * len(rows) * max(1, len(models)) / 1.5), 5))
     x = np.arange(len(rows))
     for i, model in enumerate(models):
         values = []
-        for task in report["tasks"]:
-            res = model["tasks"].get(task["name"], {})
-            values.append(res.get("main_score") if res.get("status") == "ok" else np.nan)
+        for task in report.tasks:
+            result = model.scored(task["name"])
+            values.append(result.main_score if result is not None else np.nan)
         for group in ("in_training", "out_of_training", "overall"):
-            score = model["averages"].get(group, {}).get("score")
-            values.append(np.nan if score is None else score)
-        ax.bar(x + (i - (len(models) - 1) / 2) * width, np.asarray(values, dtype=float), width, label=model["name"])
+            avg = model.averages.get(group)
+            values.append(np.nan if avg is None or avg.score is None else avg.score)
+        ax.bar(x + (i - (len(models) - 1) / 2) * width, np.asarray(values, dtype=float), width, label=model.name)
     ax.set_xticks(x)
     ax.set_xticklabels(rows, rotation=45, ha="right", fontsize=8)
     ax.set_ylabel("main metric (x 100)")
@@ -555,17 +578,12 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
-def _clean(value: Any) -> Any:
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_clean(v) for v in value]
-    return value
+def read_results(path: str | Path) -> SuiteResult:
+    """A ``results.json`` (of this or an older version) as a :class:`SuiteResult`."""
+    return SuiteResult.from_json(json.loads(Path(path).read_text()))
 
 
-def write_reports(report: Mapping[str, Any], output_dir: str | Path) -> dict[str, Path]:
+def write_reports(report: SuiteResult, output_dir: str | Path) -> dict[str, Path]:
     """``results.json``, ``results.md`` and ``results.png`` in ``output_dir``."""
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -582,10 +600,10 @@ def write_reports(report: Mapping[str, Any], output_dir: str | Path) -> dict[str
         text += "\n(no charts: matplotlib is not installed)\n"
     else:
         bar_chart(report, paths["png"])
-        if report.get("task_correlation"):
-            paths["correlation"] = correlation_heatmap(report["task_correlation"], output_dir / "task_correlation.png")
+        if report.task_correlation is not None:
+            paths["correlation"] = correlation_heatmap(report.task_correlation, output_dir / "task_correlation.png")
     tmp = paths["json"].with_name(".results.json.tmp")
-    tmp.write_text(json.dumps(_clean(report), indent=2, default=_json_default) + "\n")
+    tmp.write_text(json.dumps(report.to_json(), indent=2, default=_json_default) + "\n")
     os.replace(tmp, paths["json"])
     paths["markdown"].write_text(text)
     return paths

@@ -17,32 +17,16 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+from .results import Comparison, GroupDifference, Interval, ItemScores, ModelComparison, SuiteResult, TaskDifference
 
 N_BOOT = 1000
 SEED = 20261201
 CONFIDENCE = 0.95
 GROUPS = ("classification", "regression", "proximity", "adhoc_search")
-
-
-@dataclass(frozen=True)
-class Interval:
-    """A difference (candidate - reference) with its bootstrap interval, over ``n`` tasks or items."""
-
-    diff: float
-    low: float
-    high: float
-    n: int
-
-    @property
-    def half_width(self) -> float:
-        return (self.high - self.low) / 2
-
-    def to_dict(self) -> dict[str, float]:
-        return {"diff": self.diff, "low": self.low, "high": self.high, "half_width": self.half_width, "n": self.n}
 
 
 def task_seed(name: str, seed: int = SEED) -> int:
@@ -144,53 +128,37 @@ def ranking_replicates(scores: Sequence[float], counts: np.ndarray) -> np.ndarra
 
 
 # ---- per task ---------------------------------------------------------------------------------------------
-def _select(items: Mapping[str, Any], ids: list[str]) -> dict[str, Any]:
-    """The items of ``ids`` (in that order) from one model's per-item data."""
-    position = {pid: i for i, pid in enumerate(items["ids"])}
-    take = [position[pid] for pid in ids]
-    out: dict[str, Any] = {"ids": ids}
-    if "scores" in items:
-        out["scores"] = [items["scores"][i] for i in take]
-    else:
-        out["gold"] = [items["gold"][i] for i in take]
-        out["predictions"] = [[p[i] for i in take] for p in items["predictions"]]
-        if "labels" in items:
-            out["labels"] = items["labels"]
-    return out
-
-
 def task_replicates(
-    task: Mapping[str, Any], items_by_model: Mapping[str, Mapping[str, Any]], n_boot: int = N_BOOT, seed: int = SEED
+    task: Mapping[str, Any], items_by_model: Mapping[str, ItemScores], n_boot: int = N_BOOT, seed: int = SEED
 ) -> dict[str, tuple[float, np.ndarray]]:
     """``{model: (full-sample score, n_boot resampled scores)}`` on the items all models share, with the
-    same resamples for every model."""
+    same resamples for every model. ``task``: an entry of the run's task list (name, type, main_metric)."""
     if not items_by_model:
         return {}
-    common = set.intersection(*(set(i["ids"]) for i in items_by_model.values()))
+    common = set.intersection(*(set(i.ids) for i in items_by_model.values()))
     first = next(iter(items_by_model.values()))
-    ids = [pid for pid in first["ids"] if pid in common]
+    ids = [pid for pid in first.ids if pid in common]
     if not ids:
         return {}
     indices = resample_indices(len(ids), n_boot, task_seed(task["name"], seed))
     identity = np.arange(len(ids))[None, :]
+    metric = task["main_metric"]
     out: dict[str, tuple[float, np.ndarray]] = {}
     for model, raw in items_by_model.items():
-        items = _select(raw, ids)
-        metric = task["main_metric"]
-        if "scores" in items:
-            full = ranking_replicates(items["scores"], np.ones((1, len(ids))))
-            reps = ranking_replicates(items["scores"], _counts(indices, len(ids)))
+        items = raw.select(ids)
+        if items.ranked:
+            full = ranking_replicates(items.scores, np.ones((1, len(ids))))
+            reps = ranking_replicates(items.scores, _counts(indices, len(ids)))
         elif task["type"] == "classification":
-            labels = items.get("labels")
             full = classification_replicates(
-                metric, items["gold"], items["predictions"], np.ones((1, len(ids))), labels
+                metric, items.gold, items.predictions, np.ones((1, len(ids))), items.labels
             )
             reps = classification_replicates(
-                metric, items["gold"], items["predictions"], _counts(indices, len(ids)), labels
+                metric, items.gold, items.predictions, _counts(indices, len(ids)), items.labels
             )
         else:
-            full = regression_replicates(metric, items["gold"], items["predictions"], identity)
-            reps = regression_replicates(metric, items["gold"], items["predictions"], indices)
+            full = regression_replicates(metric, items.gold, items.predictions, identity)
+            reps = regression_replicates(metric, items.gold, items.predictions, indices)
         out[model] = (float(full[0]), reps)
     return out
 
@@ -221,54 +189,47 @@ def group_members(tasks: Sequence[Mapping[str, Any]]) -> dict[str, list[str]]:
 
 
 def compare_models(
-    report: Mapping[str, Any],
+    report: SuiteResult,
     reference: str,
     candidates: Sequence[str] | None = None,
     n_boot: int = N_BOOT,
     seed: int = SEED,
     confidence: float = CONFIDENCE,
-) -> dict[str, Any]:
+) -> Comparison:
     """Paired-bootstrap differences of ``candidates`` (default: all other models) vs ``reference`` for
-    every task and average of a ``run_benchmark`` report (models named by ``name`` or ``spec``)."""
-    models = {m["name"]: m for m in report["models"]} | {m.get("spec", m["name"]): m for m in report["models"]}
-    if reference not in models:
-        raise ValueError(f"no model {reference!r} in the results; they have {[m['name'] for m in report['models']]}")
-    ref = models[reference]
-    others = [models[c] for c in candidates] if candidates else [m for m in report["models"] if m is not ref]
-    out: dict[str, Any] = {
-        "reference": ref["name"],
-        "n_boot": n_boot,
-        "seed": seed,
-        "confidence": confidence,
-        "models": {},
-    }
-    groups = group_members(report["tasks"])
+    every task and average of a run (models named by ``name`` or ``spec``)."""
+    ref = report.model(reference)
+    if ref is None:
+        raise ValueError(f"no model {reference!r} in the results; they have {[m.name for m in report.models]}")
+    others = [report.model(c) for c in candidates] if candidates else [m for m in report.models if m is not ref]
+    models: dict[str, ModelComparison] = {}
+    groups = group_members(report.tasks)
     for cand in others:
-        if cand.get("status") != "ok" or ref.get("status") != "ok":
+        if cand is None or not cand.ok or not ref.ok:
             continue
-        per_task: dict[str, dict[str, Any]] = {}
+        per_task: dict[str, TaskDifference] = {}
         replicates: dict[str, np.ndarray] = {}
-        for task in report["tasks"]:
-            a, b = ref["tasks"].get(task["name"], {}), cand["tasks"].get(task["name"], {})
-            if a.get("status") != "ok" or b.get("status") != "ok" or "items" not in a or "items" not in b:
+        for task in report.tasks:
+            a, b = ref.scored(task["name"]), cand.scored(task["name"])
+            if a is None or b is None or a.items is None or b.items is None:
                 continue
-            scored = task_replicates(task, {"ref": a["items"], "cand": b["items"]}, n_boot, seed)
+            scored = task_replicates(task, {"ref": a.items, "cand": b.items}, n_boot, seed)
             if not scored:
                 continue
             (ref_full, ref_reps), (cand_full, cand_reps) = scored["ref"], scored["cand"]
             diff = cand_reps - ref_reps
             replicates[task["name"]] = diff
-            entry = interval(cand_full - ref_full, diff, len(a["items"]["ids"]), confidence).to_dict()
-            entry.update({"reference": ref_full, "score": cand_full})
-            per_task[task["name"]] = entry
-        averages: dict[str, Any] = {}
+            per_task[task["name"]] = TaskDifference(
+                interval(cand_full - ref_full, diff, a.n_items, confidence), ref_full, cand_full
+            )
+        averages: dict[str, GroupDifference] = {}
         for group, names in groups.items():
             present = [n for n in names if n in replicates]
             if not present:
-                averages[group] = {"diff": None, "low": None, "high": None, "n": 0, "of": len(names)}
+                averages[group] = GroupDifference(None, len(names))
                 continue
             reps = np.mean([replicates[n] for n in present], axis=0)
-            point = float(np.mean([per_task[n]["diff"] for n in present]))
-            averages[group] = interval(point, reps, len(present), confidence).to_dict() | {"of": len(names)}
-        out["models"][cand["name"]] = {"tasks": per_task, "averages": averages}
-    return out
+            point = float(np.mean([per_task[n].interval.diff for n in present]))
+            averages[group] = GroupDifference(interval(point, reps, len(present), confidence), len(names))
+        models[cand.name] = ModelComparison(per_task, averages)
+    return Comparison(reference=ref.name, n_boot=n_boot, seed=seed, confidence=confidence, models=models)

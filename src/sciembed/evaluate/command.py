@@ -5,7 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .results import SuiteResult
 
 DEFAULT_OUTPUT = Path("runs") / "evaluate"
 DEFAULT_CACHE = Path(".cache") / "embeddings"
@@ -25,7 +28,7 @@ def run_evaluate(
     reference: str | None = None,
     n_boot: int | None = None,
     backend: str = "torch",
-) -> dict[str, Any]:
+) -> SuiteResult:
     """Load the tasks, run every model, write ``results.json`` / ``results.md`` / ``results.png``."""
     from rich.console import Console
 

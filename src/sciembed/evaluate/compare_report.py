@@ -9,6 +9,8 @@ from typing import Any
 
 import numpy as np
 
+from .results import Comparison, Interval, SuiteResult, TaskCorrelation
+
 MIN_MODELS_FOR_CORRELATION = 3
 AVERAGE_LABELS = {
     "out_of_training": "avg out-of-training",
@@ -21,22 +23,22 @@ AVERAGE_LABELS = {
 }
 
 
-def _cell(entry: Mapping[str, Any] | None) -> str:
-    if not entry or entry.get("diff") is None:
+def _cell(interval: Interval | None) -> str:
+    if interval is None:
         return "-"
-    low, high = entry["low"], entry["high"]
-    flag = " ▲" if low > 0 else (" ▼" if high < 0 else "")
-    return f"{entry['diff']:+.2f} [{low:+.2f}, {high:+.2f}]{flag}"
+    low, high = interval.low, interval.high
+    flag = " ▲" if interval.above_zero else (" ▼" if interval.below_zero else "")
+    return f"{interval.diff:+.2f} [{low:+.2f}, {high:+.2f}]{flag}"
 
 
-def comparison_markdown(comparisons: Mapping[str, Any], tasks: list[Mapping[str, Any]]) -> str:
+def comparison_markdown(comparisons: Comparison, tasks: list[Mapping[str, Any]]) -> str:
     """Differences vs the reference with their intervals: one row per task, then the averages."""
-    models = list(comparisons["models"])
+    models = list(comparisons.models)
     if not models:
         return ""
-    pct = int(round(comparisons["confidence"] * 100))
+    pct = int(round(comparisons.confidence * 100))
     lines = [
-        f"## Differences vs {comparisons['reference']} (paired bootstrap, {comparisons['n_boot']} resamples, "
+        f"## Differences vs {comparisons.reference} (paired bootstrap, {comparisons.n_boot} resamples, "
         f"{pct}% interval)",
         "",
         "| task | train | " + " | ".join(models) + " |",
@@ -44,21 +46,24 @@ def comparison_markdown(comparisons: Mapping[str, Any], tasks: list[Mapping[str,
     ]
     for task in tasks:
         mark = "in" if task["in_training"] else "out"
-        cells = [_cell(comparisons["models"][m]["tasks"].get(task["name"])) for m in models]
+        cells = []
+        for m in models:
+            entry = comparisons.models[m].tasks.get(task["name"])
+            cells.append(_cell(entry.interval if entry is not None else None))
         lines.append(f"| {task['name']} | {mark} | " + " | ".join(cells) + " |")
     for group, label in AVERAGE_LABELS.items():
         cells = []
         for m in models:
-            entry = comparisons["models"][m]["averages"].get(group)
-            cell = _cell(entry)
-            if entry and entry.get("n") and entry["n"] != entry["of"]:
-                cell += f" ({entry['n']}/{entry['of']})"
+            entry = comparisons.models[m].averages.get(group)
+            cell = _cell(entry.interval if entry is not None else None)
+            if entry is not None and entry.n and entry.n != entry.of:
+                cell += f" ({entry.n}/{entry.of})"
             cells.append(cell)
         lines.append(f"| **{label}** | | " + " | ".join(cells) + " |")
     half = [
-        f"{m}: ±{comparisons['models'][m]['averages']['out_of_training']['half_width']:.2f}"
+        f"{m}: ±{out.half_width:.2f}"
         for m in models
-        if comparisons["models"][m]["averages"].get("out_of_training", {}).get("diff") is not None
+        if (out := comparisons.models[m].average("out_of_training")) is not None
     ]
     lines += [
         "",
@@ -68,33 +73,31 @@ def comparison_markdown(comparisons: Mapping[str, Any], tasks: list[Mapping[str,
     return "\n".join(lines) + "\n"
 
 
-def task_correlation(report: Mapping[str, Any]) -> dict[str, Any] | None:
+def task_correlation(report: SuiteResult) -> TaskCorrelation | None:
     """Pearson correlation of the tasks' main scores across the evaluated models (tasks every such model
     scored); None with fewer than three models."""
-    models = [m for m in report["models"] if m.get("status") == "ok"]
-    names = [
-        t["name"] for t in report["tasks"] if all(m["tasks"].get(t["name"], {}).get("status") == "ok" for m in models)
-    ]
+    models = report.ok_models
+    names = [t["name"] for t in report.tasks if all(m.scored(t["name"]) is not None for m in models)]
     if len(models) < MIN_MODELS_FOR_CORRELATION or len(names) < 2:
         return None
-    scores = np.array([[m["tasks"][n]["main_score"] for m in models] for n in names], dtype=float)
+    scores = np.array([[m.tasks[n].main_score for m in models] for n in names], dtype=float)
     with np.errstate(invalid="ignore", divide="ignore"):
         matrix = np.corrcoef(scores)
-    return {
-        "tasks": names,
-        "models": [m["name"] for m in models],
-        "matrix": [[None if np.isnan(v) else float(v) for v in row] for row in matrix],
-    }
+    return TaskCorrelation(
+        tasks=names,
+        models=[m.name for m in models],
+        matrix=[[None if np.isnan(v) else float(v) for v in row] for row in matrix],
+    )
 
 
-def correlation_heatmap(correlation: Mapping[str, Any], path: str | Path) -> Path:
+def correlation_heatmap(correlation: TaskCorrelation, path: str | Path) -> Path:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    names = correlation["tasks"]
-    matrix = np.array([[np.nan if v is None else v for v in row] for row in correlation["matrix"]], dtype=float)
+    names = correlation.tasks
+    matrix = np.array([[np.nan if v is None else v for v in row] for row in correlation.matrix], dtype=float)
     size = max(6.0, 0.42 * len(names) + 3)
     fig, ax = plt.subplots(figsize=(size, size * 0.85))
     image = ax.imshow(matrix, cmap="RdBu_r", vmin=-1, vmax=1)
@@ -108,7 +111,7 @@ def correlation_heatmap(correlation: Mapping[str, Any], path: str | Path) -> Pat
                 if not np.isnan(matrix[i, j]):
                     ax.text(j, i, f"{matrix[i, j]:.1f}", ha="center", va="center", fontsize=5)
     fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="Pearson r across models")
-    ax.set_title(f"Task correlation over {len(correlation['models'])} models")
+    ax.set_title(f"Task correlation over {len(correlation.models)} models")
     fig.tight_layout()
     path = Path(path)
     fig.savefig(path, dpi=120)

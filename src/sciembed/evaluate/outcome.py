@@ -2,23 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Any
+from .results import SuiteResult
 
 
-def evaluation_failure(report: dict[str, Any]) -> str | None:
+def evaluation_failure(report: SuiteResult) -> str | None:
     """Why ``report`` (of :func:`run_benchmark`) is a failure: a model that could not be loaded, or a
     model for which every task failed or was skipped. None when every model scored something."""
-    models = report.get("models", [])
-    if not models:
+    if not report.models:
         return "no model was evaluated"
-    failed = [m for m in models if m.get("status") != "ok"]
+    failed = [m for m in report.models if not m.ok]
     if failed:
         more = f" (and {len(failed) - 1} more models)" if len(failed) > 1 else ""
-        return f"model {failed[0].get('name')!r} could not be loaded: {failed[0].get('reason')}{more}"
-    for model in models:
-        tasks = model.get("tasks") or {}
-        if not any(result.get("status") == "ok" for result in tasks.values()):
-            first = next(iter(tasks.items()), None)
-            detail = f" (first: {first[0]}: {first[1].get('reason')})" if first else " (no tasks)"
-            return f"model {model.get('name')!r}: no task could be evaluated{detail}"
+        return f"model {failed[0].name!r} could not be loaded: {failed[0].reason}{more}"
+    for model in report.models:
+        if not any(result.ok for result in model.tasks.values()):
+            first = next(iter(model.tasks.items()), None)
+            detail = f" (first: {first[0]}: {first[1].reason})" if first else " (no tasks)"
+            return f"model {model.name!r}: no task could be evaluated{detail}"
     return None

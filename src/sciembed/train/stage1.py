@@ -422,9 +422,9 @@ def run_lite_tasks(
     out: dict[str, float] = {}
     for task, data in memo["tasks"]:
         result = evaluate_task(task, data, wrapped, Embedder(wrapped, None))
-        if result.get("status") != "ok":
-            raise RuntimeError(f"lite task {task.name!r}: {result.get('status')} ({result.get('reason', '')})")
-        for metric, value in result["metrics"].items():
+        if not result.ok:
+            raise RuntimeError(f"lite task {task.name!r}: {result.status} ({result.reason or ''})")
+        for metric, value in result.metrics.items():
             if isinstance(value, int | float) and math.isfinite(value):
                 out[f"lite/{_slug(task.name)}/{metric}"] = float(value)
     return out

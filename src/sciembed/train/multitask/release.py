@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
 
-from ...evaluate.bootstrap import N_BOOT, SEED, Interval, compare_models
+from ...evaluate.benchmark import read_results
+from ...evaluate.bootstrap import N_BOOT, SEED, compare_models
+from ...evaluate.results import Interval, ModelResult
 from ...model import load_model, save_model
 from .heads import HEADS_DIR
 
@@ -92,13 +93,13 @@ class ReleaseCheck:
     @property
     def failures(self) -> list[str]:
         out = []
-        if not self.out_of_training.low > 0:
+        if not self.out_of_training.above_zero:
             out.append(
                 f"out-of-training average {self.out_of_training.diff:+.2f} is not above noise "
                 f"(interval low {self.out_of_training.low:+.2f} <= 0)"
             )
         for fmt, iv in self.formats.items():
-            if iv.high < 0:
+            if iv.below_zero:
                 out.append(
                     f"{FORMAT_NAMES[fmt]} out-of-training average {iv.diff:+.2f} is lower beyond noise "
                     f"(interval high {iv.high:+.2f} < 0)"
@@ -125,57 +126,50 @@ class ReleaseCheck:
         return "\n".join(lines)
 
 
-def _interval(entry: dict[str, Any] | None) -> Interval | None:
-    if not entry or entry.get("diff") is None:
-        return None
-    return Interval(entry["diff"], entry["low"], entry["high"], entry["n"])
-
-
 def check_release_rule(
     results: str | Path, base: str, candidate: str, n_boot: int = N_BOOT, seed: int = SEED
 ) -> ReleaseCheck:
     """Apply the release rule to a ``sciembed evaluate`` ``results.json`` holding ``base`` (the model
     training started from) and ``candidate`` (model specs as given to ``--model``, or names). Every task
     must have been scored for both, with per-item data (the bootstrap's input)."""
-    data = json.loads(Path(results).read_text())
-    by_spec = {m.get("spec", m["name"]): m for m in data["models"]} | {m["name"]: m for m in data["models"]}
+    suite = read_results(results)
 
-    def find(spec: str) -> dict[str, Any]:
-        entry = by_spec.get(spec) or by_spec.get(str(Path(spec)))
+    def find(spec: str) -> ModelResult:
+        entry = suite.model(spec) or suite.model(str(Path(spec)))
         if entry is None:
-            names = sorted(m.get("spec", m["name"]) for m in data["models"])
+            names = sorted(m.spec or m.name for m in suite.models)
             raise ValueError(f"{results}: no model {spec!r}; it has {names}")
         return entry
 
     entries = {"base": find(base), "candidate": find(candidate)}
     for role, entry in entries.items():
-        for task in data["tasks"]:
-            result = entry.get("tasks", {}).get(task["name"], {})
-            if result.get("status") != "ok":
+        for task in suite.tasks:
+            result = entry.scored(task["name"])
+            if result is None:
                 raise ValueError(
-                    f"{results}: {role} {entry['name']!r} has no score for {task['name']!r}; the rule needs every task"
+                    f"{results}: {role} {entry.name!r} has no score for {task['name']!r}; the rule needs every task"
                 )
-            if "items" not in result:
+            if result.items is None:
                 raise ValueError(
                     f"{results}: task {task['name']!r} has no per-item data; "
                     "re-run `sciembed evaluate` with this version"
                 )
-    report = {"tasks": data["tasks"], "models": [entries["base"], entries["candidate"]]}
-    comparison = compare_models(report, entries["base"]["name"], [entries["candidate"]["name"]], n_boot, seed)
-    averages = comparison["models"][entries["candidate"]["name"]]["averages"]
-    out = _interval(averages.get("out_of_training"))
+    pair = replace(suite, models=[entries["base"], entries["candidate"]], comparisons=None)
+    comparison = compare_models(pair, entries["base"].name, [entries["candidate"].name], n_boot, seed)
+    differences = comparison.models[entries["candidate"].name]
+    out = differences.average("out_of_training")
     if out is None:
         raise ValueError(f"{results}: no out-of-training task; the rule cannot be applied")
-    formats = {fmt: iv for fmt in FORMAT_NAMES if (iv := _interval(averages.get(f"out_of_training/{fmt}"))) is not None}
+    formats = {fmt: iv for fmt in FORMAT_NAMES if (iv := differences.average(f"out_of_training/{fmt}")) is not None}
     return ReleaseCheck(
-        base=entries["base"]["name"],
-        candidate=entries["candidate"]["name"],
+        base=entries["base"].name,
+        candidate=entries["candidate"].name,
         out_of_training=out,
         formats=formats,
-        in_training=_interval(averages.get("in_training")),
-        overall=_interval(averages.get("overall")),
+        in_training=differences.average("in_training"),
+        overall=differences.average("overall"),
         n_boot=n_boot,
-        confidence=comparison["confidence"],
+        confidence=comparison.confidence,
     )
 
 

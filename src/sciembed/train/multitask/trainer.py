@@ -41,8 +41,10 @@ from .heads import HeadConfig, TaskHead, head_loss, save_heads
 MODEL_DIR = "model"
 
 
-@dataclass
+@dataclass(frozen=True)
 class Stage2Result:
+    """What a stage-2 run did (``summary.json``): ``finished`` once ``steps`` reached ``total_steps``."""
+
     output: Path
     model_dir: Path
     steps: int
@@ -51,6 +53,19 @@ class Stage2Result:
     seconds: float
     final_losses: dict[str, float] = field(default_factory=dict)
     examples: dict[str, int] = field(default_factory=dict)
+    finished: bool = False
+    total_steps: int = 0
+    world_size: int = 1
+    task_meta: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {k: str(v) if isinstance(v, Path) else v for k, v in dataclasses.asdict(self).items()}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Stage2Result:
+        known = {f.name for f in dataclasses.fields(cls)}
+        values = {k: v for k, v in data.items() if k in known}
+        return cls(**values | {"output": Path(data["output"]), "model_dir": Path(data["model_dir"])})
 
     def summary(self) -> str:
         losses = ", ".join(f"{k} {v:.4f}" for k, v in self.final_losses.items())
@@ -328,16 +343,13 @@ def train_stage2(
             seconds=time.perf_counter() - start,
             final_losses={"total": last["loss"], **last.get("task_losses", {})} if last else {},
             examples={n: len(e) for n, e in examples.items()},
+            finished=finished,
+            total_steps=trainer.total_steps,
+            world_size=info.world_size,
+            task_meta={n: e.meta() for n, e in examples.items()},
         )
         if info.is_main:
-            summary = {
-                **{k: str(v) if isinstance(v, Path) else v for k, v in dataclasses.asdict(result).items()},
-                "finished": finished,
-                "total_steps": trainer.total_steps,
-                "world_size": info.world_size,
-                "task_meta": {n: e.meta() for n, e in examples.items()},
-            }
-            (output / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+            (output / "summary.json").write_text(json.dumps(result.to_json(), indent=2) + "\n")
         barrier(info)
         return result
     finally:
