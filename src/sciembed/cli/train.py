@@ -233,12 +233,15 @@ def train_interpolate(
     start: str = typer.Option(None, "--start", help="The model training started from (for --alpha)."),
     alpha: float = typer.Option(None, "--alpha", help="Base weights: (1 - alpha) * start + alpha * tuned."),
     adapter_scale: float = typer.Option(None, "--adapter-scale", help="Scale every adapter's residual by this."),
+    delta_scale: float = typer.Option(
+        None, "--delta-scale", help="Scale the model's low-rank stage-1 delta by this (0: its frozen start)."
+    ),
     format: list[str] = typer.Option(None, "--format", "-f", help="Adapters to scale (repeatable; default: all)."),
     base_model: str = typer.Option(None, "--base-model", help="Write adapters only over this registry base."),
 ) -> None:
-    """Weight-space interpolation towards the starting model (WiSE-FT) and adapter scaling."""
+    """Weight-space interpolation towards the starting model (WiSE-FT), adapter and delta scaling."""
     from ..model import load_model, save_model
-    from ..train.interpolate import interpolate_base, scale_adapters
+    from ..train.interpolate import interpolate_base, scale_adapters, scale_delta
 
     try:
         model = load_model(tuned)
@@ -246,6 +249,8 @@ def train_interpolate(
             if start is None:
                 raise ValueError("--alpha needs --start (the model training started from)")
             model = interpolate_base(load_model(start), model, alpha)
+        if delta_scale is not None:
+            model = scale_delta(model, delta_scale)
         if adapter_scale is not None:
             model = scale_adapters(model, adapter_scale, format or None)
         folder = save_model(model, output, base_model=base_model)

@@ -20,7 +20,9 @@ class SciEmbedConfig:
     formats: formats with an adapter (empty: the base serves every format); text_fields: fields
     joined by the separator token; base_sha256: sha256 of the base weight file; name: display name;
     base_model: a registry base (``sciembed.model.bases``, e.g. ``all-mpnet-base-v2``) that the folder
-    builds on instead of holding base weights itself (it then ships only adapters and this file).
+    builds on instead of holding base weights itself (it then ships only adapters and this file);
+    delta: the folder's low-rank delta (``delta/``, :mod:`sciembed.model.delta`): merged into the
+    registry base at load, or already merged into the folder's own base weights.
     """
 
     pooling: str = "cls"
@@ -31,6 +33,7 @@ class SciEmbedConfig:
     base_sha256: str | None = None
     name: str = ""
     base_model: str | None = None
+    delta: str | None = None
     format_version: int = FORMAT_VERSION
 
     def to_dict(self) -> dict[str, Any]:

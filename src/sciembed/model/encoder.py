@@ -17,6 +17,7 @@ from torch import nn
 
 from .adapters import BottleneckConfig, LayerAdapters
 from .config import SciEmbedConfig
+from .delta import LowRankDelta
 from .encoding import EngineEncode
 from .formats import canonical_format
 from .injection import AdapterRouter, encoder_layers, install_router
@@ -64,6 +65,8 @@ class SciEmbedModel(EngineEncode, TextMixin, nn.Module):
         self.config = config
         self.adapters = nn.ModuleDict()
         self.router = AdapterRouter(self.adapters)
+        # The low-rank delta merged into the base weights (sciembed.model.delta), kept to ship or rescale it.
+        self.delta: LowRankDelta | None = None
         self._fingerprint: tuple[Any, str] | None = None  # (weights and settings key, digest)
         # The packed layer stack, through torch.compile after compile_packed() (None: eager).
         self._compiled_hidden: Callable[..., torch.Tensor] | None = None
@@ -132,6 +135,7 @@ class SciEmbedModel(EngineEncode, TextMixin, nn.Module):
         """A separate copy of this model in ``dtype`` on its device (this one stays as it is)."""
         base = copy.deepcopy(self.base).to(dtype=parse_dtype(dtype))
         clone = SciEmbedModel(base, self.tokenizer, copy.deepcopy(self.config))
+        clone.delta = self.delta
         for name, stack in self.adapters.items():
             clone.adapters[name] = copy.deepcopy(stack).to(dtype=parse_dtype(dtype))
         return clone.train(self.training)
@@ -206,6 +210,7 @@ class SciEmbedModel(EngineEncode, TextMixin, nn.Module):
         settings = self.config.to_dict()
         settings.pop("base_sha256", None)
         settings.pop("name", None)
+        settings.pop("delta", None)  # a merged delta is in the weights themselves
         tensors = tuple((name, t.data_ptr(), t._version) for name, t in self.state_dict(keep_vars=True).items())
         return (repr(sorted(settings.items())), tensors)
 

@@ -17,6 +17,7 @@ from .backends import TORCH_NAMES, load_with_backend, split_backend
 from .bases import REGISTRY_BASES, base_folder, find_base
 from .config import CONFIG_NAME, SciEmbedConfig
 from .default_model import DEFAULT_NAMES, SHIPPED_MODELS, default_model_path, shipped_model_path
+from .delta import DELTA_DIR, LowRankDelta
 from .encoder import SciEmbedModel, parse_dtype
 from .formats import FORMAT_TOKENS, canonical_format
 from .hashing import sha256_file, weight_file
@@ -214,6 +215,8 @@ def _load_folder(
         check_against_base(config, base, tokenizer, config_path)
         formats, config.formats = config.formats, []
         model = SciEmbedModel(base, tokenizer, config)
+        if config.delta:  # merged into a registry base here; a folder's own weights hold it already
+            attach_delta(model, folder / config.delta, merge=base_source != folder)
         for fmt in formats:
             load_adapter(model, fmt, folder / ADAPTERS_DIR / fmt)
         return model
@@ -227,6 +230,21 @@ def _load_folder(
         config.pooling, config.normalize, _ = st
     check_against_base(config, base, tokenizer, folder / "config.json")
     return SciEmbedModel(base, tokenizer, config)
+
+
+def attach_delta(model: SciEmbedModel, folder: str | Path, merge: bool = True) -> LowRankDelta:
+    """Read a low-rank delta folder into ``model.delta``; ``merge``: add it to the base weights (once)."""
+    folder = Path(folder)
+    if model.delta is not None and merge:
+        raise ValueError(f"{folder}: the model has a low-rank delta merged already")
+    delta = LowRankDelta.load(folder)
+    if merge:
+        delta.merge_into(model.base, source=str(folder))
+    else:
+        delta.linears(model.base, source=str(folder))  # it must at least fit the base
+    model.delta = delta
+    model.config.delta = DELTA_DIR
+    return delta
 
 
 def load_adapter(model: SciEmbedModel, format: str, source: str | Path) -> None:
@@ -271,7 +289,9 @@ def save_model(
 
     ``base_model``: a registry base (:mod:`sciembed.model.bases`) whose weights the model's base
     equals (checked); the folder then holds only the adapters and ``sciembed.json``, and loading
-    builds the base from the verified registry packages.
+    builds the base from the verified registry packages. A model with a low-rank delta
+    (``model.delta``) also writes ``delta/``: over a registry base, the base must equal the registry
+    weights with the delta merged, and loading merges it again.
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -300,6 +320,10 @@ def save_model(
             model.adapters[fmt], folder / ADAPTERS_DIR / fmt, FORMAT_TOKENS[fmt], model_type, model.hidden_size, store
         )
     model.config.formats = model.formats
+    model.config.delta = None
+    if model.delta is not None:  # the factors as trained (stage 1 rounds them to fp16), or as ``dtype`` asks
+        model.delta.save(folder / DELTA_DIR, store if store in (torch.float16, torch.float32) else None)
+        model.config.delta = DELTA_DIR
     if base_model is None:  # an adapters-only folder has no base for sentence-transformers to load
         write_sentence_transformers_files(folder, model.config, model.hidden_size)
     model.config.save(folder)
@@ -307,15 +331,29 @@ def save_model(
 
 
 def _check_same_base(model: SciEmbedModel, weights: Path) -> None:
-    """Refuse to drop base weights that differ from the registry base's (e.g. a fine-tuned base)."""
+    """Refuse to drop base weights that differ from the registry base's (e.g. a fine-tuned base), or,
+    for a model with a low-rank delta, from the registry base with that delta merged."""
     from safetensors import safe_open
 
     ours = model.base.state_dict()
+    delta = model.delta
+    pending = set(delta.factors) if delta is not None else set()
     with safe_open(str(weights), framework="pt") as handle:
         for key in handle.keys():
             name = key.split(".", 1)[1] if key.split(".", 1)[0] in ("bert", "mpnet", "roberta", "model") else key
             mine = ours.get(name, ours.get(key))
             if mine is None:
                 continue
-            if not torch.equal(mine.detach().cpu().float(), handle.get_tensor(key).float()):
-                raise ValueError(f"the model's base differs from {weights} at {key}: it cannot ship as adapters only")
+            mine, theirs = mine.detach().cpu(), handle.get_tensor(key)
+            module = name.removesuffix(".weight")
+            if module in pending:  # the same merge rule as at load; rescaling may leave rounding only
+                pending.discard(module)
+                expected = delta.merged_weight(module, theirs.to(mine.dtype)).float()
+                same = torch.allclose(mine.float(), expected, rtol=1e-5, atol=1e-6)
+            else:
+                same = torch.equal(mine.float(), theirs.float())
+            if not same:
+                what = "adapters and its low-rank delta" if delta is not None else "adapters"
+                raise ValueError(f"the model's base differs from {weights} at {key}: it cannot ship as {what} only")
+    if pending:
+        raise ValueError(f"the low-rank delta names linears that {weights} lacks: {sorted(pending)[:3]}")

@@ -153,6 +153,39 @@ class LoopConfig:
 
 
 @dataclass
+class LoraConfig:
+    """Stage 1 as a low-rank delta over the frozen starting model (LoRA); ``lora:`` in a stage-1 config.
+
+    Fields:
+      rank: rank of each update ``B @ A``.
+      alpha: the update is scaled by ``alpha / rank`` (LoRA's convention; keeps the learning rate
+        meaningful when the rank changes).
+      targets: fnmatch patterns of a linear's path inside an encoder layer that get an update:
+        ``"*"`` (default) is every linear (BERT: ``attention.self.query``/``key``/``value``,
+        ``attention.output.dense``, ``intermediate.dense``, ``output.dense``; MPNet:
+        ``attention.attn.q``/``k``/``v``/``o`` and the same two feed-forward ones); ``attention.*``
+        only the attention.
+      save_dtype: dtype of the saved factors (``fp16`` or ``fp32``); the trained model is the
+        frozen base with the factors rounded to it merged, so what is evaluated is what ships.
+    """
+
+    rank: int = 16
+    alpha: float = 32.0
+    targets: list[str] = field(default_factory=lambda: ["*"])
+    save_dtype: str = "fp16"
+
+    def __post_init__(self) -> None:
+        if self.rank < 1:
+            raise ConfigError(f"lora.rank must be at least 1, got {self.rank}")
+        if self.alpha <= 0:
+            raise ConfigError(f"lora.alpha must be positive, got {self.alpha}")
+        if not self.targets or not all(isinstance(t, str) and t for t in self.targets):
+            raise ConfigError(f"lora.targets must be a non-empty list of patterns, got {self.targets!r}")
+        if self.save_dtype not in ("fp16", "fp32"):
+            raise ConfigError(f"lora.save_dtype must be fp16 or fp32, got {self.save_dtype!r}")
+
+
+@dataclass
 class BaseTrainConfig(LoopConfig):
     """Stage 1: train the base encoder on citation triplets (``sciembed train base``).
 
@@ -191,6 +224,9 @@ class BaseTrainConfig(LoopConfig):
       lite_dir: where sciembed-lite is built/cached (null: ``.cache/sciembed-lite``).
       model_name: ``name`` written to the trained model's ``sciembed.json`` (empty: keep the name).
       save_dtype: dtype of the saved model weights (``fp32``, ``fp16``, ``bf16``; null: fp32).
+      lora: train a low-rank delta over the frozen starting model instead of all its weights (see
+        ``LoraConfig``); null: full fine-tuning. The model folder then also holds ``delta/`` (the
+        factors, ~1 MB for MiniLM at rank 16), so it can ship as registry base + delta.
     """
 
     init_model: str = "all-minilm-l6-v2"
@@ -213,6 +249,7 @@ class BaseTrainConfig(LoopConfig):
     lite_dir: str | None = None
     model_name: str = ""
     save_dtype: str | None = None
+    lora: LoraConfig | None = None
 
     def __post_init__(self) -> None:
         super().__post_init__()

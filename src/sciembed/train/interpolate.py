@@ -4,7 +4,9 @@ Fine-tuning on narrow data moves a model away from what its start knew; mixing t
 with the initial ones, ``(1 - alpha) * start + alpha * tuned``, keeps much of the gain and much of
 the old knowledge (Wortsman et al., 2022). For a bottleneck adapter the "initial" function is no
 adapter at all, so interpolating its up-projection towards zero scales its residual contribution:
-``h + alpha * up(f(down(h)))``. ``alpha`` is chosen on validation data, never on a test set.
+``h + alpha * up(f(down(h)))``. For a low-rank stage-1 delta (:mod:`sciembed.model.delta`) the
+initial function is the frozen base, so scaling the delta is exactly the interpolation of the tuned
+and the initial base: ``W + alpha * B @ A``. ``alpha`` is chosen on validation data, never on a test set.
 """
 
 from __future__ import annotations
@@ -31,7 +33,21 @@ def interpolate_base(start: SciEmbedModel, tuned: SciEmbedModel, alpha: float) -
         for name, value in ours.items()
     }
     mixed.base.load_state_dict(state)
+    mixed.delta = None  # the mixed base is no longer "some base + that delta"
     return mixed
+
+
+def scale_delta(model: SciEmbedModel, alpha: float) -> SciEmbedModel:
+    """A copy of ``model`` whose merged low-rank delta is scaled by ``alpha`` (0: the base it was trained
+    on, 1: unchanged); the adapters are kept as they are."""
+    if alpha < 0.0:
+        raise ValueError(f"alpha must be non-negative, got {alpha}")
+    if model.delta is None:
+        raise ValueError("the model has no low-rank delta to scale (it was not trained with stage-1 `lora`)")
+    scaled = copy.deepcopy(model)
+    scaled.delta.merge_into(scaled.base, times=alpha - 1.0)
+    scaled.delta = scaled.delta.scaled(alpha)
+    return scaled
 
 
 def scale_adapters(model: SciEmbedModel, alpha: float, formats: Iterable[str] | None = None) -> SciEmbedModel:

@@ -29,12 +29,14 @@ import torch
 
 from ..data.triplets import read_triplets
 from ..model import SciEmbedModel, load_model, save_model
+from ..model.delta import DeltaConfig
 from ..model.packed import Packed, no_cudnn_attention, pack_host, supports_packed
 from ..model.text import HostPadded
 from .config import BaseTrainConfig, save_config
 from .distributed import DistInfo, barrier, cleanup, init_distributed
 from .loop import Hook, Trainer, read_metrics
 from .losses import l2_distance, triplet_objective
+from .lowrank import attach_lowrank, count_trainable, detach_lowrank
 
 MODEL_DIR = "model"
 TOKENIZE_CHUNK = 8192
@@ -494,10 +496,26 @@ def _train_base(
     dev = None
     if config.dev_triplets or config.dev_tokens:
         dev = prepare_triplets(model, config.dev_triplets, config.dev_tokens, config.max_dev_triplets, log=log)
-    task = TripletTask(model, train, config, info.device, dev=dev, log=log)
+    task = TripletTask(model, train, config, info.device, dev=dev, log=log)  # the teacher: a copy before any delta
+    updates, delta_config = None, None
+    if config.lora is not None:
+        delta_config = DeltaConfig(
+            rank=config.lora.rank,
+            alpha=config.lora.alpha,
+            targets=tuple(config.lora.targets),
+            base_sha256=model.config.base_sha256,
+        )
+        updates = attach_lowrank(model, delta_config, seed=config.seed)
+        log(
+            f"low-rank stage 1: rank {delta_config.rank}, alpha {delta_config.alpha:g}, {len(updates)} linears, "
+            f"{count_trainable(model):,} trainable parameters (base frozen)"
+        )
     trainer = Trainer(config, task.module, task, dist=info, hooks=hooks, log=log)
     start = time.perf_counter()
     trainer.fit()
+    if updates is not None:
+        model.to("cpu")
+        detach_lowrank(model, updates, delta_config, config.lora.save_dtype)
     folder = output / MODEL_DIR
     if info.is_main:
         model.eval()

@@ -185,14 +185,18 @@ def release_model(
 
     ``base_model``: the run trained adapters over this frozen registry base (``all-minilm-l6-v2``,
     ``all-mpnet-base-v2``); the release then holds only the adapters (its base is built from the
-    verified registry packages at load), and the run folder needs no base weights.
+    verified registry packages at load), and the run folder needs no base weights; a run over a
+    low-rank stage-1 delta (``delta/`` beside ``adapters/``) ships that delta too.
     ``card``: a README to ship instead of the generated stage-2 card.
     """
     run_model, target = Path(run_model), Path(target)
     if base_model is not None:
-        from ...model.folder import ADAPTERS_DIR, load_adapter
+        from ...model.delta import DELTA_DIR
+        from ...model.folder import ADAPTERS_DIR, attach_delta, load_adapter
 
         model = load_model(base_model)
+        if (run_model / DELTA_DIR).is_dir():  # a low-rank stage 1: the delta ships too, merged at load
+            attach_delta(model, run_model / DELTA_DIR)
         for folder in sorted(p for p in (run_model / ADAPTERS_DIR).iterdir() if p.is_dir()):
             load_adapter(model, folder.name, folder)
     else:

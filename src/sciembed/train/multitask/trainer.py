@@ -91,6 +91,7 @@ def prepare_model(model: SciEmbedModel, config: Stage2Config) -> None:
     if len(model.adapters):
         raise ValueError(f"the multi-task baseline trains a base without adapters; this one has {model.formats}")
     model.base.requires_grad_(True)
+    model.delta = None  # the whole base is trained: it is no longer "a base + that low-rank delta"
 
 
 def build_heads(examples: dict[str, TaskExamples], hidden: int, dropout: float) -> nn.ModuleDict:
