@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from ..data import Paper, as_paper
+from .wordpiece import AsciiWordPiece, fast_wordpiece
 
 
 def pad_ids(ids: Sequence[Sequence[int]], pad_id: int) -> tuple[np.ndarray, np.ndarray]:
@@ -65,11 +66,22 @@ class TextMixin:
     def tokenize(self, texts: Sequence[str], max_length: int | None = None) -> list[list[int]]:
         """Token ids with special tokens, truncated to ``max_length`` (default: the model's); no padding.
 
-        A fast (Rust) tokenizer is called directly (``encode_batch_fast`` on a private copy set to
-        truncate at ``max_length``): the same ids as the Hugging Face wrapper without its per-document
-        Python work, which bounded the GPU path. The call releases the GIL and runs on all cores.
+        The ids of the Hugging Face tokenizer. A BERT WordPiece tokenizer goes through
+        :mod:`.wordpiece` (ASCII documents from remembered chunks, the rest through Rust); another
+        fast (Rust) tokenizer is called directly (``encode_batch_fast`` on a private copy set to
+        truncate at ``max_length``), which releases the GIL and runs on all cores; a slow one
+        through the wrapper.
         """
         limit = int(max_length or self.config.max_length)
+        fast = self._fast_wordpiece(limit)
+        if fast is not None:
+            flat, lengths = fast.encode_flat(list(texts))
+            ends = np.cumsum(lengths).tolist()
+            ids = flat.tolist()
+            return [ids[end - size : end] for end, size in zip(ends, lengths.tolist(), strict=True)]
+        return self._rust_or_wrapper_ids(texts, limit)
+
+    def _rust_or_wrapper_ids(self, texts: Sequence[str], limit: int) -> list[list[int]]:
         backend = self._backend_tokenizer(limit)
         if backend is not None:
             encode = getattr(backend, "encode_batch_fast", None) or backend.encode_batch
@@ -84,12 +96,33 @@ class TextMixin:
         )
         return encoded["input_ids"]
 
-    def tokenize_flat(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    def tokenize_flat(self, texts: Sequence[str], max_length: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """The ids of :meth:`tokenize` laid end to end (int64) and the length of each text."""
-        seqs = self.tokenize(texts)
+        limit = int(max_length or self.config.max_length)
+        fast = self._fast_wordpiece(limit)
+        if fast is not None:
+            return fast.encode_flat(list(texts))
+        seqs = self._rust_or_wrapper_ids(texts, limit)
         lengths = np.fromiter(map(len, seqs), dtype=np.int64, count=len(seqs))
         flat = np.fromiter(chain.from_iterable(seqs), dtype=np.int64, count=int(lengths.sum()))
         return flat, lengths
+
+    def _fast_wordpiece(self, max_length: int) -> AsciiWordPiece | None:
+        """The chunk-memo WordPiece for this tokenizer at ``max_length`` (None: not a BERT WordPiece)."""
+        key = (id(self.tokenizer), max_length, getattr(self.tokenizer, "truncation_side", "right"))
+        cache = self.__dict__.setdefault("_wordpiece_cache", {})
+        if key not in cache:
+            backend = self._backend_tokenizer(max_length)
+            fast = None
+            if backend is not None and key[2] == "right":
+                encode = getattr(backend, "encode_batch_fast", None) or backend.encode_batch
+
+                def rust_ids(texts: list[str]) -> list[list[int]]:
+                    return [e.ids for e in encode(texts, add_special_tokens=True)]
+
+                fast = fast_wordpiece(backend.to_str(), max_length, rust_ids)
+            cache[key] = fast
+        return cache[key]
 
     def _backend_tokenizer(self, max_length: int | None = None) -> Any:
         """A copy of the fast tokenizer's backend truncating at ``max_length`` (None: not a fast tokenizer)."""
