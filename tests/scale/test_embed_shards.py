@@ -2,7 +2,8 @@
 
 Ray starts once here (~10 s on 2 cores); each job then starts its model workers. The cluster has 4
 logical CPUs on the 2 cores, so that the workers of a killed driver, until Ray reaps them, cannot
-starve the job that resumes it.
+starve the job that resumes it, and 2 logical GPUs (no real ones: only to check that the actor pool
+gives each worker one GPU of its own; every embedding job here runs with ``device="cpu"``).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +23,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from sciembed.embed import embed_file
+from sciembed.embed.metadata import METADATA_KEY, metadata_for, read_metadata
 from sciembed.embed.writer import embedding_schema
 from sciembed.model import load_model, save_model
 
@@ -32,6 +36,7 @@ ray = pytest.importorskip("ray", reason="the ray extra is not installed (pip ins
 from conftest import REPO_ROOT, make_tiny_model  # noqa: E402
 
 from sciembed.scale import ScaleOptions, embed_shards  # noqa: E402
+from sciembed.scale.job import cluster_plan, model_stage  # noqa: E402
 
 OPTIONS = ScaleOptions(chunk_size=8, workers=2, device="cpu")
 ONE_WORKER = ScaleOptions(chunk_size=8, workers=1, device="cpu")  # same output: it does not depend on workers
@@ -41,7 +46,7 @@ ONE_WORKER = ScaleOptions(chunk_size=8, workers=1, device="cpu")  # same output:
 def cluster():
     started = not ray.is_initialized()
     if started:
-        ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False)
+        ray.init(num_cpus=4, num_gpus=2, include_dashboard=False, log_to_driver=False)
     yield ray.get_runtime_context().gcs_address
     if started:
         ray.shutdown()
@@ -122,6 +127,20 @@ def test_every_valid_id_once_with_the_single_process_vectors(reference, shards, 
     assert report.computed_chunks == 4 + 4 + 3 + 4 and report.workers == 2
 
 
+def test_every_shard_carries_the_parquet_metadata_of_sciembed_embed(reference, shards, model_folder, tmp_path):
+    out, report = reference
+    single = tmp_path / "single.parquet"
+    embed_file(load_model(str(model_folder)), shards / "a.jsonl", single, device="cpu", show_progress=False)
+    expected = read_metadata(single)
+    assert expected is not None and expected.model == "tiny" and expected.adapter == "proximity"
+    raw = pq.read_schema(single).metadata[METADATA_KEY]
+    files = sorted((out / "data").glob("*.parquet"))
+    for path in files:
+        assert read_metadata(path) == expected, path.name  # every field, the fingerprint included
+        assert pq.read_schema(path).metadata[METADATA_KEY] == raw
+    assert report.manifest["embedding_metadata"] == expected.to_json()
+
+
 def test_rerun_of_a_finished_job_computes_nothing(reference, shards, model_folder):
     out, _ = reference
     before = (out / "manifest.json").read_bytes()
@@ -130,7 +149,7 @@ def test_rerun_of_a_finished_job_computes_nothing(reference, shards, model_folde
     assert (out / "manifest.json").read_bytes() == before
 
 
-def test_refuses_to_mix_another_model_or_format(reference, shards, tmp_path):
+def test_refuses_to_mix_another_model_or_format(reference, shards, model_folder, tmp_path):
     out, _ = reference
     other = tmp_path / "other-model"
     save_model(make_tiny_model(seed=7, formats=("proximity", "classification")), other)
@@ -146,6 +165,65 @@ def test_refuses_to_mix_another_model_or_format(reference, shards, tmp_path):
         )
     with pytest.raises(ValueError, match="chunk_size"):
         embed_shards(str(shards / "*"), out, options=ScaleOptions(chunk_size=9, device="cpu"), show_progress=False)
+    # Options that change the vectors (if only by rounding) are part of the job: never mixed on resume.
+    for change, differs in (
+        ({"dtype": "bf16"}, "dtype"),
+        ({"batch_size": 16}, "batch_size"),
+        ({"compile": True}, "compile"),
+    ):
+        with pytest.raises(ValueError, match=rf"differs in: {differs}\)"):
+            embed_shards(str(shards / "*"), out, str(model_folder), replace(OPTIONS, **change), show_progress=False)
+
+
+def test_one_gpu_of_its_own_per_model_worker(cluster):
+    """On a cluster with GPUs the plan is one actor per GPU holding ``num_gpus=1``; each actor then
+    sees exactly its GPU (as ``cuda:0``). The GPUs here are logical ones: the probe reads what Ray
+    gives each actor, as a model worker's ``torch.device("cuda")`` would."""
+
+    class GpuProbe:
+        def __init__(self):
+            self.gpus = [str(g) for g in ray.get_gpu_ids()]
+            self.visible = os.environ.get("CUDA_VISIBLE_DEVICES", "")
+
+        def __call__(self, row):
+            time.sleep(0.2)  # let both actors take rows
+            return {"item": row["item"], "pid": os.getpid(), "gpus": ",".join(self.gpus), "visible": self.visible}
+
+    plan = cluster_plan(ScaleOptions(), ray.cluster_resources())
+    assert (plan.device, plan.workers, plan.gpus_per_worker) == ("cuda", 2, 1.0)
+    items = ray.data.from_items([{"item": i} for i in range(12)], override_num_blocks=12)
+    rows = model_stage(items, GpuProbe, {}, plan).take_all()
+    assert sorted(r["item"] for r in rows) == list(range(12))
+    by_pid = {r["pid"]: r["gpus"] for r in rows}
+    assert all(r["gpus"] in ("0", "1") and r["visible"] == r["gpus"] for r in rows)  # one GPU each
+    assert len(set(by_pid.values())) == len(by_pid)  # no two workers share a GPU
+
+
+def test_onnx_cpu_workers(cluster, shards, model_folder, reference, tmp_path):
+    pytest.importorskip("onnxruntime", reason="the onnx extra is not installed")
+    from sciembed.model.export import export_onnx
+
+    exported = export_onnx(load_model(str(model_folder)), tmp_path / "onnx", formats=["proximity"])
+    inputs = [str(shards / "a.jsonl"), str(shards / "c.jsonl")]
+    options = ScaleOptions(chunk_size=8, workers=1, backend="onnx")
+    out = tmp_path / "out"
+    report = embed_shards(inputs, out, model=str(exported), options=options, show_progress=False)
+    job = report.manifest["job"]
+    assert (job["backend"], job["device_type"], job["dtype"]) == ("onnx", "cpu", "onnx-fp32")
+    encoder = load_model(str(exported), backend="onnx")
+    single = tmp_path / "single.parquet"
+    embed_file(encoder, shards / "a.jsonl", single, show_progress=False)
+    assert read_metadata(single) == metadata_for(encoder, "proximity")
+    for path in (out / "data").glob("*.parquet"):
+        assert read_metadata(path) == read_metadata(single)
+    ids, vectors = _ids_and_vectors(out)
+    papers = {p["paper_id"]: p for p in _all_input_papers(shards)}
+    assert sorted(ids) == sorted(i for i in papers if i.startswith(("s0-", "s2-")))
+    np.testing.assert_allclose(vectors, encoder.encode([papers[i] for i in ids]), atol=1e-5)
+    with pytest.raises(ValueError, match="backend"):  # the same folder with the PyTorch model: refused
+        embed_shards(
+            inputs, out, model=str(model_folder), options=replace(options, backend="torch"), show_progress=False
+        )
 
 
 def _same_result(out: Path, reference: Path) -> None:
@@ -201,16 +279,10 @@ def test_killed_driver_resumes_to_the_same_result(cluster, shards, model_folder,
     deadline = time.monotonic() + 120  # Ray reaps the dead driver's workers; wait until their CPUs are free
     while ray.available_resources().get("CPU", 0) < ray.cluster_resources()["CPU"] and time.monotonic() < deadline:
         time.sleep(0.5)
-    resumed = _run_cli(args)
-    try:
-        stdout, stderr = resumed.communicate(timeout=400)
-    except subprocess.TimeoutExpired:
-        resumed.kill()
-        stdout, stderr = resumed.communicate()
-        pytest.fail(f"the resumed driver did not finish in 400 s:\n{stdout[-2000:]}\n{stderr[-4000:]}")
-    assert resumed.returncode == 0, stderr
-    kept = int(stdout.split(" chunks computed, ")[1].split(" kept")[0])
-    assert kept >= written - 1, stdout  # only what was missing was computed again
+    # The same job resumed from Python (one driver start-up less than a second CLI run: the test stays fast)
+    resumed = embed_shards(str(shards / "*"), out, str(model_folder), ONE_WORKER, address=cluster, show_progress=False)
+    assert resumed.reused_chunks >= written - 1  # only what was missing was computed again
+    assert resumed.reused_chunks + resumed.computed_chunks == 15
     _same_result(out, reference[0])
 
 
@@ -236,6 +308,8 @@ def test_duplicates_across_shards_and_invalid_records_are_reported(cluster, mode
     model = load_model(str(model_folder))
     kept = vectors[ids.index(first[5]["paper_id"])]
     np.testing.assert_allclose(kept, model.encode([first[5]], device="cpu")[0], atol=1e-5)  # the first occurrence
+    expected = metadata_for(model, "proximity")
+    assert all(read_metadata(p) == expected for p in (out / "data").glob("*.parquet"))  # kept when rewritten
     text = report.summary()
     assert "1.jsonl:5: invalid JSON" in text and "'s0-5'" in text and "different text" in text
     assert "'s0-2'" in text and "same text" in text

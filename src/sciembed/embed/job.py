@@ -88,10 +88,13 @@ def embed_file(
     check_input_path(input_path)
     check_output_path(output_path, [input_path])
     fmt = canonical_format(format)
+    # Of the weights as loaded, before a move to fp16 (the digest is kept across moves): the same
+    # fingerprint on CPU and GPU, and the one that `sciembed embed --ray` records.
+    fingerprint = model.fingerprint
     model.place(options.device, options.dtype)
     job = {
         "input": _input_identity(input_path),
-        "model": model.fingerprint,
+        "model": fingerprint,
         "format": model.adapter_for_format(fmt) or "base",
         "id_field": id_field,
         "skip_invalid": skip_invalid,

@@ -21,6 +21,7 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from ..data import Paper, read_papers
+from ..embed.metadata import EmbeddingMetadata, metadata_of_schema, require_same_space
 from .layout import MANIFEST, MANIFEST_FORMAT
 
 
@@ -119,6 +120,9 @@ def build_index(
     fmt = job["embedding_format"]
     total = int(manifest["counts"]["rows"])
     files = [o["file"] for i in manifest["inputs"] for o in i["outputs"]]
+    # Folders written before the data files carried metadata have none: nothing to check then.
+    expected = manifest.get("embedding_metadata")
+    expected = EmbeddingMetadata.from_json(expected) if expected else None
     if (index_folder / INDEX_MANIFEST).exists():
         index = PaperIndex.open(index_folder, writable=True)
         index.check_model(job["model_fingerprint"], job["dimension"])
@@ -151,6 +155,8 @@ def build_index(
                     raise ValueError(f"{embeddings / MANIFEST}: outputs of {entry['unit']} are not chunks 0, 1, ...")
                 papers = {p.paper_id: p for p in next(chunks)}
                 table = pq.read_table(embeddings / output["file"])
+                if expected is not None:  # a data file of another model or format is never indexed
+                    require_same_space(expected, metadata_of_schema(table.schema), embeddings / output["file"])
                 ids = table.column("paper_id").to_pylist()
                 vectors = _vectors(table)
                 report.largest_batch = max(report.largest_batch, len(ids))

@@ -14,8 +14,8 @@ import json
 import logging
 import os
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,18 +23,23 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from ..embed.metadata import metadata_for
 from ..model import canonical_format
+from ..model.backends import TORCH_NAMES, split_backend
 from .dedup import Duplicate, find_duplicates
 from .layout import MANIFEST_FORMAT, OutputLayout, input_identity, unit_name, write_atomic, write_json_atomic
 from .units import expand_inputs, read_unit
-from .worker import EmbedWorker, WorkerConfig, model_dimension, model_fingerprint
+from .worker import EmbedWorker, WorkerConfig, load_encoder, model_dimension, model_fingerprint
 
 MAX_EXAMPLES = 20
 
 
 @dataclass(frozen=True)
 class ScaleOptions:
-    """How to embed; everything that changes the vectors is part of the output's identity."""
+    """How to embed; everything that changes the vectors is part of the output's identity (the job
+    record: format, backend, device type, dtype, batch size, compile, chunk size, id field), so a
+    resume with other settings is refused. ``workers``, ``cpus_per_worker`` and ``readers`` only
+    change the speed."""
 
     format: str = "proximity"
     batch_size: int = 32
@@ -106,36 +111,53 @@ def _quiet_ray_data() -> None:
     context.verbose_stats_logs = False
 
 
-def _cluster_plan(options: ScaleOptions) -> tuple[str, int, float]:
-    """Device type, number of workers and GPUs per worker."""
-    import ray
+@dataclass(frozen=True)
+class ClusterPlan:
+    """Where the model workers run: ``workers`` actors of ``gpus_per_worker`` GPUs and ``cpus_per_worker`` CPUs."""
 
-    resources = ray.cluster_resources()
+    device: str  # "cuda" or "cpu"
+    workers: int
+    gpus_per_worker: float
+    cpus_per_worker: float
+
+
+def cluster_plan(options: ScaleOptions, resources: Mapping[str, float], backend: str = "torch") -> ClusterPlan:
+    """One model replica per GPU of the cluster (``num_gpus=1`` each; Ray gives each its own GPU),
+    or CPU workers of ``cpus_per_worker`` threads where there is no GPU or the backend runs on CPU."""
     gpus = int(resources.get("GPU", 0))
-    device = options.device or ("cuda" if gpus and options.backend == "torch" else "cpu")
-    device = "cuda" if device.startswith("cuda") else device
+    device = options.device or ("cuda" if gpus and backend in TORCH_NAMES else "cpu")
+    device = "cuda" if device.startswith("cuda") else device  # each worker's own GPU is its cuda:0
+    if device not in ("cuda", "cpu"):
+        raise ValueError(f"--device {options.device!r}: the Ray path runs on cuda or cpu")
+    if options.workers is not None and options.workers < 1:
+        raise ValueError(f"--workers must be at least 1, got {options.workers}")
+    if options.cpus_per_worker <= 0:
+        raise ValueError(f"--cpus-per-worker must be positive, got {options.cpus_per_worker}")
     if device == "cuda":
+        if backend not in TORCH_NAMES:
+            raise ValueError(f"--device cuda: the {backend} backend runs on CPU; use the torch backend on GPUs")
         if not gpus:
             raise ValueError("--device cuda: the Ray cluster has no GPUs")
-        return device, options.workers or gpus, 1.0
+        if options.workers is not None and options.workers > gpus:
+            raise ValueError(f"--workers {options.workers}: the Ray cluster has {gpus} GPUs (one worker per GPU)")
+        return ClusterPlan("cuda", options.workers or gpus, 1.0, options.cpus_per_worker)
     cpus = resources.get("CPU", 1)
-    return device, options.workers or max(1, int(cpus // options.cpus_per_worker)), 0.0
+    return ClusterPlan(
+        "cpu", options.workers or max(1, int(cpus // options.cpus_per_worker)), 0.0, options.cpus_per_worker
+    )
 
 
 def _dtype_name(encoder: Any, options: ScaleOptions, device: str) -> str:
-    if options.backend == "onnx":
+    """The dtype a worker runs in: what ``place(device, dtype)`` gives the model loaded on the host."""
+    if options.backend not in TORCH_NAMES:
         return str(encoder.dtype)
     import torch
 
     from ..model import default_dtype, parse_dtype
 
-    return str(parse_dtype(options.dtype) or default_dtype(torch.device(device)))
-
-
-def _load_driver_model(model: str | None, options: ScaleOptions) -> Any:
-    from ..model import load_model
-
-    return load_model(model, backend=options.backend)
+    target = torch.device(device)
+    same_device = target.type == encoder.device.type
+    return str(parse_dtype(options.dtype) or (encoder.dtype if same_device else default_dtype(target)))
 
 
 def embed_shards(
@@ -146,11 +168,13 @@ def embed_shards(
     address: str | None = None,
     show_progress: bool = True,
     crash_marker: str | None = None,
+    adapters: Mapping[str, str | Path] | None = None,
 ) -> ScaleReport:
     """Embed every paper of the input shards into ``output`` (a folder); see the module docstring.
 
     ``inputs``: a glob, a folder or a list of paths (JSON lines, optionally gzipped, or Parquet).
     ``address``: a Ray cluster address (None: an initialised Ray, ``RAY_ADDRESS``, or a new local one).
+    ``adapters``: format -> adapter folder, loaded onto ``model`` as ``load_model(model, adapters=...)``.
     ``crash_marker``: tests only (see :class:`WorkerConfig`).
     """
     started = time.perf_counter()
@@ -158,8 +182,13 @@ def embed_shards(
     paths = [p.resolve() for p in expand_inputs(inputs)]
     layout = OutputLayout(Path(output).resolve())
     fmt = canonical_format(options.format)
-    encoder = _load_driver_model(model, options)
+    backend, model = split_backend(model, options.backend)  # "onnx:DIR" is --backend onnx -m DIR
+    backend = "torch" if backend in TORCH_NAMES else backend
+    options = replace(options, backend=backend)
+    adapter_paths = tuple((canonical_format(f), str(Path(p).resolve())) for f, p in (adapters or {}).items())
+    encoder = load_encoder(model, backend, dict(adapter_paths))
     adapter = encoder.adapter_for_format(fmt) or "base"
+    metadata = metadata_for(encoder, fmt)  # every data file carries it, as `sciembed embed`'s output
     fields = tuple(encoder.config.text_fields) if hasattr(encoder, "config") else ("title", "abstract")
     fingerprint, dimension = model_fingerprint(encoder), model_dimension(encoder)
     # What sciembed.load() takes to get the model back (the serving index records it).
@@ -168,8 +197,11 @@ def embed_shards(
 
     started_ray = _connect(address)
     try:
+        import ray
+
         _quiet_ray_data()
-        device, workers, gpus = _cluster_plan(options)
+        plan = cluster_plan(options, ray.cluster_resources(), backend)
+        device = plan.device
         job = {
             "format": MANIFEST_FORMAT,
             "model_fingerprint": fingerprint,
@@ -179,6 +211,8 @@ def embed_shards(
             "backend": options.backend,
             "device_type": device,
             "dtype": _dtype_name(encoder, options, device),
+            "batch_size": options.batch_size,  # CPU batches are padded: the batch changes the rounding
+            "compile": options.compile,
             "id_field": options.id_field,
             "chunk_size": options.chunk_size,
             "text_fields": list(fields),
@@ -188,7 +222,7 @@ def embed_shards(
         if len(units) != len(paths):
             raise ValueError("two input shards resolve to the same path")
         finished = _check_finished(layout, units, options.skip_invalid)
-        report = ScaleReport(output=layout.root, manifest={}, units=len(units), workers=workers, device=device)
+        report = ScaleReport(output=layout.root, manifest={}, units=len(units), workers=plan.workers, device=device)
         report.resumed_units = len(finished)
         todo = [name for name in units if name not in finished]
         if resumed and layout.manifest.is_file() and not todo:
@@ -209,17 +243,19 @@ def embed_shards(
             output=str(layout.root),
             compile=options.compile,
             crash_marker=crash_marker,
+            schema_metadata=tuple(metadata.schema_metadata().items()),
+            adapters=adapter_paths,
+            expected_dtype=job["dtype"],
         )
-        errors = _run_units(layout, units, todo, options, config, workers, gpus, report, show_progress)
+        errors = _run_units(layout, units, todo, options, config, plan, report, show_progress)
         if errors:
             raise ValueError("\n".join(errors[:MAX_EXAMPLES]))
         records = layout.finished_units()
         ordered = [records[name] for name in units]
-        report.manifest = _finish(layout, job, {"source": source, "name": model_name}, ordered, options.skip_invalid)
+        model_record = {"source": source, "name": model_name, "adapters": dict(adapter_paths) or None}
+        report.manifest = _finish(layout, job, model_record, metadata.to_json(), ordered, options.skip_invalid)
     finally:
         if started_ray:
-            import ray
-
             ray.shutdown()
     report.seconds = time.perf_counter() - started
     return report
@@ -248,8 +284,7 @@ def _run_units(
     todo: list[str],
     options: ScaleOptions,
     config: WorkerConfig,
-    workers: int,
-    gpus: float,
+    plan: ClusterPlan,
     report: ScaleReport,
     show_progress: bool,
 ) -> list[str]:
@@ -272,13 +307,7 @@ def _run_units(
         num_cpus=0,  # the readers must never wait for the CPUs that the model workers hold
         compute=ray.data.TaskPoolStrategy(size=max(1, min(options.readers, len(items)))),
     )
-    dataset = dataset.map(
-        EmbedWorker,
-        fn_constructor_kwargs={"config": config},
-        compute=ray.data.ActorPoolStrategy(size=workers),
-        num_gpus=gpus,
-        num_cpus=options.cpus_per_worker,
-    )
+    dataset = model_stage(dataset, EmbedWorker, {"config": config}, plan)
     done: dict[str, set[int]] = {name: set() for name in todo}
     summaries: dict[str, dict] = {}
     errors: list[str] = []
@@ -307,6 +336,19 @@ def _run_units(
     return errors
 
 
+def model_stage(dataset: Any, worker: type, constructor_kwargs: dict[str, Any], plan: ClusterPlan) -> Any:
+    """The actor pool of model workers: ``plan.workers`` actors, each holding ``plan.gpus_per_worker`` GPUs."""
+    import ray
+
+    return dataset.map(
+        worker,
+        fn_constructor_kwargs=constructor_kwargs,
+        compute=ray.data.ActorPoolStrategy(size=plan.workers),
+        num_gpus=plan.gpus_per_worker,
+        num_cpus=plan.cpus_per_worker,
+    )
+
+
 def _record_unit(layout: OutputLayout, name: str, path: Path, summary: dict) -> None:
     chunks = summary["num_chunks"]
     outputs = []
@@ -328,7 +370,12 @@ def _record_unit(layout: OutputLayout, name: str, path: Path, summary: dict) -> 
 
 
 def _finish(
-    layout: OutputLayout, job: dict, model: dict[str, str], records: list[dict], skip_invalid: bool
+    layout: OutputLayout,
+    job: dict,
+    model: dict[str, Any],
+    metadata: dict[str, Any],
+    records: list[dict],
+    skip_invalid: bool,
 ) -> dict[str, Any]:
     """Duplicate pass over all ids, drop repeated occurrences, then write the manifest."""
     data_files = [layout.root / f for record in records for f in record["outputs"]]
@@ -358,6 +405,7 @@ def _finish(
         "model": model,
         "job": job,
         "schema": {"paper_id": "string", "embedding": f"fixed_size_list<float32>[{job['dimension']}]"},
+        "embedding_metadata": metadata,  # the `sciembed` key of every data file's schema metadata
         "inputs": inputs,
         "counts": {
             "inputs": len(records),

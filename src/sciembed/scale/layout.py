@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..serve.layout import atomic_write_bytes
+from ..data.atomic import atomic_write_bytes
 
 MANIFEST = "manifest.json"
 MANIFEST_FORMAT = "sciembed-sharded-embeddings/1"

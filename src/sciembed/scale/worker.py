@@ -1,9 +1,14 @@
 """The model worker: one replica per GPU (or a CPU worker), embedding chunk rows into data files.
 
-Each worker loads the model once and calls its own fast single-process ``encode`` (on CUDA the
-packed fp16 forward with tokenisation on a background thread; on CPU the PyTorch or ONNX path). A
-chunk whose data file exists is not computed again, so a retried task (after a worker died) or a
-resumed job only embeds what is missing.
+Each worker loads the model once, places it as ``sciembed embed`` does (``place(device, dtype)``)
+and encodes each chunk with the same :class:`~sciembed.engine.EncodeOptions` as ``sciembed embed``
+(:func:`chunk_options`): on CUDA the engine's defaults, the pipelined packed fp16 forward with
+tokenisation on background threads; on CPU the PyTorch path with ``threads`` threads, or ONNX with
+``--backend onnx``. Under Ray an actor with ``num_gpus=1`` sees only its own GPU (Ray sets
+``CUDA_VISIBLE_DEVICES``), so ``cuda`` is that GPU. Data files carry the same Parquet schema
+metadata as ``sciembed embed``'s output (:mod:`sciembed.embed.metadata`). A chunk whose data file
+exists is not computed again, so a retried task (after a worker died) or a resumed job only embeds
+what is missing.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..embed.writer import embedding_table
+from ..engine import EncodeOptions
 from .layout import OutputLayout, write_atomic
 from .units import papers_of_row
 
@@ -37,6 +43,13 @@ class WorkerConfig:
     fields: tuple[str, ...]
     output: str
     compile: bool = False
+    # The file-level Parquet metadata of every data file (EmbeddingMetadata.schema_metadata(), as
+    # computed by the driver): the same bytes as a `sciembed embed` output of this model and format.
+    schema_metadata: tuple[tuple[bytes, bytes], ...] = ()
+    # format -> adapter folder, loaded onto the model (load_model(adapters=...)); part of the fingerprint.
+    adapters: tuple[tuple[str, str], ...] = ()
+    # The dtype the driver recorded in the job (str(model.dtype) after placing); checked, never assumed.
+    expected_dtype: str | None = None
     # Tests only: the first worker to write a chunk while this file is missing creates it and
     # kills its own process (SIGKILL), as a crashed machine would; Ray must restart and retry.
     crash_marker: str | None = None
@@ -51,6 +64,24 @@ def model_dimension(encoder: Any) -> int:
     return int(getattr(encoder, "dimension", None) or encoder.hidden_size)
 
 
+def chunk_options(batch_size: int, compile: bool) -> EncodeOptions:
+    """How one chunk is encoded: as ``sciembed embed`` encodes a chunk (``embed_file``), no progress bar."""
+    return EncodeOptions(batch_size=batch_size, compile=compile, progress=False)
+
+
+def load_encoder(model: str | None, backend: str, adapters: dict[str, str] | None = None, threads: int | None = None):
+    """The model as the driver and every worker load it (fp32 on the host; placed afterwards)."""
+    from ..model import load_model
+
+    if backend == "onnx":
+        from ..model.onnx_backend import load_onnx
+
+        if adapters:
+            raise ValueError("the onnx backend's adapters are inside its files; export with them instead")
+        return load_onnx(model, threads=threads)
+    return load_model(model, backend=backend, adapters=adapters or None)
+
+
 def _table_bytes(table: pa.Table) -> bytes:
     sink = pa.BufferOutputStream()
     pq.write_table(table, sink)
@@ -63,27 +94,24 @@ class EmbedWorker:
     def __init__(self, config: WorkerConfig):
         import torch
 
-        from ..model import load_model
-
         self.config = config
         self.layout = OutputLayout(Path(config.output))
-        if config.backend == "torch" and config.device == "cpu":
+        self.metadata = dict(config.schema_metadata) or None
+        self.options = chunk_options(config.batch_size, config.compile)
+        if config.device == "cpu":
             torch.set_num_threads(max(1, config.threads))
-        if config.backend == "onnx":
-            from ..model.onnx_backend import load_onnx
-
-            self.encoder = load_onnx(config.model, threads=max(1, config.threads))
-        else:
-            self.encoder = load_model(config.model, backend=config.backend)
-            self.encoder.place(config.device, config.dtype)
-            if config.compile:
-                self.encoder.compile_packed()
+        self.encoder = load_encoder(config.model, config.backend, dict(config.adapters), max(1, config.threads))
+        # Before placing: the fingerprint of the weights as loaded (fp32 on the host), as the driver's.
         found = model_fingerprint(self.encoder)
         if found != config.fingerprint:
             raise RuntimeError(
                 f"worker on pid {os.getpid()} loaded {config.model!r} with fingerprint {found[:12]}, "
                 f"the driver's is {config.fingerprint[:12]}: every node must see the same model files"
             )
+        self.encoder.place(config.device, config.dtype)
+        placed = str(self.encoder.dtype)
+        if config.expected_dtype is not None and placed != config.expected_dtype:
+            raise RuntimeError(f"worker on pid {os.getpid()} runs in {placed}, the job says {config.expected_dtype}")
 
     def __call__(self, row: dict[str, Any]) -> dict[str, Any]:
         unit, chunk = row["unit"], int(row["chunk"])
@@ -95,14 +123,12 @@ class EmbedWorker:
         if target.is_file():
             return result
         papers = papers_of_row(row, self.config.fields)
-        vectors = self.encoder.encode(
-            papers, format=self.config.format, batch_size=self.config.batch_size, show_progress=False
-        )
+        vectors = self.encoder.encode(papers, format=self.config.format, options=self.options)
         ids = [p.paper_id for p in papers]
         id_table = pa.table({"paper_id": pa.array(ids, pa.string()), "digest": pa.array(row["digests"], pa.int64())})
         write_atomic(self.layout.ids_file(unit, chunk), _table_bytes(id_table))
         self._maybe_crash()
-        write_atomic(target, _table_bytes(embedding_table(ids, vectors)))
+        write_atomic(target, _table_bytes(embedding_table(ids, vectors, self.metadata)))
         result["computed"] = True
         return result
 
