@@ -168,6 +168,12 @@ def _ray_chunk_times(target: Path) -> tuple[list[float], list[int]]:
     return [f.stat().st_mtime for f in files], [pq.ParquetFile(f).metadata.num_rows for f in files]
 
 
+def _rate(value: float | None) -> str:
+    if value is None:
+        return ""
+    return f"{value:,.0f}" if value >= 100 else f"{value:.3g}"
+
+
 def run(args: argparse.Namespace) -> None:
     import ray
     import torch
@@ -220,7 +226,7 @@ def run(args: argparse.Namespace) -> None:
             "steady_docs_per_s": _steady_docs_per_s(chunk_times.times, chunk_times.rows),
         }
     )
-    print(f"single process: {single_s:.1f} s, {papers / single_s:,.0f} docs/s", flush=True)
+    print(f"single process: {single_s:.1f} s, {_rate(papers / single_s)} docs/s", flush=True)
     single_metadata = read_metadata(work / "single.parquet")
     del model
     if args.device == "cuda":
@@ -262,7 +268,7 @@ def run(args: argparse.Namespace) -> None:
                 "same_metadata_as_single": shard_metadata == {single_metadata},
             }
         )
-        print(f"ray, {workers} workers: {seconds:.1f} s, {papers / seconds:,.0f} docs/s", flush=True)
+        print(f"ray, {workers} workers: {seconds:.1f} s, {_rate(papers / seconds)} docs/s", flush=True)
     ray.shutdown()
     single_steady = results[0]["steady_docs_per_s"]
     for row in results:
@@ -301,8 +307,8 @@ def run(args: argparse.Namespace) -> None:
         steady, steady_overhead = row["steady_docs_per_s"], row["steady_overhead_vs_single"]
         same = row.get("same_metadata_as_single")
         lines.append(
-            f"| {row['path']} | {row['workers']} | {row['seconds']:.1f} | {row['docs_per_s']:,.0f} | "
-            f"{row['overhead_vs_single']:+.1%} | {'' if steady is None else f'{steady:,.0f}'} | "
+            f"| {row['path']} | {row['workers']} | {row['seconds']:.1f} | {_rate(row['docs_per_s'])} | "
+            f"{row['overhead_vs_single']:+.1%} | {_rate(steady)} | "
             f"{'' if steady_overhead is None else f'{steady_overhead:+.1%}'} | "
             f"{'' if cosine is None else f'{cosine:.6f}'} | {'' if same is None else same} |"
         )
