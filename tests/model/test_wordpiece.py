@@ -135,3 +135,12 @@ def test_other_pipelines_are_left_to_rust(model):
         change(other)
         assert fast_wordpiece(json.dumps(other), 512, lambda t: []) is None
     assert fast_wordpiece(json.dumps(spec), 2, lambda t: []) is None  # no room for a token
+
+
+def test_a_model_that_has_tokenised_can_be_deep_copied():
+    import copy
+
+    model = make_tiny_model()
+    ids = model.tokenize(["deep copies share the chunk memory"])
+    twin = copy.deepcopy(model)
+    assert twin.tokenize(["deep copies share the chunk memory"]) == ids

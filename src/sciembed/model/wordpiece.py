@@ -87,6 +87,9 @@ class AsciiWordPiece:
         self._lock = threading.Lock()  # the engine's tokeniser thread and a caller may share one model
         self._reset()
 
+    def __deepcopy__(self, memo: dict) -> AsciiWordPiece:
+        return self  # immutable rules and a locked memory: a copied model (training) shares them
+
     # ---- the chunk memory -------------------------------------------------------------------------
     def _reset(self) -> None:
         self._index = _ChunkIndex(self)
