@@ -8,6 +8,7 @@ values all mean "missing".
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,6 +21,8 @@ KNOWN_TEXT_FIELDS = ("title", "abstract", "venue", "year", "authors", "keywords"
 #: Characters that render as nothing; text made only of them (and white space) is missing text.
 ZERO_WIDTH = "\u200b\u200c\u200d\u2060\ufeff\u00ad"
 _ZERO_WIDTH_TABLE = str.maketrans("", "", ZERO_WIDTH)
+# What str.split() splits on inside ASCII besides single spaces (str.isspace for code points < 128).
+_ASCII_BREAK = re.compile("[\t\n\r\x0b\x0c\x1c-\x1f]|  ")
 
 
 def normalize_whitespace(text: str) -> str:
@@ -29,6 +32,8 @@ def normalize_whitespace(text: str) -> str:
     (``str.isspace``), so this equals ``re.sub(r"\\s+", " ", text).strip()``, at about a third of the
     cost (it ran per field per document on the GPU path's producer thread).
     """
+    if text.isascii() and text[:1] != " " and text[-1:] != " " and _ASCII_BREAK.search(text) is None:
+        return text  # already normalised (titles, most abstracts outside arXiv): no split and join
     return " ".join(text.split())
 
 
@@ -39,8 +44,20 @@ def is_missing(value: Any) -> bool:
     if isinstance(value, float):
         return value != value
     if isinstance(value, str):
-        return not value.translate(_ZERO_WIDTH_TABLE).strip()
+        stripped = value.strip()
+        if not stripped:
+            return True
+        if stripped[0] not in ZERO_WIDTH:  # a visible character: the common case, no full-text scan
+            return False
+        return not stripped.translate(_ZERO_WIDTH_TABLE).strip()
     return False
+
+
+def has_field_text(value: Any) -> bool:
+    """Whether :func:`_field_text` of ``value`` is non-empty, without building that text."""
+    if isinstance(value, (list, tuple)):
+        return any(not is_missing(v) for v in value)
+    return not is_missing(value)
 
 
 def _decode(value: Any, name: str) -> Any:
@@ -125,7 +142,7 @@ class Paper:
         return f" {sep} ".join(parts)
 
     def has_text(self, fields: Sequence[str] = DEFAULT_TEXT_FIELDS) -> bool:
-        return any(_field_text(self.get(name)) for name in fields)
+        return any(has_field_text(self.get(name)) for name in fields)
 
     def to_dict(self) -> dict[str, Any]:
         return {"paper_id": self.paper_id, "title": self.title, "abstract": self.abstract, **self.extra}
@@ -167,13 +184,26 @@ def as_paper(item: Paper | dict[str, Any] | str, index: int = 0) -> Paper:
     raise TypeError(f"item {index}: expected a Paper, a dict or a string, got {type(item).__name__}")
 
 
+def as_item_list(
+    papers: Paper | dict[str, Any] | str | Iterable[Paper | dict[str, Any] | str],
+) -> list[Paper | dict[str, Any] | str]:
+    """The inputs of ``encode`` as a list whose items have the right types (not yet converted): a
+    bare string or dict or Paper is one item (one query). A dict's fields are checked when it is
+    converted (:func:`as_paper`), on the engine's host thread, where that work overlaps the device."""
+    if isinstance(papers, (str, dict, Paper)):
+        return [papers]
+    if isinstance(papers, (bytes, bytearray)):
+        raise TypeError("expected papers or strings, got bytes (decode them first)")
+    items = papers if isinstance(papers, list) else list(papers)
+    for index, item in enumerate(items):
+        if not isinstance(item, (Paper, dict, str)):
+            raise TypeError(f"item {index}: expected a Paper, a dict or a string, got {type(item).__name__}")
+    return items
+
+
 def as_paper_list(papers: Paper | dict[str, Any] | str | Iterable[Paper | dict[str, Any] | str]) -> list[Paper]:
     """The inputs of ``encode`` as papers: a bare string or dict or Paper is one item (one query)."""
-    if isinstance(papers, (str, dict, Paper)):
-        papers = [papers]
-    elif isinstance(papers, (bytes, bytearray)):
-        raise TypeError("expected papers or strings, got bytes (decode them first)")
-    return [as_paper(p, i) for i, p in enumerate(papers)]
+    return [as_paper(p, i) for i, p in enumerate(as_item_list(papers))]
 
 
 def as_field_list(fields: str | Sequence[str] | None) -> tuple[str, ...] | None:

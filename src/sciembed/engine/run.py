@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..data import Paper, as_paper, as_paper_list
+from ..data import Paper, as_item_list, as_paper
 from ..data.progress import progress_bar
 from .backends import BatchRunner, runner_for
 from .batching import groups, length_sorted_batches
@@ -98,7 +98,7 @@ def run_encode(
 ) -> EncodeResult:
     """Embed ``papers`` with ``encoder`` (a SciEmbedModel, an OnnxEncoder, ...) as ``options`` say."""
     started = time.perf_counter()
-    papers = as_paper_list(papers)  # a bare string is one query; a bad item is named before any work
+    papers = as_item_list(papers)  # a bare string is one query; dicts are checked on the host thread
     encoder.place(options.device, options.dtype)
     adapter = encoder.adapter_for_format(format)  # a bad format fails before any thread starts
     if not papers:
