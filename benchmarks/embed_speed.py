@@ -37,6 +37,7 @@ import platform
 import shutil
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -180,6 +181,31 @@ def hf_sorted(model, texts: list[str], device: str, batch_size: int = 128) -> np
     return out
 
 
+def sentence_transformers_peer(model, device: str):
+    """sentence-transformers over the same base weights (no adapter: it has none), in fp16 as users
+    run it (``model.half()``), or None when the package is missing. Its embeddings are compared with
+    nothing (cos = nan): the recipe's reference includes the adapter."""
+    try:
+        from sentence_transformers import SentenceTransformer, models
+    except ImportError:
+        return None
+    folder = Path(tempfile.mkdtemp(prefix="st-peer-"))
+    state = {k: v for k, v in model.base.state_dict().items() if "adapter" not in k}
+    model.base.save_pretrained(folder, state_dict=state)
+    model.tokenizer.save_pretrained(folder)
+    word = models.Transformer(str(folder), max_seq_length=512)
+    mode = "cls" if model.config.pooling == "cls" else "mean"
+    modules = [
+        word,
+        models.Pooling(
+            getattr(word, "get_embedding_dimension", word.get_word_embedding_dimension)(), pooling_mode=mode
+        ),
+    ]
+    if model.config.normalize:
+        modules.append(models.Normalize())
+    return SentenceTransformer(modules=modules, device=device).half()
+
+
 def sync(device: str) -> None:
     if device.startswith("cuda"):
         torch.cuda.synchronize()
@@ -248,6 +274,12 @@ def run_model(name: str, build, papers: list[dict], args, peak_tflops: float, ou
         fast = build().place(device)  # sciembed's default GPU dtype (fp16)
         methods.append(("recipe_fp32", lambda: recipe(fp32, texts, device)))
         methods.append(("hf_bf16_sorted", lambda: hf_sorted(plain_bf16, texts, device)))
+        peer = sentence_transformers_peer(build(), device)
+        if peer is not None:  # what most users run today (ST 6 encode, fp16)
+            for size in (32, 128):
+                methods.append(
+                    (f"st_fp16_b{size}", lambda s=size: peer.encode(texts, batch_size=s, convert_to_numpy=True))
+                )
         methods.append(("sciembed", lambda: fast.encode(papers, "proximity", device=device)))
         methods.append(("sciembed_bf16", lambda: plain_bf16.encode(papers, "proximity", device=device)))
         if not args.no_compile:  # the same path with its layer stack through torch.compile
@@ -321,7 +353,7 @@ def run_model(name: str, build, papers: list[dict], args, peak_tflops: float, ou
     base_rates = {}
     for label, (vectors, times, peak) in results.items():
         seconds = statistics.median(times)
-        cmin, cmean = cosine_stats(vectors, reference)
+        cmin, cmean = (float("nan"),) * 2 if label.startswith("st_") else cosine_stats(vectors, reference)
         row = {
             "model": name,
             "method": label,
