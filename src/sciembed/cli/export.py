@@ -53,3 +53,35 @@ def export_onnx_command(
     except (ValueError, FileNotFoundError, ImportError) as exc:
         _fail(exc)
     typer.echo(f"wrote {', '.join(sorted(p.name for p in folder.glob('*.onnx')))} to {folder}")
+
+
+@export_app.command("openvino")
+def export_openvino_command(
+    model: str = typer.Argument(..., help=MODEL_HELP),
+    output: Path = typer.Argument(..., help="Folder to write: one OpenVINO graph per format, tokenizer, settings."),
+    format: list[str] = typer.Option(None, "--format", "-f", help="Format to export (repeatable; default: all)."),
+    fp32: bool = typer.Option(False, "--fp32", help="Keep fp32 (default: int8 through NNCF, calibrated)."),
+    calibration: Path = typer.Option(
+        None, "--calibration", help="Papers (JSON lines) to calibrate int8 on (default: 256 shipped arXiv abstracts)."
+    ),
+    calibration_size: int = typer.Option(256, "--calibration-size", min=1, help="Calibration papers used."),
+    keep_fp32: list[str] = typer.Option(None, "--keep-fp32", help="GEMMs left in fp32, repeatable: ffn_out, adapters."),
+) -> None:
+    """Write OpenVINO graphs (adapter inside, int8 by default) for `sciembed embed --backend openvino`."""
+    from ..model import load_model
+    from ..model.export_openvino import export_openvino
+
+    try:
+        encoder = load_model(model)
+        folder = export_openvino(
+            encoder,
+            output,
+            formats=format or None,
+            int8=not fp32,
+            calibration=calibration,
+            calibration_size=calibration_size,
+            keep_fp32=tuple(keep_fp32 or ()),
+        )
+    except (ValueError, FileNotFoundError, ImportError) as exc:
+        _fail(exc)
+    typer.echo(f"wrote {', '.join(sorted(p.name for p in folder.glob('*.xml')))} to {folder}")

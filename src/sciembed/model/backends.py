@@ -15,7 +15,12 @@ from .protocol import Encoder
 
 TORCH_NAMES = ("torch", "pytorch")
 # backend name -> "module:loader"; loader(folder) -> Encoder
-LOADERS = MappingProxyType({"onnx": "sciembed.model.onnx_backend:load_onnx"})
+LOADERS = MappingProxyType(
+    {
+        "onnx": "sciembed.model.onnx_backend:load_onnx",
+        "openvino": "sciembed.model.openvino_backend:load_openvino",
+    }
+)
 
 
 def backend_names() -> tuple[str, ...]:
@@ -35,7 +40,27 @@ def split_backend(name_or_path: str | Path | None, backend: str) -> tuple[str, s
 
 
 def load_with_backend(backend: str, folder: str | Path) -> Encoder:
+    """The backend's encoder of an export folder; a model folder (or name) is exported once first."""
     if backend not in LOADERS:
         raise ValueError(f"unknown backend {backend!r}; known: {', '.join(backend_names())}")
     module, loader = LOADERS[backend].split(":")
-    return getattr(import_module(module), loader)(folder)
+    load = getattr(import_module(module), loader)
+    try:
+        return load(folder)
+    except FileNotFoundError:
+        if not _is_model(folder):
+            raise
+    from .export_cache import cached_export
+
+    return load(cached_export(folder, backend))
+
+
+def _is_model(source: str | Path) -> bool:
+    """A model folder (sciembed's, or a Hugging Face encoder's) that an automatic export can start from."""
+    from .bases import find_base
+    from .default_model import DEFAULT_NAMES, SHIPPED_MODELS
+
+    if isinstance(source, str) and (source.lower() in DEFAULT_NAMES + SHIPPED_MODELS or find_base(source)):
+        return True
+    path = Path(source).expanduser()
+    return any((path / name).is_file() for name in ("sciembed.json", "config.json"))

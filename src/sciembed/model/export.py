@@ -72,6 +72,36 @@ def _eager_attention(model: SciEmbedModel):
         config._attn_implementation = before
 
 
+@contextmanager
+def on_cpu_in_fp32(model: SciEmbedModel):
+    """The model on the CPU in fp32 and in eval mode while exporting; put back as it was afterwards."""
+    was_training, device, dtype = model.training, model.device, model.dtype
+    model.place("cpu", torch.float32).eval()
+    try:
+        yield model
+    finally:
+        model.place(device, dtype)
+        model.train(was_training)
+
+
+def export_settings(model: SciEmbedModel, graphs: dict[str, str], **extra: Any) -> dict[str, Any]:
+    """The settings file's content: what an exported encoder needs besides its graphs and tokenizer."""
+    return {
+        "format_version": ONNX_FORMAT_VERSION,
+        "name": model.config.name,
+        "graphs": graphs,
+        "pooling": model.config.pooling,
+        "normalize": model.config.normalize,
+        "max_length": model.config.max_length,
+        "text_fields": list(model.config.text_fields),
+        "hidden_size": model.hidden_size,
+        **extra,
+        "source_fingerprint": model.fingerprint,
+        "inputs": ["input_ids", "attention_mask"],
+        "output": "embedding",
+    }
+
+
 def _export_graph(model: SciEmbedModel, format: str | None, path: Path, opset: int) -> None:
     graph = _FormatGraph(model, format).eval()
     inputs = _sample_inputs(model)
@@ -180,8 +210,6 @@ def export_onnx(
         model = load_model(model)
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
-    was_training, device, dtype = model.training, model.device, model.dtype
-    model.place("cpu", torch.float32).eval()
     if formats:
         names = [canonical_format(f) for f in formats]
         for name in names:
@@ -189,39 +217,26 @@ def export_onnx(
     else:
         names = model.formats or [BASE_GRAPH]
     graphs: dict[str, str] = {}
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            for name in dict.fromkeys(names):
-                fp32 = Path(tmp) / f"{name}.onnx"
-                _export_graph(model, None if name == BASE_GRAPH else name, fp32, opset)
-                if optimize:
-                    _optimize(fp32, model)
-                filename = f"{name}.int8.onnx" if int8 else f"{name}.onnx"
-                if int8:
-                    _quantize(fp32, output / filename, per_channel, _excluded_nodes(fp32, keep_fp32))
-                else:
-                    shutil.copyfile(fp32, output / filename)
-                graphs[name] = filename
-    finally:
-        model.place(device, dtype)
-        model.train(was_training)
+    with on_cpu_in_fp32(model), tempfile.TemporaryDirectory() as tmp:
+        for name in dict.fromkeys(names):
+            fp32 = Path(tmp) / f"{name}.onnx"
+            _export_graph(model, None if name == BASE_GRAPH else name, fp32, opset)
+            if optimize:
+                _optimize(fp32, model)
+            filename = f"{name}.int8.onnx" if int8 else f"{name}.onnx"
+            if int8:
+                _quantize(fp32, output / filename, per_channel, _excluded_nodes(fp32, keep_fp32))
+            else:
+                shutil.copyfile(fp32, output / filename)
+            graphs[name] = filename
     model.tokenizer.save_pretrained(str(output))
-    config: dict[str, Any] = {
-        "format_version": ONNX_FORMAT_VERSION,
-        "name": model.config.name,
-        "graphs": graphs,
-        "pooling": model.config.pooling,
-        "normalize": model.config.normalize,
-        "max_length": model.config.max_length,
-        "text_fields": list(model.config.text_fields),
-        "hidden_size": model.hidden_size,
-        "quantization": "int8-dynamic" + ("-per-channel" if per_channel else "") if int8 else None,
-        "kept_fp32": sorted(keep_fp32) if int8 else [],
-        "optimized": optimize,
-        "opset": opset,
-        "source_fingerprint": model.fingerprint,
-        "inputs": ["input_ids", "attention_mask"],
-        "output": "embedding",
-    }
+    config = export_settings(
+        model,
+        graphs,
+        quantization="int8-dynamic" + ("-per-channel" if per_channel else "") if int8 else None,
+        kept_fp32=sorted(keep_fp32) if int8 else [],
+        optimized=optimize,
+        opset=opset,
+    )
     (output / ONNX_CONFIG).write_text(json.dumps(config, indent=2) + "\n")
     return output

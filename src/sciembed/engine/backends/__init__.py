@@ -20,6 +20,7 @@ RUNNERS = MappingProxyType(
     {
         "torch": "sciembed.engine.backends.torch:runner",
         "onnx": "sciembed.engine.backends.onnx:runner",
+        "openvino": "sciembed.engine.backends.openvino:runner",
     }
 )
 
