@@ -3,6 +3,8 @@
 # mixture v2 -> four adapters on the frozen all-MiniLM-L6-v2 (contrastive loss) -> residual scale 0.5
 # -> validation suite against the start -> release (adapters only) if the release rule holds.
 # Needs ../shared/data; train on a GPU (the GPU-machine variant: scripts/gpu_generalise.sh).
+# Mixture v2 is what `build-mixture` wrote up to commit 3852ec0; later commits write mixture v3
+# (stricter exclusions, three more tasks): for the exact v2, build it from a worktree of 3852ec0.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SCIEMBED=${SCIEMBED:-.venv/bin/sciembed}

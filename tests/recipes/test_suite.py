@@ -8,6 +8,7 @@ import json
 import shutil
 
 import pytest
+import yaml
 from synthetic_tree import SHARED_TITLE, make_data_tree
 
 from sciembed.data.citations import heldout_queries, read_citation_graph
@@ -148,6 +149,45 @@ def test_mined_triplets_never_contain_an_excluded_paper(built_suite, data_tree, 
     # the guard itself: a mixture with a held-out paper is flagged, by source
     leaked = next(iter(excluded["paperscape"]))
     assert training_leaks({"paperscape": {leaked, "x"}, "acl": set()}, excluded) == {"paperscape": [leaked]}
+
+
+def test_the_stage2_mixture_holds_no_evaluation_document(built_suite, data_tree, tmp_path):
+    """Mixture v3 on the synthetic tree: no paper of ``excluded_ids`` in any task or role, which is
+    stricter than the suite's test items: the candidates of the in-training ranking tasks stay out too."""
+    from sciembed.train.multitask.mixture import _Mixture, build_mixture, mixture_source_ids
+
+    excluded = excluded_ids(data_tree, built_suite.parent)
+    out = tmp_path / "mixture"
+    report = build_mixture(data_tree, out, lite_dir=built_suite.parent, log=None)
+    used = mixture_source_ids(out)
+    assert set(used) == {"acl", "paperscape", "scitldr"}  # no OHSUMED, keyphrase, ICLR, S2ORC ...
+    # the suite uses all 60 synthetic arXiv papers, so no arXiv task keeps an example (nor is trained)
+    assert all(report["tasks"][t]["examples"] == 0 for t in ("arxiv_primary", "arxiv_categories"))
+    generated = yaml.safe_load((out / "stage2.yaml").read_text())
+    assert {t["name"] for t in generated["tasks"]} == {n for n, i in report["tasks"].items() if i["examples"]}
+    assert training_leaks(used, excluded) == {}
+    memo = DataMemo()
+    for task in load_tasks(built_suite):
+        if task.in_training and task.type in ("proximity", "adhoc_search"):
+            data = load_task_data(task, memo)
+            candidates = {c for cands in data.qrels.values() for c in cands} - set(data.qrels)
+            (source,) = task.sources
+            assert candidates and candidates <= excluded[source] and not candidates & used[source], task.name
+    # every task's rows name only papers of the table; a citation count never comes from an excluded paper
+    with gzip.open(out / "papers.jsonl.gz", "rt") as handle:
+        known = {json.loads(line)["paper_id"] for line in handle}
+    for name, info in report["tasks"].items():
+        with gzip.open(out / f"{name}.jsonl.gz", "rt") as handle:
+            rows = [json.loads(line) for line in handle]
+        assert len(rows) == info["examples"], name
+        for row in rows:
+            assert {row[r] for r in ("paper", "pos", "neg") if r in row} <= known, name
+    assert report["tasks"]["acl_citation_triplets"]["examples"] > 0
+    assert report["tasks"]["paperscape_triplets"]["examples"] > 0
+    # the builder's own guard: an excluded paper is refused where it would enter the table
+    mix = _Mixture(data_tree, tmp_path, {}, {s: set(ids) for s, ids in excluded.items()})
+    with pytest.raises(AssertionError, match="evaluation document"):
+        mix.add_paper("acl-abs", next(iter(excluded["acl"])), "t", "a")
 
 
 def test_the_built_folder_runs_without_the_data_tree(built_suite, tmp_path):

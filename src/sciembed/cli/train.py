@@ -125,7 +125,7 @@ def train_build_mixture(
     ),
     data_root: Path = typer.Option(None, "--data-root", help="Shared data folder (default ../shared/data)."),
 ) -> None:
-    """Build the stage-2 training mixture from ../shared/data, excluding every sciembed-lite test item."""
+    """Build the stage-2 training mixture from ../shared/data, without any evaluation document (excluded_ids)."""
     from ..train.multitask.mixture import build_mixture
 
     try:
