@@ -7,13 +7,17 @@
 #   scripts/gpu_generalise.sh train  BASE TAG  train the candidates of $RECIPES from BASE (a model folder)
 #   scripts/gpu_generalise.sh eval   BASE TAG  evaluate BASE and every candidate of TAG on $STAGE/suite
 #
-# Made here by scripts/prepare_gpu_generalise.sh (MiniLM/MPNet bases, mixture v2, stage-1 triplets,
+# Made here by scripts/prepare_gpu_generalise.sh (MiniLM/MPNet bases, mixture v3, stage-1 triplets,
 # the built suite, wheels for pytrec-eval and bm25s). Results: docs/TRAINING.md.
+# MIX: the mixture folder under $STAGE; TRAIN_SET: extra `--set key=value` settings for every run,
+# e.g. TRAIN_SET="max_steps=420 time_budget_s=290" (stage 2 stops and saves at the time budget).
 set -uo pipefail
 export PYTHONPATH=src PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false
 STAGE=${STAGE:-/root/stage}
 RUNS=${RUNS:-/root/runs}
 OUT=${OUT:-out/gpu-generalise}
+MIX=${MIX:-mixture-v3}
+TRAIN_SET=${TRAIN_SET:-}
 RECIPES=${RECIPES:-adapters-margin adapters-contrastive stage1-contrastive stage1-contrastive-distill}
 mkdir -p "$STAGE" "$RUNS" "$OUT"
 
@@ -44,16 +48,17 @@ stage() {
 }
 
 train_one() {  # recipe base tag
-  local recipe=$1 base=$2 tag=$3 run="$RUNS/$3-$1" start
+  local recipe=$1 base=$2 tag=$3 run="$RUNS/$3-$1" start extra=()
   start=$(date +%s)
+  for setting in $TRAIN_SET; do extra+=(--set "$setting"); done
   case $recipe in
     adapters-*)
       python3 -m sciembed train adapters --config "configs/generalise/$tag-$recipe.yaml" --base "$base" -o "$run" \
-        --set mixture="$STAGE/mixture-v2" --set progress=false ;;
+        --set mixture="$STAGE/$MIX" --set progress=false "${extra[@]}" ;;
     stage1-*)
       python3 -m sciembed train base --config "configs/generalise/stage1-mix-$tag-${recipe#stage1-}.yaml" \
         --set init_model="$base" --set train_triplets="$STAGE/triplets-mix.jsonl.gz" --set output_dir="$run" \
-        --set progress=false ;;
+        --set progress=false "${extra[@]}" ;;
   esac > "$OUT/$tag-$recipe.log" 2>&1
   echo "$tag-$recipe: exit $? after $(( $(date +%s) - start )) s" | tee -a "$OUT/$tag-$recipe.log"
 }

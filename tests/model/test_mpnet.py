@@ -1,5 +1,5 @@
-"""MPNet (no SDPA in transformers) loads and embeds; saved folders load in plain transformers without a
-newly initialised pooler."""
+"""MPNet (no SDPA in transformers: our own SDPA attention) loads and embeds as eager transformers does;
+saved folders load in plain transformers without a newly initialised pooler."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from conftest import PAPERS, make_tiny_model, minilm_tokenizer, tiny_base
 
 import sciembed
 from sciembed.model import save_model
+from sciembed.model.mpnet_attention import PATCHED
 
 
 def _tiny_mpnet_folder(folder):
@@ -41,7 +42,8 @@ def test_tiny_mpnet_loads_with_sdpa_requested_and_embeds(tmp_path):
     folder = _tiny_mpnet_folder(tmp_path / "mpnet")
     model = sciembed.load(folder)  # attn_implementation="sdpa" by default: transformers refuses it for MPNet
     assert type(model.base).__name__ == "MPNetModel"
-    assert model.base.config._attn_implementation == "eager"
+    assert model.base.config._attn_implementation == "eager"  # as transformers loads it ...
+    assert sum(hasattr(m, PATCHED) for m in model.base.modules()) == 2  # ... with our SDPA attention
     model.config.pooling = "mean"
     texts = [f"{p['title']}" for p in PAPERS]
     vectors = model.encode(texts, batch_size=2)
@@ -74,10 +76,15 @@ def test_saved_folder_loads_in_plain_transformers_without_new_pooler(tmp_path, k
     with torch.no_grad():
         out = plain(input_ids=ids, attention_mask=torch.ones_like(ids))
     torch.testing.assert_close(out.pooler_output, torch.tanh(out.last_hidden_state[:, 0]))
-    # sciembed itself still loads without the pooler: same vectors, same fingerprint.
+    # sciembed itself still loads without the pooler: same vectors, same fingerprint (a loaded MPNet
+    # runs our SDPA attention, the in-memory one transformers' eager attention: equal up to rounding).
     again = sciembed.load(folder)
     assert again.fingerprint == model.fingerprint
-    np.testing.assert_array_equal(again.encode(PAPERS), model.encode(PAPERS))
+    if kind == "mpnet":
+        assert any(hasattr(m, PATCHED) for m in again.base.modules())
+        np.testing.assert_allclose(again.encode(PAPERS), model.encode(PAPERS), atol=1e-6, rtol=0)
+    else:
+        np.testing.assert_array_equal(again.encode(PAPERS), model.encode(PAPERS))
 
 
 @pytest.mark.integration

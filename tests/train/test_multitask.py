@@ -282,13 +282,13 @@ def test_shipped_model_in_repository_is_small_and_loads():
 
 
 # ---- loss inputs, weights and learning rates --------------------------------------------------------------
-def _task(tmp_path, **overrides):
+def _task(tmp_path, model=None, config=None, **overrides):
     from sciembed.train.multitask import Stage2Task
     from sciembed.train.multitask.data import load_all_examples
     from sciembed.train.multitask.trainer import prepare_model, tokenize_examples
 
-    config = make_config(tmp_path, **overrides)
-    model = make_tiny_model()
+    config = config or make_config(tmp_path, **overrides)
+    model = model or make_tiny_model()
     model.config.normalize = True
     prepare_model(model, config)
     examples = load_all_examples(config)
@@ -433,3 +433,78 @@ def test_contrastive_triplet_loss_in_stage2(tmp_path):
         make_config(tmp_path, max_steps=2, triplet_loss="contrastive"), make_tiny_model(), tmp_path / "run", log=None
     )
     assert result.steps == 2
+
+
+def test_length_buckets_cover_every_sequence_and_minimise_padding_plus_overhead():
+    import itertools
+
+    from sciembed.train.multitask.buckets import length_buckets
+
+    lengths = [30, 3, 17, 250, 5, 5, 64, 9, 120, 2, 250, 7]
+
+    def cost(chunks, overhead):
+        return sum(len(c) * -(-max(lengths[i] for i in c) // 8) * 8 + overhead for c in chunks)
+
+    by_length = sorted(range(len(lengths)), key=lambda i: (lengths[i], i))
+    for overhead in (0, 64, 512, 10**6):
+        chunks = length_buckets(lengths, overhead)
+        assert [i for c in chunks for i in c] == by_length  # every index once, by increasing length
+        # no split of the sorted order into contiguous chunks costs less (brute force over all cuts)
+        best = min(
+            cost([by_length[a:b] for a, b in itertools.pairwise((0, *cuts, len(lengths)))], overhead)
+            for k in range(len(lengths))
+            for cuts in itertools.combinations(range(1, len(lengths)), k)
+        )
+        assert cost(chunks, overhead) == best, overhead
+    assert len(length_buckets(lengths, 10**6)) == 1 and len(length_buckets(lengths, 0)) == 7  # distinct widths
+
+
+@pytest.mark.parametrize("kind", ["bert", "mpnet"])
+def test_bucketed_padding_gives_the_loss_and_gradients_of_one_padded_forward(tmp_path, kind):
+    """On a base without a packed forward: length-bucketed chunks (less padding) = one padded forward."""
+    from sciembed.model.mpnet_attention import use_sdpa_attention
+    from sciembed.train.multitask.buckets import BucketedPadded
+
+    results = {}
+    for budget in (0, 16):
+        model = make_tiny_model(kind)
+        use_sdpa_attention(model.base)  # as sciembed.load does for MPNet (a no-op for BERT)
+        folder = tmp_path / str(budget)
+        folder.mkdir()
+        config = make_config(folder, bucket_overhead_tokens=budget, max_length=64)
+        _write(  # titles only and long abstracts: lengths from 4 to 64 tokens
+            folder / "papers.jsonl.gz",
+            [{"paper_id": f"p{i}", "title": TOPICS[i % 4], "abstract": " ".join([TOPICS[i % 4]] * (i % 3) * 9)}
+             for i in range(24)],
+        )  # fmt: skip
+        task, _ = _task(folder, model=model, config=config)
+        task.module.eval()  # no dropout: the two runs must see the same function
+        batch = task.mixer.epoch(0)[0]
+        step = task.step_inputs(batch)
+        bucketed = [g.inputs for g in step.groups if isinstance(g.inputs, BucketedPadded)]
+        if budget:
+            assert bucketed and any(len(b.chunks) > 1 for b in bucketed)
+            one_padded = sum(len(b.inverse) * max(c["input_ids"].shape[1] for c in b.chunks) for b in bucketed)
+            assert sum(b.padded_tokens() for b in bucketed) < one_padded
+        else:
+            assert not bucketed
+        loss = task.loss(task.module, batch)
+        loss.backward()
+        grads = {n: p.grad.clone() for n, p in task.module.named_parameters() if p.grad is not None}
+        results[budget] = (loss.item(), grads)
+    (loss_a, grads_a), (loss_b, grads_b) = results[0], results[16]
+    assert loss_b == pytest.approx(loss_a, rel=1e-5)
+    assert grads_a.keys() == grads_b.keys() and any(n.startswith("encoder.adapters") for n in grads_a)
+    for name in grads_a:
+        torch.testing.assert_close(grads_b[name], grads_a[name], atol=1e-5, rtol=1e-4, msg=name)
+
+
+def test_time_budget_stops_early_and_saves_the_model(tmp_path):
+    config = make_config(tmp_path, time_budget_s=1e-3)
+    result = train_stage2(config, make_tiny_model(), tmp_path / "run", log=None)
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert result.steps == 1 < summary["total_steps"]
+    assert summary["finished"] and summary["stopped_by_time_budget_at_step"] == 1
+    assert (tmp_path / "run" / "model" / "sciembed.json").is_file()
+    with pytest.raises(ConfigError, match="time_budget_s"):
+        make_config(tmp_path, time_budget_s=0)

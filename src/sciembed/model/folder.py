@@ -21,6 +21,7 @@ from .delta import DELTA_DIR, LowRankDelta
 from .encoder import SciEmbedModel, parse_dtype
 from .formats import FORMAT_TOKENS, canonical_format
 from .hashing import sha256_file, weight_file
+from .mpnet_attention import use_sdpa_attention
 from .protocol import Encoder
 from .st_files import write_sentence_transformers_files
 from .validation import check_against_base, check_tokenizer_files, first_line, read_weights_once
@@ -116,15 +117,18 @@ def _load_base_quiet(folder: str | Path, dtype: torch.dtype, attn_implementation
 
 
 def _from_pretrained_eager_fallback(auto_model, folder: str | Path | None, kwargs: dict):
-    """``from_pretrained``; eager attention where transformers refuses SDPA for the architecture
-    (MPNet on transformers 4.x and 5.x): same results, only slower."""
+    """``from_pretrained``; where transformers refuses SDPA for the architecture (MPNet on
+    transformers 4.x and 5.x) it loads eager attention, and MPNet's self-attention is then routed
+    through SDPA by our own forward (``model.mpnet_attention``: same results, fused kernels)."""
     source = None if folder is None else str(folder)
     try:
         return auto_model.from_pretrained(source, **kwargs)
     except ValueError as exc:
         if kwargs.get("attn_implementation") != "sdpa" or "scaled_dot_product_attention" not in str(exc):
             raise
-        return auto_model.from_pretrained(source, **{**kwargs, "attn_implementation": "eager"})
+        base = auto_model.from_pretrained(source, **{**kwargs, "attn_implementation": "eager"})
+        use_sdpa_attention(base)
+        return base
 
 
 def _is_published_layout(folder: Path) -> bool:

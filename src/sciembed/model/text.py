@@ -16,9 +16,10 @@ from ..data import Paper, as_paper
 from .wordpiece import AsciiWordPiece, fast_wordpiece
 
 
-def pad_ids(ids: Sequence[Sequence[int]], pad_id: int) -> tuple[np.ndarray, np.ndarray]:
-    """``input_ids`` and ``attention_mask`` (int64), padded to the longest sequence."""
-    longest = max(len(x) for x in ids)
+def pad_ids(ids: Sequence[Sequence[int]], pad_id: int, multiple: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """``input_ids`` and ``attention_mask`` (int64), padded to the longest sequence (rounded up to a
+    ``multiple``: aligned rows let fused attention kernels skip a padded copy of their mask)."""
+    longest = -(-max(len(x) for x in ids) // multiple) * multiple
     input_ids = np.full((len(ids), longest), pad_id, dtype=np.int64)
     mask = np.zeros((len(ids), longest), dtype=np.int64)
     for row, seq in enumerate(ids):
@@ -34,8 +35,8 @@ class HostPadded(NamedTuple):
     attention_mask: torch.Tensor
 
     @classmethod
-    def of(cls, ids: Sequence[Sequence[int]], pad_id: int, pin: bool = False) -> HostPadded:
-        input_ids, mask = (torch.from_numpy(a) for a in pad_ids(ids, pad_id))
+    def of(cls, ids: Sequence[Sequence[int]], pad_id: int, pin: bool = False, multiple: int = 1) -> HostPadded:
+        input_ids, mask = (torch.from_numpy(a) for a in pad_ids(ids, pad_id, multiple))
         if pin:
             input_ids, mask = input_ids.pin_memory(), mask.pin_memory()
         return cls(input_ids, mask)

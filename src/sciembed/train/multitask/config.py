@@ -110,6 +110,12 @@ class Stage2Config(LoopConfig):
         model normalises, which squeezes the heads' logits and collapsed the space, docs/TRAINING.md).
       task_weights: loss weight per task name (overrides the task's own ``weight``).
       save_dtype: dtype of the saved model weights (``fp32``, ``fp16``, ``bf16``; null: fp32).
+      time_budget_s: stop training (and save the model) at the first step after this many seconds
+        since the run began, loading and tokenising included (null: no limit; single process only).
+      bucket_overhead_tokens: where the base has no packed forward (MPNet, or any base on CPU), each
+        adapter's sequences of a step are sorted by length and cut into length buckets, each padded
+        to its own longest, so as to minimise padded tokens plus this cost (in tokens) per extra
+        forward (same loss, less padding); 0: one padded forward per adapter.
     """
 
     tasks: list[TaskConfig] = field(default_factory=list)
@@ -125,6 +131,8 @@ class Stage2Config(LoopConfig):
     loss_embedding: str = "raw"
     task_weights: dict[str, float] = field(default_factory=dict)
     save_dtype: str | None = None
+    bucket_overhead_tokens: int = 2048
+    time_budget_s: float | None = None
     # loop defaults that differ for stage 2
     batch_size: int = 64
     epochs: int = 2
@@ -151,6 +159,10 @@ class Stage2Config(LoopConfig):
             raise ConfigError(f"triplet_loss must be one of {TRIPLET_LOSSES}, got {self.triplet_loss!r}")
         if self.contrastive_scale <= 0:
             raise ConfigError(f"contrastive_scale must be positive, got {self.contrastive_scale}")
+        if self.time_budget_s is not None and self.time_budget_s <= 0:
+            raise ConfigError(f"time_budget_s must be positive or null, got {self.time_budget_s}")
+        if self.bucket_overhead_tokens < 0:
+            raise ConfigError(f"bucket_overhead_tokens must be 0 (off) or positive, got {self.bucket_overhead_tokens}")
 
     def weight(self, task: TaskConfig) -> float:
         return float(self.task_weights.get(task.name, task.weight))

@@ -34,6 +34,7 @@ from ...model.text import HostPadded
 from ..distributed import barrier, cleanup, init_distributed
 from ..loop import Trainer, read_metrics
 from ..losses import triplet_objective
+from .buckets import BucketedPadded
 from .config import Stage2Config
 from .data import MixedBatches, TaskExamples, load_all_examples
 from .heads import HeadConfig, TaskHead, head_loss, save_heads
@@ -43,7 +44,8 @@ MODEL_DIR = "model"
 
 @dataclass(frozen=True)
 class Stage2Result:
-    """What a stage-2 run did (``summary.json``): ``finished`` once ``steps`` reached ``total_steps``."""
+    """What a stage-2 run did (``summary.json``): ``finished`` once ``steps`` reached ``total_steps`` (or the
+    time budget ended training early, ``stopped_by_time_budget_at_step``)."""
 
     output: Path
     model_dir: Path
@@ -57,6 +59,7 @@ class Stage2Result:
     total_steps: int = 0
     world_size: int = 1
     task_meta: dict[str, Any] = field(default_factory=dict)
+    stopped_by_time_budget_at_step: int | None = None  # the run ended at ``time_budget_s`` (model saved)
 
     def to_json(self) -> dict[str, Any]:
         return {k: str(v) if isinstance(v, Path) else v for k, v in dataclasses.asdict(self).items()}
@@ -136,7 +139,7 @@ class ForwardGroup:
     """The sequences of one batch that go through one adapter (``None``: no adapter), in one forward."""
 
     adapter: str | None
-    inputs: Packed | dict[str, torch.Tensor]
+    inputs: Packed | BucketedPadded | dict[str, torch.Tensor]
     parts: list[tuple[str, str, int]]  # (task, role, sequences) in order
 
 
@@ -176,6 +179,12 @@ class Stage2Module(nn.Module):
         if isinstance(group.inputs, Packed):
             with no_cudnn_attention(True):
                 return self.encoder.forward_packed(group.inputs, format=group.adapter, normalize=self.normalize)
+        if isinstance(group.inputs, BucketedPadded):
+            chunks = [
+                self.encoder(c["input_ids"], c["attention_mask"], format=group.adapter, normalize=self.normalize)
+                for c in group.inputs.chunks
+            ]
+            return torch.cat(chunks)[group.inputs.inverse]
         return self.encoder(
             group.inputs["input_ids"], group.inputs["attention_mask"], format=group.adapter, normalize=self.normalize
         )
@@ -234,9 +243,12 @@ class Stage2Task:
     def batches(self, epoch: int, start: int = 0) -> Iterator[Sequence[tuple[str, int]]]:
         yield from self.mixer.epoch(epoch)[start:]
 
-    def _to_device(self, seqs: list[list[int]]) -> Packed | dict[str, torch.Tensor]:
+    def _to_device(self, seqs: list[list[int]]) -> Packed | BucketedPadded | dict[str, torch.Tensor]:
         if self.packed:
             return pack_host(seqs, pin=self.pin).to(self.device)[0]
+        overhead = self.config.bucket_overhead_tokens
+        if overhead:  # no packed forward (MPNet): length buckets instead of one padded batch
+            return BucketedPadded.of(seqs, self.model.pad_id, overhead, self.device, self.pin)
         return HostPadded.of(seqs, self.model.pad_id, self.pin).to(self.device)
 
     def step_inputs(self, items: Sequence[tuple[str, int]]) -> StepInputs:
@@ -292,6 +304,9 @@ def train_stage2(
 ) -> Stage2Result:
     """Train stage 2 (``config.mode``: ``adapters`` or ``multitask``) from ``base`` into ``output``.
 
+    ``config.time_budget_s`` ends training at the first step after that many seconds since this call
+    began (loading and tokenising included) and saves the model as it is then (the learning-rate
+    schedule is cut short; ``summary.json`` says at which step).
     ``stop_after_steps`` ends the run after that many steps in total with a checkpoint to resume
     from, as if it had been killed there; the learning-rate schedule still spans the full run.
     """
@@ -318,6 +333,19 @@ def train_stage2(
                     raise StopTraining
 
             hooks.append(stop_hook)
+        out_of_time: list[int] = []
+        if config.time_budget_s is not None:
+            if info.world_size > 1:  # ranks would disagree on the step to stop at
+                raise ValueError("time_budget_s is for single-process runs; use max_steps under torchrun")
+
+            def budget_hook(trainer: Trainer, state) -> None:
+                if time.perf_counter() - start >= config.time_budget_s and state.step < trainer.total_steps:
+                    say(f"time budget of {config.time_budget_s:.0f} s reached at step {state.step}: stopping")
+                    out_of_time.append(state.step)
+                    trainer.checkpoint()
+                    raise StopTraining
+
+            hooks.append(budget_hook)
         trainer = Trainer(config, task.module, task, dist=info, hooks=hooks, log=say)
         if info.is_main:
             output.mkdir(parents=True, exist_ok=True)
@@ -327,7 +355,7 @@ def train_stage2(
         except StopTraining:
             state = trainer.state
         model_dir = output / MODEL_DIR
-        finished = state.step >= trainer.total_steps
+        finished = state.step >= trainer.total_steps or bool(out_of_time)
         if info.is_main and finished:
             model.eval()
             save_model(model, model_dir, dtype=config.save_dtype)
@@ -348,6 +376,7 @@ def train_stage2(
             total_steps=trainer.total_steps,
             world_size=info.world_size,
             task_meta={n: e.meta() for n, e in examples.items()},
+            stopped_by_time_budget_at_step=out_of_time[0] if out_of_time else None,
         )
         if info.is_main:
             (output / "summary.json").write_text(json.dumps(result.to_json(), indent=2) + "\n")
