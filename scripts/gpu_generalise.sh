@@ -12,7 +12,8 @@
 # MIX: the mixture folder under $STAGE; TRAIN_SET: extra `--set key=value` settings for every run,
 # e.g. TRAIN_SET="max_steps=420 time_budget_s=290" (stage 2 stops and saves at the time budget).
 set -uo pipefail
-export PYTHONPATH=src PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false
+# parallel trainings share the cores: tokenisers single-threaded unless TOKENIZERS_PARALLELISM says otherwise
+export PYTHONPATH=src PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=${TOKENIZERS_PARALLELISM:-false}
 STAGE=${STAGE:-/root/stage}
 RUNS=${RUNS:-/root/runs}
 OUT=${OUT:-out/gpu-generalise}
