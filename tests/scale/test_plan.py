@@ -25,7 +25,11 @@ FIELDS = ("title", "abstract")
 @pytest.mark.parametrize("gpus", [1, 8, 64])
 def test_one_worker_per_gpu_each_holding_one_gpu(gpus):
     plan = cluster_plan(ScaleOptions(), {"CPU": 16.0 * gpus, "GPU": float(gpus)})
-    assert plan == ClusterPlan(device="cuda", workers=gpus, gpus_per_worker=1.0, cpus_per_worker=1.0)
+    # each with its share of the host's CPUs for tokenising (MiniLM on an H200 is bound by host work)
+    assert plan == ClusterPlan(device="cuda", workers=gpus, gpus_per_worker=1.0, cpus_per_worker=16.0)
+    assert cluster_plan(ScaleOptions(workers=1, cpus_per_worker=4), {"CPU": 16.0 * gpus, "GPU": float(gpus)}) == (
+        ClusterPlan("cuda", 1, 1.0, 4.0)
+    )
 
 
 def test_cpu_workers_where_there_is_no_gpu_or_the_backend_runs_on_cpu():
@@ -34,6 +38,7 @@ def test_cpu_workers_where_there_is_no_gpu_or_the_backend_runs_on_cpu():
     assert cluster_plan(ScaleOptions(device="cpu", workers=3), {"CPU": 8.0, "GPU": 2.0}).workers == 3
     # cuda:1 means "a GPU" on a cluster: each worker's own GPU is its cuda:0
     assert cluster_plan(ScaleOptions(device="cuda:1", workers=1), {"GPU": 2.0}) == ClusterPlan("cuda", 1, 1.0, 1.0)
+    assert cluster_plan(ScaleOptions(), {"CPU": 3.0}) == ClusterPlan("cpu", 3, 0.0, 1.0)
 
 
 @pytest.mark.parametrize(

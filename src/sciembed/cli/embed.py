@@ -44,7 +44,9 @@ def embed(
         False, "--ray", help="Many shards on a Ray cluster: INPUT is a glob, OUTPUT a folder of Parquet shards."
     ),
     workers: int = typer.Option(None, "--workers", help="With --ray: model workers (default: one per GPU, or CPUs)."),
-    cpus_per_worker: float = typer.Option(1.0, "--cpus-per-worker", help="With --ray: CPUs (threads) per worker."),
+    cpus_per_worker: float = typer.Option(
+        None, "--cpus-per-worker", help="With --ray: CPUs (threads) per worker (default: 1; GPU workers: CPUs / GPUs)."
+    ),
     readers: int = typer.Option(2, "--readers", help="With --ray: concurrent shard readers."),
 ) -> None:
     """Embed a file of papers into Parquet; rerun the same command to resume a killed job.

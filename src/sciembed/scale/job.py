@@ -49,7 +49,7 @@ class ScaleOptions:
     skip_invalid: bool = False
     chunk_size: int = 10_000
     workers: int | None = None  # default: one per GPU, or CPUs // cpus_per_worker
-    cpus_per_worker: float = 1.0
+    cpus_per_worker: float | None = None  # default: 1 on CPU; a GPU worker gets its share, CPUs // GPUs
     readers: int = 2  # concurrent reader tasks (JSON parsing / decompression)
     backend: str = "torch"  # or "onnx" (CPU)
     compile: bool = False
@@ -123,15 +123,20 @@ class ClusterPlan:
 
 def cluster_plan(options: ScaleOptions, resources: Mapping[str, float], backend: str = "torch") -> ClusterPlan:
     """One model replica per GPU of the cluster (``num_gpus=1`` each; Ray gives each its own GPU),
-    or CPU workers of ``cpus_per_worker`` threads where there is no GPU or the backend runs on CPU."""
+    or CPU workers of ``cpus_per_worker`` threads where there is no GPU or the backend runs on CPU.
+
+    A GPU worker tokenises on the host as fast as the GPU embeds (MiniLM on an H200 is bound by that
+    host work), so by default it holds its share of the CPUs (CPUs // GPUs), as ``sciembed embed``
+    has all of one machine's; Ray then sets its thread count (``OMP_NUM_THREADS``) to that."""
     gpus = int(resources.get("GPU", 0))
+    cpus = resources.get("CPU", 1)
     device = options.device or ("cuda" if gpus and backend in TORCH_NAMES else "cpu")
     device = "cuda" if device.startswith("cuda") else device  # each worker's own GPU is its cuda:0
     if device not in ("cuda", "cpu"):
         raise ValueError(f"--device {options.device!r}: the Ray path runs on cuda or cpu")
     if options.workers is not None and options.workers < 1:
         raise ValueError(f"--workers must be at least 1, got {options.workers}")
-    if options.cpus_per_worker <= 0:
+    if options.cpus_per_worker is not None and options.cpus_per_worker <= 0:
         raise ValueError(f"--cpus-per-worker must be positive, got {options.cpus_per_worker}")
     if device == "cuda":
         if backend not in TORCH_NAMES:
@@ -140,11 +145,10 @@ def cluster_plan(options: ScaleOptions, resources: Mapping[str, float], backend:
             raise ValueError("--device cuda: the Ray cluster has no GPUs")
         if options.workers is not None and options.workers > gpus:
             raise ValueError(f"--workers {options.workers}: the Ray cluster has {gpus} GPUs (one worker per GPU)")
-        return ClusterPlan("cuda", options.workers or gpus, 1.0, options.cpus_per_worker)
-    cpus = resources.get("CPU", 1)
-    return ClusterPlan(
-        "cpu", options.workers or max(1, int(cpus // options.cpus_per_worker)), 0.0, options.cpus_per_worker
-    )
+        share = options.cpus_per_worker or float(max(1, int(cpus // gpus)))
+        return ClusterPlan("cuda", options.workers or gpus, 1.0, share)
+    per_worker = options.cpus_per_worker or 1.0
+    return ClusterPlan("cpu", options.workers or max(1, int(cpus // per_worker)), 0.0, per_worker)
 
 
 def _dtype_name(encoder: Any, options: ScaleOptions, device: str) -> str:
@@ -237,7 +241,7 @@ def embed_shards(
             device=device,
             dtype=options.dtype,
             batch_size=options.batch_size,
-            threads=max(1, int(options.cpus_per_worker)),
+            threads=max(1, int(plan.cpus_per_worker)),
             fingerprint=fingerprint,
             fields=fields,
             output=str(layout.root),

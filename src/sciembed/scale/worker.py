@@ -98,8 +98,7 @@ class EmbedWorker:
         self.layout = OutputLayout(Path(config.output))
         self.metadata = dict(config.schema_metadata) or None
         self.options = chunk_options(config.batch_size, config.compile)
-        if config.device == "cpu":
-            torch.set_num_threads(max(1, config.threads))
+        torch.set_num_threads(max(1, config.threads))  # on CUDA too: host-side tensor work
         self.encoder = load_encoder(config.model, config.backend, dict(config.adapters), max(1, config.threads))
         # Before placing: the fingerprint of the weights as loaded (fp32 on the host), as the driver's.
         found = model_fingerprint(self.encoder)
