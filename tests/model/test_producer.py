@@ -96,3 +96,20 @@ def test_normalize_whitespace_matches_the_regex():
     samples = ["", " ", "a", "  a  b\n\nc\t", "x\u00a0y\u2028z\x1c\x85w\u3000", "\r\n lead and trail \x0b\x0c"]
     for text in samples:
         assert normalize_whitespace(text) == pattern.sub(" ", text).strip()
+
+
+def test_tokenising_processes_give_the_same_ids_and_vectors(model):
+    """``tokenize_workers``: groups tokenised in spawned processes, in order, the same ids and vectors."""
+    from sciembed.engine.run import token_groups
+
+    inline = list(token_groups(model, MANY, None, 7))
+    pooled = list(token_groups(model, MANY, None, 7, workers=1))  # one process: spawning is slow
+    assert [g for g, *_ in pooled] == [g for g, *_ in inline]
+    for (_, flat_a, len_a), (_, flat_b, len_b) in zip(inline, pooled, strict=True):
+        assert np.array_equal(flat_a, flat_b) and np.array_equal(len_a, len_b)
+    options = EncodeOptions(batch_size=300, max_tokens=300, pipeline=True, group_size=7)
+    plain = model.encode(MANY, format="proximity", options=options)
+    wide = model.encode(MANY, format="proximity", options=options.but(tokenize_workers=1))
+    np.testing.assert_array_equal(plain, wide)
+    with pytest.raises(ValueError, match="tokenize_workers"):
+        EncodeOptions(tokenize_workers=-1)

@@ -22,6 +22,7 @@ from ..data.progress import progress_bar
 from .backends import BatchRunner, runner_for
 from .batching import groups, length_sorted_batches
 from .options import EncodeOptions
+from .processes import TokenizerPool
 from .threads import ahead
 
 
@@ -46,6 +47,7 @@ class BatchPlan:
     group_size: int
     tokenize_ahead: int
     pipelined: bool
+    tokenize_workers: int = 0
 
 
 def plan_batches(runner: BatchRunner, count: int, options: EncodeOptions) -> BatchPlan:
@@ -59,25 +61,48 @@ def plan_batches(runner: BatchRunner, count: int, options: EncodeOptions) -> Bat
         group_size=options.group_size if pipelined else max(count, 1),
         tokenize_ahead=options.tokenize_ahead if pipelined else 0,
         pipelined=pipelined,
+        tokenize_workers=options.tokenize_workers,
     )
 
 
 def token_groups(
-    encoder: Any, papers: Sequence[Paper | dict | str], fields: Sequence[str] | None, group_size: int
+    encoder: Any,
+    papers: Sequence[Paper | dict | str],
+    fields: Sequence[str] | None,
+    group_size: int,
+    workers: int = 0,
 ) -> Iterator[tuple[range, np.ndarray, np.ndarray]]:
-    """``(group, flat ids, lengths)`` of one group of documents after another."""
+    """``(group, flat ids, lengths)`` of one group of documents after another (``workers``: processes)."""
     fields = tuple(fields or encoder.config.text_fields)
     separator = encoder.separator
-    for group in groups(len(papers), group_size):
-        texts = [as_paper(papers[i], i).text(separator, fields) for i in group]
-        yield (group, *encoder.tokenize_flat(texts))
+    texts = ((g, [as_paper(papers[i], i).text(separator, fields) for i in g]) for g in groups(len(papers), group_size))
+    pool = tokenizer_pool(encoder, workers) if workers > 0 else None
+    if pool is not None:
+        yield from pool.encode_groups(texts)
+        return
+    for group, group_texts in texts:
+        yield (group, *encoder.tokenize_flat(group_texts))
+
+
+def tokenizer_pool(encoder: Any, workers: int) -> TokenizerPool | None:
+    """The encoder's pool of ``workers`` tokenising processes (started once, kept with the encoder);
+    None for a tokenizer without a Rust pipeline (it stays in this process)."""
+    limit = int(encoder.config.max_length)
+    spec = encoder.tokenizer_spec(limit)
+    if spec is None:
+        return None
+    pools = encoder.__dict__.setdefault("_tokenizer_pools", {})
+    key = (workers, limit, id(encoder.tokenizer))
+    if key not in pools:
+        pools[key] = TokenizerPool(spec, limit, workers)
+    return pools[key]
 
 
 def host_batches(
     encoder: Any, papers: Sequence[Paper | dict | str], runner: BatchRunner, plan: BatchPlan, fields=None
 ) -> Iterator[Any]:
     """The backend's prepared batches: each group sorted by length and cut by the plan's budget."""
-    items = token_groups(encoder, papers, fields, plan.group_size)
+    items = token_groups(encoder, papers, fields, plan.group_size, plan.tokenize_workers)
     if plan.tokenize_ahead:
         # Rust tokenisation releases the GIL: group k + 1 is tokenised while group k is prepared.
         items = ahead(items, plan.tokenize_ahead, "sciembed-tokenize")

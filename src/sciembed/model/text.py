@@ -108,6 +108,11 @@ class TextMixin:
         flat = np.fromiter(chain.from_iterable(seqs), dtype=np.int64, count=int(lengths.sum()))
         return flat, lengths
 
+    def tokenizer_spec(self, max_length: int | None = None) -> str | None:
+        """The Rust pipeline (``tokenizer.json`` text, truncating at ``max_length``); None: a slow tokenizer."""
+        backend = self._backend_tokenizer(max_length)
+        return backend.to_str() if backend is not None else None
+
     def _fast_wordpiece(self, max_length: int) -> AsciiWordPiece | None:
         """The chunk-memo WordPiece for this tokenizer at ``max_length`` (None: not a BERT WordPiece)."""
         key = (id(self.tokenizer), max_length, getattr(self.tokenizer, "truncation_side", "right"))
