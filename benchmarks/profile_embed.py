@@ -24,7 +24,7 @@ import embed_speed  # noqa: E402
 
 
 def producer_seconds(
-    model, papers, packed: bool, max_tokens: int, overlap: bool = True, pin: bool = True
+    model, papers, packed: bool, max_tokens: int, overlap: bool = True, pin: bool = True, workers: int = 0
 ) -> tuple[float, list]:
     """The engine's host side alone (tokenise, sort, pad or pack, pin): seconds and the prepared batches."""
     from sciembed.engine import EncodeOptions
@@ -32,7 +32,12 @@ def producer_seconds(
     from sciembed.engine.run import host_batches, plan_batches
 
     options = EncodeOptions(
-        batch_size=max_tokens, max_tokens=max_tokens, pipeline=True, packed=packed, tokenize_ahead=2 if overlap else 0
+        batch_size=max_tokens,
+        max_tokens=max_tokens,
+        pipeline=True,
+        packed=packed,
+        tokenize_ahead=2 if overlap else 0,
+        tokenize_workers=workers,
     )
     runner = runner_for(model, "proximity", options)
     runner.pin = pin
