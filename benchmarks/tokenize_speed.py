@@ -222,17 +222,9 @@ def encode_rows(model, papers, args) -> list[dict]:
 
 
 # ---- --check-all ---------------------------------------------------------------------------------
-def string_leaves(value) -> list[str]:
-    if isinstance(value, str):
-        return [value]
-    if isinstance(value, dict):
-        return [s for v in value.values() for s in string_leaves(v)]
-    if isinstance(value, list):
-        return [s for v in value for s in string_leaves(v)]
-    return []
-
-
 def record_texts(model, path: Path) -> list[str]:
+    from sciembed.data.records import string_values
+
     texts = []
     opener = gzip.open if path.suffix == ".gz" else open
     with opener(path, "rt", encoding="utf-8") as handle:
@@ -242,7 +234,7 @@ def record_texts(model, path: Path) -> list[str]:
             record = json.loads(line)
             if isinstance(record, dict) and isinstance(record.get("title"), str) and record["title"].strip():
                 texts.append(model.texts([{**record, "paper_id": "x"}])[0])
-            texts.append(" ".join(string_leaves(record))[:50000])
+            texts.append(" ".join(string_values(record))[:50000])
     return texts
 
 

@@ -10,19 +10,10 @@ import numpy as np
 import pytest
 from conftest import SHARED_DATA, make_tiny_model
 
+from sciembed.data.records import string_values
 from sciembed.model.wordpiece import AsciiWordPiece, fast_wordpiece
 
 PER_SOURCE = 40  # records of each JSONL source of ../shared/data (a few hundred in all)
-
-
-def string_leaves(value) -> list[str]:
-    if isinstance(value, str):
-        return [value]
-    if isinstance(value, dict):
-        return [s for v in value.values() for s in string_leaves(v)]
-    if isinstance(value, list):
-        return [s for v in value for s in string_leaves(v)]
-    return []
 
 
 def real_texts(model) -> list[str]:
@@ -38,7 +29,7 @@ def real_texts(model) -> list[str]:
                 record = json.loads(line)
                 if isinstance(record, dict) and isinstance(record.get("title"), str):
                     texts.append(model.texts([{"paper_id": "x", **record}])[0])
-                texts.append(" ".join(string_leaves(record))[:20000])
+                texts.append(" ".join(string_values(record))[:20000])
     return texts
 
 

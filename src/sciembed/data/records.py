@@ -206,6 +206,17 @@ def as_paper_list(papers: Paper | dict[str, Any] | str | Iterable[Paper | dict[s
     return [as_paper(p, i) for i, p in enumerate(as_item_list(papers))]
 
 
+def string_values(value: Any) -> list[str]:
+    """Every string inside a JSON value, depth first (e.g. to check a tokenizer on whole records)."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [s for v in value.values() for s in string_values(v)]
+    if isinstance(value, list):
+        return [s for v in value for s in string_values(v)]
+    return []
+
+
 def as_field_list(fields: str | Sequence[str] | None) -> tuple[str, ...] | None:
     """``fields`` of ``encode``: one field name or a list of them (``None``: the model's own)."""
     if fields is None:
