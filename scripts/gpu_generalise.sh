@@ -94,9 +94,77 @@ evaluate() {  # base tag
   ls -la "$OUT/eval-$2"
 }
 
+# ---- recipe L-distill (issue 10): stage 1 as a low-rank delta over the frozen base, adapters on top ------
+#   scripts/gpu_generalise.sh lora      BASE TAG  low-rank stage 1 over the frozen BASE (contrastive +
+#                                                 distillation), contrastive adapters on top, candidates at
+#                                                 adapter scale 0.5 with delta scale 1.0 / 0.5
+#   scripts/gpu_generalise.sh eval-lora BASE TAG  evaluate BASE and the L-distill candidates only
+# The mixture: $STAGE/$MIX (default mixture-v3) where staged, else $STAGE/mixture-v2. LORA_EXTRA=1: two more
+# candidates (full adapters; the delta alone at 0.5). SMOKE=1: two (small) steps per training, a CPU rehearsal.
+lora_mixture() {
+  local mix="$STAGE/${MIX:-mixture-v3}"
+  [ -d "$mix" ] || mix="$STAGE/mixture-v2"
+  echo "$mix"
+}
+
+lora_candidates() {  # tag: the candidate model folders, in evaluation order
+  local run="$RUNS/$1-lora-distill"
+  echo "$run/model" "$run-adapters-scale0.5/model" "$run-adapters-scale0.5-delta0.5/model"
+  [ -n "${LORA_EXTRA:-}" ] && echo "$run-adapters/model" "$run-delta0.5/model"
+  return 0
+}
+
+lora() {  # base tag
+  local base=$1 tag=$2 run="$RUNS/$2-lora-distill" mix start
+  mix=$(lora_mixture)
+  nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+  echo "mixture: $mix"
+  start=$(date +%s)
+  python3 -m sciembed train base --config "configs/generalise/stage1-mix-$tag-lora-distill.yaml" \
+    --set init_model="$base" --set train_triplets="$STAGE/triplets-mix.jsonl.gz" --set output_dir="$run" \
+    --set progress=false ${SMOKE:+--set max_steps=2} > "$OUT/$tag-lora-distill.log" 2>&1
+  echo "$tag-lora-distill (stage 1): exit $? after $(( $(date +%s) - start )) s" | tee -a "$OUT/$tag-lora-distill.log"
+  tail -4 "$OUT/$tag-lora-distill.log"
+  [ -d "$run/model/delta" ] || { echo "no delta written: see $OUT/$tag-lora-distill.log" >&2; return 1; }
+  start=$(date +%s)
+  python3 -m sciembed train adapters --config "configs/generalise/$tag-adapters-contrastive.yaml" \
+    --base "$run/model" -o "$run-adapters" --set mixture="$mix" --set progress=false \
+    ${LORA_ADAPTER_EPOCHS:+--epochs "$LORA_ADAPTER_EPOCHS"} ${SMOKE:+--max-steps 2 --batch-size 16} \
+    > "$OUT/$tag-lora-distill-adapters.log" 2>&1
+  echo "$tag-lora-distill-adapters (stage 2): exit $? after $(( $(date +%s) - start )) s" \
+    | tee -a "$OUT/$tag-lora-distill-adapters.log"
+  tail -2 "$OUT/$tag-lora-distill-adapters.log"
+  [ -d "$run-adapters/model" ] || { echo "no adapters written: see $OUT/$tag-lora-distill-adapters.log" >&2; return 1; }
+  # WiSE-style candidates: the adapters at half their residual, the delta at 1.0 and 0.5
+  python3 -m sciembed train interpolate --tuned "$run-adapters/model" --adapter-scale 0.5 \
+    -o "$run-adapters-scale0.5/model" >> "$OUT/derive-lora.log" 2>&1
+  python3 -m sciembed train interpolate --tuned "$run-adapters/model" --adapter-scale 0.5 --delta-scale 0.5 \
+    -o "$run-adapters-scale0.5-delta0.5/model" >> "$OUT/derive-lora.log" 2>&1
+  if [ -n "${LORA_EXTRA:-}" ]; then
+    python3 -m sciembed train interpolate --tuned "$run/model" --delta-scale 0.5 -o "$run-delta0.5/model" \
+      >> "$OUT/derive-lora.log" 2>&1
+  fi
+  tail -4 "$OUT/derive-lora.log"
+  # what comes back: deltas (fp16 factors), adapters, heads, configs and curves; not the merged bases
+  tar -cf "$OUT/$tag-lora-runs.tar" -C "$RUNS" --exclude='*/checkpoints' --exclude='model.safetensors' \
+    --exclude='tokenizer*' --exclude='vocab.txt' $(cd "$RUNS" && ls -d "$tag"-lora-distill*)
+  ls -la "$OUT"
+}
+
+evaluate_lora() {  # base tag
+  wheels
+  local models=(-m "$1") folder
+  for folder in $(lora_candidates "$2"); do [ -d "$folder" ] && models+=(-m "$folder"); done
+  python3 -m sciembed evaluate "${models[@]}" --tasks "$STAGE/suite/tasks.jsonl" --output "$OUT/eval-$2-lora" \
+    --device cuda --batch-size 256 --n-jobs 16 --cache-dir "$RUNS/cache" 2>&1 | tail -60
+  ls -la "$OUT/eval-$2-lora"
+}
+
 case ${1:-} in
   stage) shift; stage "$@" ;;
   train) train "$2" "$3" ;;
   eval) evaluate "$2" "$3" ;;
-  *) echo "usage: $0 stage DIR... | train BASE TAG | eval BASE TAG" >&2; exit 2 ;;
+  lora) lora "$2" "$3" ;;
+  eval-lora) evaluate_lora "$2" "$3" ;;
+  *) echo "usage: $0 stage DIR... | train BASE TAG | eval BASE TAG | lora BASE TAG | eval-lora BASE TAG" >&2; exit 2 ;;
 esac

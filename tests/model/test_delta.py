@@ -182,6 +182,12 @@ def test_release_command_path_ships_a_run_delta_over_the_registry_base(tmp_path,
     loaded = load_model(release)
     np.testing.assert_allclose(loaded.encode(PAPERS), model.encode(PAPERS), atol=1e-6)
     assert loaded.delta is not None and (release / "delta").is_dir()
+    # a stage-1-only run (a delta, no adapters) ships as registry base + delta
+    stage1 = with_delta(load_model(tiny_registry), random_delta(model).rounded(torch.float16))
+    bare = save_model(stage1, tmp_path / "s1")
+    (bare / "model.safetensors").unlink()
+    only = load_model(release_model(bare, tmp_path / "rel-s1", base_model="tiny-registry"))
+    assert only.formats == [] and only.delta is not None
 
 
 @pytest.mark.integration

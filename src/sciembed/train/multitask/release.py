@@ -197,7 +197,8 @@ def release_model(
         model = load_model(base_model)
         if (run_model / DELTA_DIR).is_dir():  # a low-rank stage 1: the delta ships too, merged at load
             attach_delta(model, run_model / DELTA_DIR)
-        for folder in sorted(p for p in (run_model / ADAPTERS_DIR).iterdir() if p.is_dir()):
+        adapters = run_model / ADAPTERS_DIR
+        for folder in sorted(p for p in adapters.iterdir() if p.is_dir()) if adapters.is_dir() else []:
             load_adapter(model, folder.name, folder)
     else:
         model = load_model(run_model)
