@@ -156,3 +156,17 @@ def test_int8_can_keep_ffn_output_and_adapters_in_fp32(model, tmp_path):
 
 def test_int8_default_keeps_the_sensitive_gemms(int8_folder):
     assert json.loads((int8_folder / ONNX_CONFIG).read_text())["kept_fp32"] == ["adapters", "ffn_out"]
+
+
+def test_static_int8_is_calibrated_qdq_and_stays_close(model, tmp_path):
+    import onnx
+
+    folder = export_onnx(model, tmp_path / "static", formats=["proximity"], int8="static", calibration_size=32)
+    settings = json.loads((folder / ONNX_CONFIG).read_text())
+    assert settings["quantization"] == "int8-static-per-channel"
+    kinds = [node.op_type for node in onnx.load(str(folder / "proximity.int8.onnx")).graph.node]
+    assert kinds.count("QuantizeLinear") >= 4 and "DynamicQuantizeLinear" not in kinds  # scales fixed at export
+    encoder = load_model(folder, backend="onnx")
+    assert cosines(encoder.encode(MANY, format="proximity"), model.encode(MANY, format="proximity")).min() > 0.99
+    with pytest.raises(ValueError, match="int8 must be"):
+        export_onnx(model, tmp_path / "bad", int8="weird")

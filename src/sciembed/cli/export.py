@@ -27,6 +27,12 @@ def export_onnx_command(
     output: Path = typer.Argument(..., help="Folder to write: one .onnx graph per format, tokenizer, settings."),
     format: list[str] = typer.Option(None, "--format", "-f", help="Format to export (repeatable; default: all)."),
     int8: bool = typer.Option(False, "--int8", help="Dynamic int8 quantisation of the weights (onnxruntime)."),
+    static: bool = typer.Option(
+        False, "--static", help="With --int8: static QDQ int8, activations calibrated on real abstracts."
+    ),
+    calibration: Path = typer.Option(
+        None, "--calibration", help="With --static: papers (JSON lines) to calibrate on (default: shipped arXiv)."
+    ),
     optimize: bool = typer.Option(False, "--optimize", help="Run onnxruntime's BERT graph optimizer first."),
     keep_fp32: list[str] = typer.Option(
         None,
@@ -39,16 +45,19 @@ def export_onnx_command(
     from ..model import load_model
     from ..model.export import export_onnx
 
+    if static and not int8:
+        _fail(ValueError("--static needs --int8"))
     try:
         encoder = load_model(model)
         folder = export_onnx(
             encoder,
             output,
             formats=format or None,
-            int8=int8,
+            int8=("static" if static else True) if int8 else False,
             optimize=optimize,
             opset=opset,
             keep_fp32=_keep_fp32(keep_fp32),
+            calibration=calibration,
         )
     except (ValueError, FileNotFoundError, ImportError) as exc:
         _fail(exc)
