@@ -107,9 +107,14 @@ def test_boolean_and_additive_masks_give_the_same_bias():
     assert attention_bias(None, bias, torch.bfloat16).dtype == torch.bfloat16
 
 
-def test_other_architectures_are_left_alone():
+def test_other_architectures_and_unknown_layouts_are_left_alone():
     bert = tiny_base("bert")
     assert use_sdpa_attention(bert) == 0
+    mpnet = tiny_base("mpnet")
+    for module in mpnet.modules():
+        if type(module).__name__ == "MPNetSelfAttention":
+            del module.all_head_size  # as if another transformers version named it otherwise
+    assert use_sdpa_attention(mpnet) == 0
 
 
 @pytest.mark.parametrize("dtype", [torch.bfloat16])

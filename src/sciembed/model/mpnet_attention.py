@@ -23,6 +23,8 @@ import torch.nn.functional as F
 from torch import nn
 
 PATCHED = "_sciembed_sdpa_attention"
+# what our forward reads of MPNetSelfAttention (the same from transformers 4.x to 5.x)
+_LAYOUT = {"q", "k", "v", "o", "dropout", "num_attention_heads", "attention_head_size", "all_head_size"}
 
 
 def is_mpnet(base: nn.Module) -> bool:
@@ -77,8 +79,11 @@ def use_sdpa_attention(base: nn.Module) -> int:
     for module in base.modules():
         if type(module).__name__ != "MPNetSelfAttention" or hasattr(module, PATCHED):
             continue
+        signature = inspect.signature(type(module).forward)
+        if not _LAYOUT <= set(vars(module)) | set(module._modules) or "hidden_states" not in signature.parameters:
+            continue  # a transformers version whose module differs from the one we mirror: stays eager
         original = module.forward
-        setattr(module, PATCHED, (original, inspect.signature(type(module).forward)))
+        setattr(module, PATCHED, (original, signature))
         module.forward = types.MethodType(_sdpa_forward, module)
         count += 1
     return count
