@@ -1,6 +1,7 @@
 """Automatic exports: `load(MODEL_FOLDER, backend=...)` exports once (atomically, under a lock), then reuses."""
 
 import json
+import os
 import shutil
 import threading
 import time
@@ -45,6 +46,7 @@ def test_exports_once_next_to_the_model_then_reuses(model_copy, monkeypatch):
     again = load_model(model_copy, backend="onnx")
     assert len(calls) == 1 and again.folder == first.folder and again.fingerprint == first.fingerprint
     assert not [p for p in first.folder.parent.iterdir() if p.name.startswith(".") and p.is_dir()]  # no temp left
+    assert first.folder.stat().st_mode & 0o055 == 0o055 or os.umask(os.umask(0)) & 0o055
     reference = load_model(model_copy).encode(PAPERS, format="proximity")
     vectors = again.encode(PAPERS, format="proximity")
     assert (vectors * reference).sum(1).min() > 0.9999

@@ -72,6 +72,9 @@ def cached_export(
             return final
         (notify or _to_stderr)(f"exporting {model_source} for the {backend} backend once, into {final}")
         work = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}."))
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(work, 0o777 & ~umask)  # mkdtemp's 0700 would hide a shared model's export from other users
         try:
             exporter(model, work)
             os.rename(work, final)
