@@ -100,7 +100,9 @@ evaluate() {  # base tag
 #                                                 adapter scale 0.5 with delta scale 1.0 / 0.5
 #   scripts/gpu_generalise.sh eval-lora BASE TAG  evaluate BASE and the L-distill candidates only
 # The mixture: $STAGE/$MIX (default mixture-v3) where staged, else $STAGE/mixture-v2. LORA_EXTRA=1: two more
-# candidates (full adapters; the delta alone at 0.5). SMOKE=1: two (small) steps per training, a CPU rehearsal.
+# candidates (full adapters; the delta alone at 0.5). LORA_ADAPTER_BUDGET (240): seconds after which stage 2
+# stops and saves (a safety net for the call's time; the log says so); LORA_ADAPTER_EPOCHS: fewer epochs.
+# SMOKE=1: two (small) steps per training, a CPU rehearsal.
 lora_mixture() {
   local mix="$STAGE/${MIX:-mixture-v3}"
   [ -d "$mix" ] || mix="$STAGE/mixture-v2"
@@ -129,6 +131,7 @@ lora() {  # base tag
   start=$(date +%s)
   python3 -m sciembed train adapters --config "configs/generalise/$tag-adapters-contrastive.yaml" \
     --base "$run/model" -o "$run-adapters" --set mixture="$mix" --set progress=false \
+    --set time_budget_s="${LORA_ADAPTER_BUDGET:-240}" \
     ${LORA_ADAPTER_EPOCHS:+--epochs "$LORA_ADAPTER_EPOCHS"} ${SMOKE:+--max-steps 2 --batch-size 16} \
     > "$OUT/$tag-lora-distill-adapters.log" 2>&1
   echo "$tag-lora-distill-adapters (stage 2): exit $? after $(( $(date +%s) - start )) s" \
