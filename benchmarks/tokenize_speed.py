@@ -167,6 +167,11 @@ def without_fast_path(model):
     return switched()
 
 
+def close_pools(model) -> None:
+    for pool in model.__dict__.pop("_tokenizer_pools", {}).values():
+        pool.close()  # the next size starts its own processes
+
+
 def producer_rows(model, papers, args) -> list[dict]:
     import profile_embed
 
@@ -182,6 +187,7 @@ def producer_rows(model, papers, args) -> list[dict]:
                 runs.append(profile_embed.producer_seconds(model, papers, True, 65536, pin=pin, workers=workers)[0])
         name = f"producer packed 64k, {label}" + (f", {workers} processes" if workers else "")
         rows.append(row(name, len(papers), min(runs), workers=workers))
+        close_pools(model)
     return rows
 
 
@@ -215,6 +221,7 @@ def encode_rows(model, papers, args) -> list[dict]:
         seconds, out = timed(options)
         rows.append(row(f"encode CUDA fp16, new, tokenize_workers={n}", len(papers), seconds, workers=n))
         vectors[f"w{n}"] = out
+        close_pools(model)
     same = {k: bool(np.array_equal(v, vectors["old"])) for k, v in vectors.items()}
     print(f"vectors bit-identical to the old path: {same}")
     rows.append({"path": "bit-identical to old", **same})
