@@ -1,22 +1,28 @@
 """Index benchmark: the full real corpus of ../shared/data, and 1M+ vectors (real + synthetic).
 
-    python benchmarks/index_scale.py [--vectors lsa | --vectors EMBEDDINGS.parquet] [--total 1000000]
-                                     [--kinds hnsw,ivfpq] [--out benchmarks/results/index_scale]
+    python benchmarks/index_scale.py --vectors /work/bench/real-emb --model models/sciembed-minilm \
+        [--total 1000000] [--real-kinds flat,ivfflat] [--kinds ivfflat] [--keep runs/index-1m] \
+        [--out benchmarks/results/index_scale]
 
 Corpus: every paper with a title in ../shared/data (ACL Anthology, arXiv 2025-26, Paperscape 1991-96,
 OHSUMED, ICLR 2021, SciTLDR, S2ORC sample): about 210k papers, ids kept as published.
-Vectors: ``rp`` (default, CPU-cheap) or ``lsa`` = TF-IDF of title + abstract reduced to 384 dimensions
-by a Gaussian random projection or a truncated SVD: real documents, real topical neighbourhoods, but
-*not* model embeddings; or a Parquet file of model embeddings of the same papers (``sciembed embed``,
-e.g. from the GPU machine, where 210k papers take under a minute).
-Synthetic vectors (to reach ``--total``) are real vectors plus Gaussian noise (cosine ~0.85 to their
-source), so they keep the corpus's cluster structure.
+Vectors: a folder of model embeddings as benchmarks/embed_corpus.py writes it (``ids.txt.gz`` with
+``source:id`` lines + float16 ``emb-NNN.npy`` parts; real sciembed-minilm proximity vectors), a Parquet
+file of model embeddings (``sciembed embed``), or ``rp`` / ``lsa`` = TF-IDF of title + abstract reduced
+to 384 dimensions (real neighbourhoods, *not* model embeddings; CPU-cheap).
+Synthetic vectors (to reach ``--total``) are a random real vector plus isotropic Gaussian noise of norm
+0.6, renormalised (cosine ~0.86 to its source; real papers' nearest real neighbour has median cosine
+0.75), so they stay inside the corpus's clusters; each synthetic paper carries its source's title and
+abstract (so lookups return realistic sizes) and an id ``synthetic-N``.
 
-Every index is built through ``PaperIndex`` (SQLite metadata + raw vectors + FAISS, chunked adds,
-one commit); queries are 500 held-out real papers (not indexed) through ``PaperIndex.search``
-(single-query calls, including the SQLite id lookup). Recall@10 is against exact inner-product search
-over the same vectors. Reports build time, RSS growth, size on disk, p50/p99 latency and recall@10;
-HNSW ``efSearch`` and IVF ``nprobe`` are swept. Writes ``index_scale.json`` and ``index_scale.md``.
+Every index is built through ``PaperIndex`` (SQLite metadata + raw vectors + FAISS, chunked adds, one
+commit, which also calibrates efSearch / nprobe). Two query sets, neither indexed: 500 held-out real
+papers' proximity vectors, and, with ``--model``, the titles of the same 500 papers embedded as search
+queries (the ``adhoc_query`` adapter) as the API embeds them. Latency: one query per
+``PaperIndex.search`` call (including the SQLite id lookup), FAISS on one thread, as the server runs it.
+Recall@10 is against exact inner-product search over the same vectors. Reports build time, RSS growth,
+size on disk, p50/p99 latency and recall@10, and sweeps HNSW ``efSearch`` / IVF ``nprobe``. Writes
+``index_scale.json``, ``index_scale.md`` and ``index_scale.png``.
 """
 
 from __future__ import annotations
@@ -103,6 +109,53 @@ def text_vectors(papers: list[dict], dim: int, seed: int, method: str) -> np.nda
     return faiss_io.normalise(np.asarray(reduced, dtype=np.float32))
 
 
+PREFIX_SOURCES = {"acl": "acl/", "arxiv": "arxiv/", "paperscape": "paperscape/", "ohsumed": "ohsumed/"}
+
+
+def folder_vectors(papers: list[dict], folder: Path) -> tuple[list[dict], np.ndarray]:
+    """benchmarks/embed_corpus.py output: ``source:id`` ids in row order and float16 parts."""
+    with gzip.open(folder / "ids.txt.gz", "rt") as handle:
+        ids = [line.rstrip("\n") for line in handle]
+    parts = sorted(folder.glob("emb-*.npy"))
+    matrix = np.concatenate([np.load(p) for p in parts]).astype(np.float32)
+    if len(matrix) != len(ids):
+        raise ValueError(f"{folder}: {len(ids)} ids but {len(matrix)} vectors")
+    by_id = {p["paper_id"]: p for p in papers}
+    kept, rows = [], []
+    for row, prefixed in enumerate(ids):
+        source, _, raw = prefixed.partition(":")
+        paper = by_id.get(raw)
+        if paper is not None and paper["source"].startswith(PREFIX_SOURCES.get(source, "?")):
+            kept.append({**paper, "paper_id": prefixed})
+            rows.append(row)
+    print(f"{folder}: {len(ids)} vectors, {len(kept)} matched to papers of ../shared/data", flush=True)
+    return kept, faiss_io.normalise(matrix[rows])
+
+
+def query_vectors(model: str, papers: list[dict]) -> tuple[np.ndarray, ModelInfo]:
+    """The papers' titles embedded as search queries (adhoc_query), as the API embeds a query."""
+    from sciembed import load
+
+    encoder = load(model)
+    started = time.perf_counter()
+    queries = encoder.encode([p["title"] for p in papers], format="adhoc_query", show_progress=False)
+    print(f"{len(papers)} title queries embedded in {time.perf_counter() - started:.1f} s", flush=True)
+    source = str(Path(model).resolve()) if Path(model).exists() else model
+    info = ModelInfo(name=encoder.name, fingerprint=encoder.fingerprint, dimension=encoder.dimension, source=source)
+    return faiss_io.normalise(queries), info
+
+
+def check_same_model(model: str, papers: list[dict], vectors: np.ndarray) -> float:
+    """Re-embed a few papers with ``model`` on this machine: the given vectors must be its proximity vectors."""
+    from sciembed import load
+
+    own = faiss_io.normalise(load(model).encode(papers, format="proximity", show_progress=False))
+    worst = float(np.min(np.sum(own * vectors, axis=1)))
+    if worst < 0.99:
+        raise ValueError(f"the vectors are not {model}'s proximity embeddings (cosine {worst:.3f} on a sample)")
+    return worst
+
+
 def parquet_vectors(papers: list[dict], path: Path) -> tuple[list[dict], np.ndarray]:
     import pyarrow.parquet as pq
 
@@ -115,16 +168,18 @@ def parquet_vectors(papers: list[dict], path: Path) -> tuple[list[dict], np.ndar
     return kept, faiss_io.normalise(flat[[row[p["paper_id"]] for p in kept]])
 
 
-def synthetic(real: np.ndarray, n: int, seed: int, noise: float = 0.6) -> np.ndarray:
-    """Real vectors plus isotropic noise of norm ~noise: new points inside the corpus's clusters."""
+def synthetic(real: np.ndarray, n: int, seed: int, noise: float = 0.6) -> tuple[np.ndarray, np.ndarray]:
+    """Real vectors plus isotropic noise of norm ~noise: new points inside the corpus's clusters.
+    Returns (vectors, index of each one's source)."""
     rng = np.random.default_rng(seed)
     out = np.empty((n, real.shape[1]), np.float32)
+    sources = rng.integers(0, len(real), n)
     for start in range(0, n, 100_000):
         stop = min(n, start + 100_000)
-        base = real[rng.integers(0, len(real), stop - start)]
+        base = real[sources[start:stop]]
         jitter = rng.normal(scale=noise / np.sqrt(real.shape[1]), size=base.shape).astype(np.float32)
         out[start:stop] = faiss_io.normalise(base + jitter)
-    return out
+    return out, sources
 
 
 def exact_top(vectors: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
@@ -140,25 +195,33 @@ def build(folder: Path, kind: str, papers: list[dict], vectors: np.ndarray, info
     index = PaperIndex.create(folder, info, kind=kind, expected_size=len(papers))
     if faiss_io.needs_training(kind):
         rng = np.random.default_rng(0)
-        index.train(vectors[rng.choice(len(vectors), min(len(vectors), 100_000), replace=False)])
+        wanted = faiss_io.TRAIN_MAX_POINTS_PER_LIST * int(index.manifest.params["nlist"])
+        index.train(vectors[np.sort(rng.choice(len(vectors), min(len(vectors), wanted), replace=False))])
+        print(f"  {kind}: trained in {time.perf_counter() - started:.1f} s", flush=True)
     for start in range(0, len(papers), CHUNK):
         chunk = slice(start, start + CHUNK)
         index.add(papers[chunk], {"proximity": vectors[chunk]}, fingerprint=info.fingerprint, commit=False)
         print(f"  {kind}: {min(start + CHUNK, len(papers))}/{len(papers)} added", flush=True)
-    index.commit()
+    index.commit()  # writes the FAISS file and calibrates efSearch / nprobe
     seconds = time.perf_counter() - started
     disk = sum(f.stat().st_size for f in folder.iterdir() if f.is_file()) / 1e6
-    return index, {"build_s": round(seconds, 1), "rss_growth_mb": round(rss_mb() - before), "disk_mb": round(disk)}
+    stats = {"build_s": round(seconds, 1), "rss_growth_mb": round(rss_mb() - before), "disk_mb": round(disk)}
+    stats["calibration"] = index.manifest.params.get("calibration")
+    return index, stats
 
 
 def measure(index: PaperIndex, queries: np.ndarray, truth: np.ndarray, row_of: dict[str, int]) -> dict:
     index.search("proximity", queries[:20], K)  # warm up
     latencies, recalls = [], []
-    for query, true in zip(queries, truth, strict=True):
-        started = time.perf_counter()
-        hits = index.search("proximity", query[None, :], K)[0]
-        latencies.append((time.perf_counter() - started) * 1000)
-        recalls.append(len({row_of[h.paper_id] for h in hits} & set(true.tolist())) / K)
+    threads = faiss_io.set_threads(1)  # as the server searches
+    try:
+        for query, true in zip(queries, truth, strict=True):
+            started = time.perf_counter()
+            hits = index.search("proximity", query[None, :], K)[0]
+            latencies.append((time.perf_counter() - started) * 1000)
+            recalls.append(len({row_of[h.paper_id] for h in hits} & set(true.tolist())) / K)
+    finally:
+        faiss_io.set_threads(threads)
     return {
         "p50_ms": round(float(np.percentile(latencies, 50)), 3),
         "p99_ms": round(float(np.percentile(latencies, 99)), 3),
@@ -166,122 +229,185 @@ def measure(index: PaperIndex, queries: np.ndarray, truth: np.ndarray, row_of: d
     }
 
 
-def sweep(index: PaperIndex, kind: str, queries, truth, row_of) -> list[dict]:
-    name, values = {"hnsw": ("efSearch", (32, 64, 96, 128, 192)), "ivfpq": ("nprobe", (8, 16, 32, 64))}.get(
-        kind, ("", ())
-    )
+SWEEPS = {"hnsw": ("efSearch", (32, 64, 128, 256, 512)), "ivfflat": ("nprobe", (4, 8, 16, 32, 64, 128))}
+
+
+def sweep(index: PaperIndex, kind: str, query_sets: dict, row_of) -> list[dict]:
+    name, values = SWEEPS.get(kind, ("", ()))
     rows = []
     for value in values:
         faiss_io.configure(index._indexes["proximity"], kind, {**index.manifest.params, name: value})
-        rows.append({name: value, **measure(index, queries, truth, row_of)})
-        print(f"  {kind} {name}={value}: {rows[-1]}", flush=True)
+        row = {name: value}
+        for label, (queries, truth) in query_sets.items():
+            row[label] = measure(index, queries, truth, row_of)
+        rows.append(row)
+        print(f"  {kind} {name}={value}: {row}", flush=True)
     faiss_io.configure(index._indexes["proximity"], kind, index.manifest.params)
     return rows
 
 
-def run_size(label, papers, vectors, queries, kinds, work: Path, info: ModelInfo) -> list[dict]:
-    truth_started = time.perf_counter()
-    truth = exact_top(vectors, queries, K)
-    print(f"{label}: exact ground truth in {time.perf_counter() - truth_started:.1f} s", flush=True)
+def run_size(label, papers, vectors, query_sets, kinds, work: Path, info: ModelInfo, keep: Path | None) -> list[dict]:
+    started = time.perf_counter()
+    names = list(query_sets)
+    top = exact_top(vectors, np.concatenate([query_sets[n] for n in names]), K)
+    truths = {n: (query_sets[n], top[i * QUERIES : (i + 1) * QUERIES]) for i, n in enumerate(names)}
+    print(f"{label}: exact ground truth in {time.perf_counter() - started:.1f} s", flush=True)
     row_of = {p["paper_id"]: i for i, p in enumerate(papers)}  # rows are added in order from 0
     results = []
     for kind in kinds:
-        folder = work / f"{label}-{kind}"
+        folder = keep if keep is not None and kind == kinds[-1] else work / f"{label}-{kind}"
         index, stats = build(folder, kind, papers, vectors, info)
-        stats.update(measure(index, queries, truth, row_of))
-        result = {"corpus": label, "vectors": len(papers), "kind": index.manifest.kind, "params": index.manifest.params}
+        result = {"corpus": label, "vectors": len(papers), "kind": index.manifest.kind}
+        result["params"] = {k: v for k, v in index.manifest.params.items() if k != "calibration"}
         result.update(stats)
-        result["sweep"] = sweep(index, index.manifest.kind, queries, truth, row_of)
+        result["queries"] = {name: measure(index, q, t, row_of) for name, (q, t) in truths.items()}
+        result["load_average"] = [round(x, 2) for x in os.getloadavg()]
+        result["sweep"] = sweep(index, index.manifest.kind, truths, row_of)
         print(json.dumps({k: v for k, v in result.items() if k != "sweep"}), flush=True)
         results.append(result)
         index.close()
-        shutil.rmtree(folder)
+        if folder != keep:
+            shutil.rmtree(folder)
     return results
 
 
 def markdown(results: list[dict], meta: dict) -> str:
+    names = list(results[0]["queries"])
     lines = [
-        f"Index benchmark, {meta['date']}, {meta['device']}; vectors: {meta['vectors']}; `{meta['command']}`",
+        f"Index benchmark, {meta['date']}, {meta['device']}; vectors: {meta['vectors']}; queries: "
+        f"{', '.join(names)}; `{meta['command']}`",
         "",
-        "| corpus | vectors | kind | params | build s | RSS growth MB | disk MB | p50 ms | p99 ms | recall@10 |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| corpus | vectors | kind | params (after calibration) | build s | RSS growth MB | disk MB | "
+        + " | ".join(f"{n}: p50 ms / p99 ms / recall@10" for n in names)
+        + " | load avg |",
+        "|---|---|---|---|---|---|---|" + "---|" * len(names) + "---|",
     ]
     for r in results:
         params = ", ".join(f"{k}={v}" for k, v in r["params"].items())
+        cells = " | ".join(
+            f"{q['p50_ms']} / {q['p99_ms']} / **{q['recall_at_10']}**" for q in (r["queries"][n] for n in names)
+        )
         lines.append(
             f"| {r['corpus']} | {r['vectors']:,} | {r['kind']} | {params} | {r['build_s']} | {r['rss_growth_mb']} | "
-            f"{r['disk_mb']} | {r['p50_ms']} | {r['p99_ms']} | {r['recall_at_10']} |"
+            f"{r['disk_mb']} | {cells} | {r['load_average'][0]} |"
         )
     for r in results:
+        if r.get("calibration"):
+            lines.append(f"\n{r['corpus']} {r['kind']} calibration (indexed vectors as queries): {r['calibration']}")
         if r["sweep"]:
-            name = next(k for k in r["sweep"][0] if k not in ("p50_ms", "p99_ms", "recall_at_10"))
-            cells = "; ".join(f"{s[name]}: {s['recall_at_10']} / {s['p50_ms']} ms" for s in r["sweep"])
-            lines.append(f"\n{r['corpus']} {r['kind']} sweep ({name}: recall@10 / p50): {cells}")
+            knob = next(iter(r["sweep"][0]))
+            for n in names:
+                cells = "; ".join(f"{s[knob]}: {s[n]['recall_at_10']} / {s[n]['p50_ms']} ms" for s in r["sweep"])
+                lines.append(f"\n{r['corpus']} {r['kind']} sweep, {n} queries ({knob}: recall@10 / p50): {cells}")
     return "\n".join(lines) + "\n"
+
+
+def plot(results: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for r in results:
+        if not r["sweep"]:
+            continue
+        knob = next(iter(r["sweep"][0]))
+        for n, style in zip(r["queries"], ("-o", "--s"), strict=False):
+            xs = [s[n]["p50_ms"] for s in r["sweep"]]
+            ys = [s[n]["recall_at_10"] for s in r["sweep"]]
+            ax.plot(xs, ys, style, label=f"{r['corpus']} {r['vectors']:,} {r['kind']}, {n} queries")
+            for s, x, y in zip(r["sweep"], xs, ys, strict=True):
+                ax.annotate(str(s[knob]), (x, y), fontsize=7, xytext=(3, -8), textcoords="offset points")
+            chosen = r["queries"][n]
+            ax.plot([chosen["p50_ms"]], [chosen["recall_at_10"]], "k*", markersize=10)
+    ax.axhline(0.95, color="grey", lw=0.8, ls=":")
+    ax.axvline(5.0, color="grey", lw=0.8, ls=":")
+    ax.set_xscale("log")
+    ax.set_xlabel("p50 latency per query, ms (PaperIndex.search, 1 FAISS thread)")
+    ax.set_ylabel("recall@10 vs exact search")
+    ax.set_title("IVF nprobe / HNSW efSearch sweep (numbers); * = calibrated setting")
+    ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--shared", type=Path, default=SHARED)
-    parser.add_argument("--vectors", default="rp", help="rp or lsa (TF-IDF reduced), or a Parquet of model embeddings")
+    parser.add_argument(
+        "--vectors", default="rp", help="an embed_corpus.py folder, a Parquet of model embeddings, or rp / lsa"
+    )
+    parser.add_argument("--model", default=None, help="the model of the vectors: title queries, spot check, index info")
     parser.add_argument("--dim", type=int, default=384)
     parser.add_argument("--total", type=int, default=1_000_000, help="vectors in the large run (0: skip it)")
-    parser.add_argument("--real-kinds", default="hnsw", help="kinds for the real corpus")
-    parser.add_argument("--kinds", default="hnsw", help="kinds for the large run (hnsw, ivfpq)")
+    parser.add_argument("--real-kinds", default="flat,ivfflat", help="kinds for the real corpus")
+    parser.add_argument("--kinds", default="ivfflat", help="kinds for the large run (the last one is kept)")
+    parser.add_argument("--keep", type=Path, default=None, help="keep the large run's last index here (serve_load)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument(
-        "--work", type=Path, default=None, help="scratch folder, keeps the LSA vectors (default: temporary)"
-    )
+    parser.add_argument("--limit", type=int, default=0, help="use only the first N real papers (a smoke run)")
+    parser.add_argument("--work", type=Path, default=None, help="scratch folder (default: temporary)")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "index_scale")
     args = parser.parse_args()
 
     started = time.perf_counter()
     papers = read_corpus(args.shared)
     print(f"read {len(papers)} real papers in {time.perf_counter() - started:.1f} s", flush=True)
-    if args.vectors in ("lsa", "rp"):
+    source = Path(args.vectors)
+    if source.is_dir():
+        papers, vectors = folder_vectors(papers, source)
+        description = f"model embeddings {args.vectors} (fp16 parts)"
+    elif args.vectors in ("lsa", "rp"):
         started = time.perf_counter()
-        cache = args.work / f"{args.vectors}-{args.dim}-{len(papers)}.npy" if args.work else None
-        if cache is not None and cache.is_file():
-            vectors = np.load(cache)
-        else:
-            vectors = text_vectors(papers, args.dim, args.seed, args.vectors)
-            if cache is not None:
-                cache.parent.mkdir(parents=True, exist_ok=True)
-                np.save(cache, vectors)
+        vectors = text_vectors(papers, args.dim, args.seed, args.vectors)
         print(f"{args.vectors} vectors {vectors.shape} in {time.perf_counter() - started:.1f} s", flush=True)
-        info = ModelInfo(name=f"tfidf-{args.vectors}", fingerprint=f"{args.vectors}-" + "0" * 60, dimension=args.dim)
+        description = f"TF-IDF reduced to {args.dim} dimensions ({args.vectors}), not model embeddings"
     else:
-        papers, vectors = parquet_vectors(papers, Path(args.vectors))
-        info = ModelInfo(name=Path(args.vectors).stem, fingerprint="parquet-" + "0" * 56, dimension=vectors.shape[1])
+        papers, vectors = parquet_vectors(papers, source)
+        description = f"model embeddings {args.vectors}"
+    if args.limit:  # a smoke run
+        papers, vectors = papers[: args.limit], vectors[: args.limit]
+    info = ModelInfo(name=source.stem, fingerprint="vectors-" + "0" * 56, dimension=vectors.shape[1])
     rng = np.random.default_rng(args.seed)
     held_out = rng.choice(len(papers), QUERIES, replace=False)
+    query_sets = {"held-out paper": vectors[held_out]}
+    if args.model:
+        sample = [papers[i] for i in held_out[:8]]
+        print(f"spot check: min cosine {check_same_model(args.model, sample, vectors[held_out[:8]]):.4f}", flush=True)
+        query_sets["title query"], info = query_vectors(args.model, [papers[i] for i in held_out])
     mask = np.ones(len(papers), bool)
     mask[held_out] = False
-    queries = vectors[held_out]
     papers = [p for p, keep in zip(papers, mask, strict=True) if keep]
     vectors = vectors[mask]
 
     work = args.work or Path(tempfile.mkdtemp(prefix="index-scale-"))
     work.mkdir(parents=True, exist_ok=True)
-    results = run_size("real", papers, vectors, queries, args.real_kinds.split(","), work, info)
+    results = run_size("real", papers, vectors, query_sets, args.real_kinds.split(","), work, info, None)
     if args.total > len(papers):
         extra = args.total - len(papers)
-        more = synthetic(vectors, extra, args.seed + 1)
-        big_papers = papers + [{"paper_id": f"synthetic-{i}", "title": f"synthetic paper {i}"} for i in range(extra)]
+        more, sources = synthetic(vectors, extra, args.seed + 1)
+        big_papers = papers + [
+            {
+                "paper_id": f"synthetic-{i}",
+                "title": papers[s]["title"],
+                "abstract": papers[s].get("abstract"),
+                "source": "synthetic",
+            }
+            for i, s in enumerate(sources)
+        ]
         big = np.concatenate([vectors, more])
         del more
-        results += run_size("real+synthetic", big_papers, big, queries, args.kinds.split(","), work, info)
+        results += run_size("real+synthetic", big_papers, big, query_sets, args.kinds.split(","), work, info, args.keep)
     meta = {
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "device": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, faiss threads default",
-        "vectors": "TF-IDF + SVD (LSA) of the real papers"
-        if args.vectors == "lsa"
-        else f"model embeddings {args.vectors}",
+        "device": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores (shared)",
+        "vectors": description,
         "command": "python " + " ".join(sys.argv),
     }
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "index_scale.json").write_text(json.dumps({"meta": meta, "results": results}, indent=2) + "\n")
     (args.out / "index_scale.md").write_text(markdown(results, meta))
+    plot(results, args.out / "index_scale.png")
     print(markdown(results, meta))
 
 

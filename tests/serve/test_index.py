@@ -1,4 +1,4 @@
-"""PaperIndex: incremental adds, duplicates, model checks, crash safety, the three index kinds."""
+"""PaperIndex: incremental adds, duplicates, model checks, crash safety, the index kinds, calibration."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 import textwrap
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,7 @@ import pytest
 pytest.importorskip("faiss")
 
 from sciembed.serve import ModelInfo, PaperIndex  # noqa: E402
+from sciembed.serve import vectors as faiss_io  # noqa: E402
 
 DIM = 16
 INFO = ModelInfo(name="test-model", fingerprint="f" * 64, dimension=DIM, source="tests")
@@ -177,15 +179,14 @@ def test_failed_add_rolls_back_in_process(tmp_path, monkeypatch):
     assert len(index) == 20
 
 
-@pytest.mark.parametrize("kind", ["hnsw", "ivfpq"])
+@pytest.mark.parametrize("kind", ["hnsw", "ivfflat", "ivfpq"])
 def test_approximate_kinds_find_the_exact_neighbours(tmp_path, kind):
     centres = vectors(20, 3) * 3
     rng = np.random.default_rng(4)
     corpus = (centres[rng.integers(0, 20, 3000)] + rng.normal(size=(3000, DIM))).astype(np.float32)
-    index = PaperIndex.create(
-        tmp_path / "idx", INFO, kind=kind, expected_size=3000, params={"nlist": 32} if kind == "ivfpq" else None
-    )
-    if kind == "ivfpq":
+    params = {"hnsw": None, "ivfflat": {"nlist": 32}, "ivfpq": {"nlist": 32, "m": 8}}[kind]  # m=8: 2 dims a code
+    index = PaperIndex.create(tmp_path / "idx", INFO, kind=kind, expected_size=3000, params=params)
+    if kind != "hnsw":
         with pytest.raises(ValueError, match="trained first"):
             index.add(papers(0, 1), {"proximity": corpus[:1]}, fingerprint=INFO.fingerprint)
         index.train(corpus[:2000])
@@ -193,7 +194,7 @@ def test_approximate_kinds_find_the_exact_neighbours(tmp_path, kind):
         index.add(
             papers(start, start + 1000), {"proximity": corpus[start : start + 1000]}, fingerprint=INFO.fingerprint
         )
-    queries = vectors(20, 8)
+    queries = (centres[rng.integers(0, 20, 20)] + rng.normal(size=(20, DIM))).astype(np.float32)  # not indexed
     recall = np.mean(
         [
             len({h.row_id for h in hits} & set(exact_top(corpus, q, 10))) / 10
@@ -203,3 +204,30 @@ def test_approximate_kinds_find_the_exact_neighbours(tmp_path, kind):
     assert recall >= 0.9
     points = index.map_points(500)
     assert 0 < len(points) <= 500 and {"map_x", "map_y", "cluster"} <= set(points[0])
+
+
+@pytest.mark.parametrize("kind", ["hnsw", "ivfflat"])
+def test_calibration_raises_the_search_knob_until_recall_meets_the_target(tmp_path, kind):
+    """A start far too low (efSearch 1 / nprobe 1 of 64 lists) on hard data: the commit measures recall
+    against exact search and raises the knob; recall on queries that are not in the index follows."""
+    rng = np.random.default_rng(7)
+    corpus = faiss_io.normalise(rng.normal(size=(4000, 24)).astype(np.float32))  # no clusters: hard
+    start = {"efSearch": 1, "M": 8, "efConstruction": 40} if kind == "hnsw" else {"nprobe": 1, "nlist": 64}
+    folder = tmp_path / "idx"
+    index = PaperIndex.create(folder, replace(INFO, dimension=24), kind=kind, params=start)
+    if kind == "ivfflat":
+        index.train(corpus)
+    index.add(papers(0, 4000), {"proximity": corpus}, fingerprint=INFO.fingerprint)
+    knob = "efSearch" if kind == "hnsw" else "nprobe"
+    calibration = index.manifest.params["calibration"]
+    assert index.manifest.params[knob] == calibration[knob] > 1
+    assert calibration["recall_at_10"] >= 0.96 and calibration["vectors"] == 4000
+    index.close()
+    reader = PaperIndex.open(folder)  # the chosen setting is what a server opens
+    assert reader.manifest.params[knob] == calibration[knob]
+    queries = faiss_io.normalise(rng.normal(size=(100, 24)).astype(np.float32))
+    truth = np.argsort(-(corpus @ queries.T), axis=0)[:10].T
+    hits = reader.search("proximity", queries, 10)
+    recall = np.mean([len({h.row_id for h in row} & set(t)) / 10 for row, t in zip(hits, truth, strict=True)])
+    assert recall >= 0.9
+    reader.close()

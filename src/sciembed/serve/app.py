@@ -26,7 +26,7 @@ from .batching import BatchingEncoder
 from .fields import FieldError, FieldSelection, paper_json, parse_fields
 from .guard import GuardConfig, GuardMiddleware
 from .index import PaperIndex
-from .vectors import normalise
+from .vectors import normalise, set_threads
 
 YEAR_FILTER = re.compile(r"^\s*(\d{4})?\s*(-)?\s*(\d{4})?\s*$")
 
@@ -44,6 +44,8 @@ class ServeConfig:
     max_map_points: int = 20_000
     negative_weight: float = 0.5  # recommendations: query = mean(positives) - w * mean(negatives)
     refresh_seconds: float = 2.0  # pick up generations that `sciembed index add` commits meanwhile
+    search_threads: int = 1  # FAISS threads: requests run concurrently, each search is small
+    batch_window_ms: float = 2.0  # how long the query encoder waits for more queries to batch with
     guard: GuardConfig = field(default_factory=GuardConfig)
 
 
@@ -112,7 +114,8 @@ def create_app(index: PaperIndex, encoder: Any, config: ServeConfig | None = Non
             f"model {encoder.name} (fingerprint {encoder.fingerprint[:12]}...) is not the model the index in "
             f"{index.folder} was built with ({index.model.name}, {index.model.fingerprint[:12]}...)"
         )
-    batcher = BatchingEncoder(encoder, device=device)
+    set_threads(config.search_threads)
+    batcher = BatchingEncoder(encoder, device=device, window_s=config.batch_window_ms / 1000)
     paper_format = index.map_format
     query_format = "adhoc_query"
     model_name = index.model.name

@@ -1,7 +1,9 @@
 """Query and paper embedding for the API: concurrent requests are encoded together in small batches.
 
 One worker thread owns the encoder, so requests never run the model concurrently (which would only
-oversubscribe the cores); under load, requests that arrive while a batch runs form the next batch.
+oversubscribe the cores); under load, requests that arrive while a batch runs form the next batch, and
+the first request of a batch waits up to ``window_s`` for others (micro-batching: one forward for many
+queries costs little more than one for a single query).
 A small LRU cache answers repeated queries without the model.
 """
 
@@ -9,6 +11,7 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 from collections import OrderedDict
 from concurrent.futures import Future
 from typing import Any
@@ -17,11 +20,20 @@ import numpy as np
 
 MAX_BATCH = 32
 CACHE_SIZE = 2048
+WINDOW_S = 0.002
 
 
 class BatchingEncoder:
-    def __init__(self, encoder: Any, max_batch: int = MAX_BATCH, cache_size: int = CACHE_SIZE, device: str = "cpu"):
+    def __init__(
+        self,
+        encoder: Any,
+        max_batch: int = MAX_BATCH,
+        cache_size: int = CACHE_SIZE,
+        device: str = "cpu",
+        window_s: float = WINDOW_S,
+    ):
         self.encoder = encoder
+        self.window_s = window_s
         self.max_batch = max_batch
         self.cache_size = cache_size
         self.device = device
@@ -61,9 +73,11 @@ class BatchingEncoder:
             if first is None:
                 return
             batch = [first]
+            deadline = time.monotonic() + self.window_s
             while len(batch) < self.max_batch:
                 try:
-                    nxt = self._queue.get_nowait()
+                    wait = deadline - time.monotonic()
+                    nxt = self._queue.get(timeout=wait) if wait > 0 else self._queue.get_nowait()
                 except queue.Empty:
                     break
                 if nxt is None:

@@ -99,6 +99,17 @@ def spot_check(encoder: Any, papers: Sequence[Paper], given: np.ndarray, format:
         )
 
 
+def training_sample(given: dict[str, np.ndarray], index: PaperIndex, seed: int = 0) -> dict[str, np.ndarray]:
+    """An even random sample of the given embeddings, as many as the IVF lists train on, for every format."""
+    from .vectors import TRAIN_MAX_POINTS_PER_LIST
+
+    wanted = TRAIN_MAX_POINTS_PER_LIST * int(index.manifest.params.get("nlist", 1))
+    keys = list(given)
+    chosen = np.random.default_rng(seed).choice(len(keys), min(len(keys), wanted), replace=False)
+    sample = np.stack([given[keys[i]] for i in np.sort(chosen)])
+    return {fmt: sample for fmt in index.formats}
+
+
 def _chunks(papers: Iterator[Paper], size: int) -> Iterator[list[Paper]]:
     while chunk := list(itertools.islice(papers, size)):
         yield chunk
@@ -148,8 +159,9 @@ def add_file(
                         todo, format=fmt, batch_size=options.batch_size, device=options.device
                     )
                     report.embedded += len(todo) if fmt == index.formats[0] or given is None else 0
-            if not index.manifest.trained:  # ivfpq: train on the first chunk (a sample of the corpus)
-                index.train(vectors)
+            if not index.manifest.trained:  # IVF: train on the given embeddings, else on the first chunk
+                only_given = given is not None and all(canonical_format(f) == "proximity" for f in index.formats)
+                index.train(training_sample(given, index) if only_given else vectors)
             added = index.add(todo, vectors, fingerprint=encoder.fingerprint)
             report.added += added.added
         if progress is not None:

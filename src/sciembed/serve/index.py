@@ -37,6 +37,13 @@ from .store import PaperStore
 WRITER_LOCK = ".writer.lock"
 MAP_FORMAT_PREFERENCE = ("proximity",)
 PROJECTION_MIN_VECTORS = 3
+# Calibration of approximate indexes (efSearch / nprobe): recall@10 of indexed vectors used as queries
+# (their own row left out) against exact search over the same index, at the first commit with at least
+# CALIBRATION_MIN_VECTORS vectors and again whenever the index has doubled since.
+RECALL_TARGET = faiss_io.RECALL_TARGET
+CALIBRATION_QUERIES = 300
+CALIBRATION_MIN_VECTORS = 2_000
+CALIBRATION_K = 10
 
 
 def model_info_of(encoder: Any, source: str | None = None) -> ModelInfo:
@@ -208,7 +215,7 @@ class PaperIndex:
             )
 
     def train(self, sample_vectors: np.ndarray | dict[str, np.ndarray]) -> None:
-        """Train a trained kind (IVF-PQ) on a sample (one array for all formats, or one per format); once."""
+        """Train a trained kind (IVF-Flat, IVF-PQ) on a sample (one array for all formats, or one per format); once."""
         self._require_writable()
         m = self.manifest
         if m.trained:
@@ -223,13 +230,14 @@ class PaperIndex:
         generation = m.generation + 1
         files, indexes = {}, {}
         sample = samples[self.map_format]
+        params = faiss_io.lists_for_sample(m.params, min(len(s) for s in samples.values()))
         for fmt in m.formats:
-            indexes[fmt] = faiss_io.new_index(m.kind, self.dimension, m.params)
+            indexes[fmt] = faiss_io.new_index(m.kind, self.dimension, params)
             faiss_io.train(indexes[fmt], samples[fmt])
             files[fmt] = vector_file(fmt, generation)
             faiss_io.save(indexes[fmt], self.folder / files[fmt])
         projection = self._fit_projection(sample, generation) if m.projection is None else m.projection
-        self._switch(m.next(m.count, files, trained=True, projection=projection), indexes)
+        self._switch(m.next(m.count, files, trained=True, projection=projection, params=params), indexes)
 
     def add(
         self,
@@ -306,14 +314,73 @@ class PaperIndex:
         generation = m.generation + 1
         files = {fmt: vector_file(fmt, generation) for fmt in m.formats}
         try:
+            params = self._params_for(m.count + self._staged)
             for fmt, name in files.items():
                 faiss_io.save(self._indexes[fmt], self.folder / name)
-            self._switch(m.next(m.count + self._staged, files))
+            self._switch(m.next(m.count + self._staged, files, params=params))
         except BaseException:
             self._rollback()
             raise
         self._staged = 0
         self.store.checkpoint()
+
+    def _params_for(self, count: int) -> dict[str, Any]:
+        """The manifest's parameters, recalibrated when the index first reaches the minimum size or doubled."""
+        params = self.manifest.params
+        if self.manifest.kind not in faiss_io.SEARCH_KNOBS or count < CALIBRATION_MIN_VECTORS:
+            return params
+        last = int(params.get("calibration", {}).get("vectors", 0))
+        if last and count < 2 * last:
+            return params
+        knob, _ = faiss_io.SEARCH_KNOBS[self.manifest.kind]
+        results = [self.calibrate(fmt, float(params.get("recall_target", RECALL_TARGET))) for fmt in self.formats]
+        chosen = max(results, key=lambda r: r[knob])  # one setting serves every format
+        for fmt in self.formats:
+            faiss_io.configure(self._indexes[fmt], self.manifest.kind, {**params, knob: chosen[knob]})
+        return {**params, knob: chosen[knob], "calibration": {**chosen, "vectors": count}}
+
+    def calibrate(self, format: str, target: float = RECALL_TARGET, queries: int = CALIBRATION_QUERIES, seed: int = 0):
+        """The cheapest efSearch (HNSW) / nprobe (IVF) whose recall@10 reaches ``target`` + a margin.
+
+        Queries are indexed vectors (their own row is left out of both result lists), ground truth an
+        exact scan of the same index. Returns ``{knob: value, "recall_at_10": r, "queries": n, ...}``
+        (the largest value tried, and the recall it reached, if none reaches the target).
+        """
+        kind = self.manifest.kind
+        knob, values = faiss_io.SEARCH_KNOBS[kind]
+        index = self._indexes[format]
+        rng = np.random.default_rng(seed)
+        top = self.store.max_row_id()
+        candidates = rng.choice(top + 1, size=min(top + 1, 2 * queries), replace=False)
+        stored = self.store.vectors(format, [int(r) for r in candidates], self.dimension)
+        rows = np.asarray([r for r in candidates if int(r) in stored][:queries], dtype=np.int64)
+        matrix = np.stack([stored[int(r)] for r in rows])
+        k = CALIBRATION_K
+        started = time.perf_counter()
+        truth = _without_self(faiss_io.exact_search(index, kind, matrix, k + 1), rows, k)
+        exact_s = time.perf_counter() - started
+        result: dict[str, Any] = {}
+        for value in values:
+            if kind == "ivfflat" and value > faiss_io.faiss_ivf_lists(index):
+                break
+            _, found = faiss_io.search(index, matrix, k + 1, faiss_io.search_parameters(kind, value))
+            found = _without_self(found, rows, k)
+            recall = float(np.mean([len(set(f) & set(t) - {-1}) / k for f, t in zip(found, truth, strict=True)]))
+            result = {knob: int(value), "recall_at_10": round(recall, 4), "target": target}
+            if recall >= target + faiss_io.RECALL_MARGINS[kind]:
+                break
+        timings = []
+        parameters = faiss_io.search_parameters(kind, result[knob])
+        threads = faiss_io.set_threads(1)  # as the server searches: one query per call, one thread
+        try:
+            for query in matrix[:100]:
+                began = time.perf_counter()
+                faiss_io.search(index, query[None, :], k, parameters)
+                timings.append((time.perf_counter() - began) * 1000)
+        finally:
+            faiss_io.set_threads(threads)
+        result.update(queries=len(rows), p50_ms=round(float(np.median(timings)), 3), exact_s=round(exact_s, 2))
+        return result
 
     def _switch(self, manifest: IndexManifest, indexes: dict[str, Any] | None = None) -> None:
         """Commit ``manifest``; the in-memory indexes already hold its vectors (or are given)."""
@@ -420,6 +487,15 @@ class PaperIndex:
 
     def map_points(self, limit: int) -> list[dict[str, Any]]:
         return self.store.map_points(self.manifest.generation, limit)
+
+
+def _without_self(found: np.ndarray, rows: np.ndarray, k: int) -> np.ndarray:
+    """The first k ids of each row other than the query's own row id (-1 padded)."""
+    out = np.full((len(found), k), -1, np.int64)
+    for i, (ids, own) in enumerate(zip(found, rows, strict=True)):
+        kept = [int(x) for x in ids if x != own and x >= 0][:k]
+        out[i, : len(kept)] = kept
+    return out
 
 
 def _with_projection(manifest: IndexManifest, name: str) -> IndexManifest:

@@ -15,10 +15,12 @@ from ..data.atomic import atomic_write_bytes
 LAYOUT_VERSION = 1
 MANIFEST = "index.json"
 DATABASE = "papers.sqlite"
-KINDS = ("flat", "hnsw", "ivfpq")
-# Exact search up to this many vectors; HNSW up to HNSW_MAX; IVF-PQ (compact, trained) beyond.
+KINDS = ("flat", "hnsw", "ivfflat", "ivfpq")
+# Exact search up to this many vectors; IVF-Flat (trained, nprobe calibrated) up to IVF_FLAT_MAX; IVF-PQ
+# (compact, trained) beyond. HNSW is there on request: on 2 cores its build is 10-20x slower than IVF-Flat's
+# (docs/PERFORMANCE.md).
 FLAT_MAX = 50_000
-HNSW_MAX = 5_000_000
+IVF_FLAT_MAX = 5_000_000
 
 
 def vector_file(format: str, generation: int) -> str:
@@ -107,7 +109,7 @@ def choose_kind(kind: str, expected_size: int) -> str:
     if kind == "auto":
         if expected_size <= FLAT_MAX:
             return "flat"
-        return "hnsw" if expected_size <= HNSW_MAX else "ivfpq"
+        return "ivfflat" if expected_size <= IVF_FLAT_MAX else "ivfpq"
     if kind not in KINDS:
         raise ValueError(f"index kind must be auto, {', '.join(KINDS)}; got {kind!r}")
     return kind

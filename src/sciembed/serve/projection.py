@@ -9,7 +9,7 @@ import numpy as np
 
 from .vectors import normalise
 
-MAX_FIT_VECTORS = 50_000
+MAX_FIT_VECTORS = 20_000
 DEFAULT_CLUSTERS = 12
 
 
@@ -21,18 +21,25 @@ class MapProjection:
 
     @classmethod
     def fit(cls, vectors: np.ndarray, clusters: int = DEFAULT_CLUSTERS, seed: int = 0) -> MapProjection:
-        from sklearn.cluster import MiniBatchKMeans
+        """PCA from the covariance matrix (d x d) and FAISS k-means, on at most MAX_FIT_VECTORS vectors:
+        a map needs the broad shape, and this keeps the fit to seconds on a busy 2-core machine."""
+        import faiss
 
         rng = np.random.default_rng(seed)
         unit = normalise(vectors)
         if len(unit) > MAX_FIT_VECTORS:
-            unit = unit[rng.choice(len(unit), MAX_FIT_VECTORS, replace=False)]
+            unit = unit[np.sort(rng.choice(len(unit), MAX_FIT_VECTORS, replace=False))]
         mean = unit.mean(axis=0)
-        _, _, vt = np.linalg.svd(unit - mean, full_matrices=False)
-        components = vt[:2] if len(vt) >= 2 else np.vstack([vt, np.zeros((2 - len(vt), unit.shape[1]))])
+        centred = unit - mean
+        _, eigenvectors = np.linalg.eigh(centred.T @ centred)  # ascending eigenvalues
+        components = eigenvectors[:, ::-1][:, :2].T
+        if components.shape[0] < 2:
+            components = np.vstack([components, np.zeros((2 - len(components), unit.shape[1]))])
         n_clusters = max(1, min(clusters, len(unit)))
-        kmeans = MiniBatchKMeans(n_clusters=n_clusters, random_state=seed, n_init=3).fit(unit)
-        return cls(mean.astype(np.float32), components.astype(np.float32), normalise(kmeans.cluster_centers_))
+        kmeans = faiss.Kmeans(unit.shape[1], n_clusters, niter=20, seed=seed, spherical=True)
+        kmeans.cp.min_points_per_centroid = 1  # tiny corpora: no warning, every point may be a centre
+        kmeans.train(np.ascontiguousarray(unit, dtype=np.float32))
+        return cls(mean.astype(np.float32), components.astype(np.float32), normalise(kmeans.centroids))
 
     def apply(self, vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         unit = normalise(vectors)

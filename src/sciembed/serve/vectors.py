@@ -1,4 +1,4 @@
-"""FAISS indexes keyed by the SQLite row id: exact (flat), HNSW, or IVF-PQ (trained, compact).
+"""FAISS indexes keyed by the SQLite row id: exact (flat), HNSW, IVF-Flat (trained), or IVF-PQ (trained, compact).
 
 Vectors are L2-normalised before they reach FAISS, so inner product = cosine similarity.
 """
@@ -16,12 +16,28 @@ from ..data.atomic import fsync_dir
 
 DEFAULT_PARAMS: dict[str, dict[str, Any]] = {
     "flat": {},
-    # efSearch chosen on the 1M-vector benchmark (docs/PERFORMANCE.md) for recall@10 >= 0.95
-    "hnsw": {"M": 32, "efConstruction": 80, "efSearch": 96},
+    # efSearch / nprobe are starting points: PaperIndex.calibrate measures recall@10 against exact search
+    # and raises them until the recall target is met (docs/SERVING.md, "Index kinds and parameters")
+    "hnsw": {"M": 32, "efConstruction": 80, "efSearch": 64},
+    # nlist filled in from the expected size
+    "ivfflat": {"nprobe": 16},
     # nlist / m filled in from the expected size and the dimension; rerank: candidates per result re-scored
     # exactly from the stored vectors
     "ivfpq": {"nprobe": 32, "nbits": 8, "rerank": 8},
 }
+RECALL_TARGET = 0.95  # recall@10 against exact search that calibration aims for, unless params say otherwise
+# The search-time knob of each approximate kind and the values calibration tries, in order of cost.
+SEARCH_KNOBS: dict[str, tuple[str, tuple[int, ...]]] = {
+    "hnsw": ("efSearch", (16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024)),
+    "ivfflat": ("nprobe", (1, 2, 4, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512)),
+}
+# How far above the target calibration aims. Its queries are indexed vectors (own row left out). On real
+# sciembed-minilm vectors with IVF they measured like held-out papers' vectors, but title queries (the
+# adhoc_query adapter) scored 0.025-0.03 lower at the same nprobe, and with synthetic near-duplicates
+# in the index held-out queries scored ~0.03 lower. In an HNSW graph a query that is a node starts next
+# to its neighbours, which overstates recall at low efSearch (0.85 vs 0.60 at efSearch 16 on 50k TF-IDF
+# vectors, 0.954 vs 0.936 at 256, 0.979 vs 0.974 at 512).
+RECALL_MARGINS = {"hnsw": 0.03, "ivfflat": 0.03}
 
 
 def _faiss():
@@ -42,10 +58,28 @@ def _pq_subquantizers(dimension: int) -> int:
 
 def resolve_params(kind: str, dimension: int, expected_size: int, params: dict[str, Any] | None) -> dict[str, Any]:
     resolved = {**DEFAULT_PARAMS[kind], **(params or {})}
+    if kind in ("ivfflat", "ivfpq"):
+        resolved.setdefault("nlist", ivf_lists(expected_size))
+    if kind in SEARCH_KNOBS:
+        resolved.setdefault("recall_target", RECALL_TARGET)
     if kind == "ivfpq":
-        resolved.setdefault("nlist", int(max(16, min(65536, 4 * round(math.sqrt(max(1, expected_size)))))))
         resolved.setdefault("m", _pq_subquantizers(dimension))
     return resolved
+
+
+def ivf_lists(expected_size: int) -> int:
+    """About 4 sqrt(n) inverted lists (FAISS's rule of thumb), 16 to 65,536."""
+    return int(max(16, min(65536, 4 * round(math.sqrt(max(1, expected_size))))))
+
+
+def set_threads(threads: int) -> int:
+    """FAISS's OpenMP threads for this process; returns the previous number. A server answering one query
+    per call wants 1: an OpenMP region per tiny search costs a thread wake-up, which on a busy machine
+    took 30 ms for a 0.02 ms search (docs/PERFORMANCE.md)."""
+    faiss = _faiss()
+    previous = int(faiss.omp_get_max_threads())
+    faiss.omp_set_num_threads(int(threads))
+    return previous
 
 
 def normalise(vectors: np.ndarray) -> np.ndarray:
@@ -63,6 +97,11 @@ def new_index(kind: str, dimension: int, params: dict[str, Any]):
         inner.hnsw.efConstruction = int(params["efConstruction"])
         inner.hnsw.efSearch = int(params["efSearch"])
         return faiss.IndexIDMap2(inner)
+    if kind == "ivfflat":
+        quantizer = faiss.IndexFlatIP(dimension)
+        index = faiss.IndexIVFFlat(quantizer, dimension, int(params["nlist"]), faiss.METRIC_INNER_PRODUCT)
+        index.nprobe = int(params["nprobe"])
+        return index  # IVF indexes take ids natively
     if kind == "ivfpq":
         quantizer = faiss.IndexFlatIP(dimension)
         index = faiss.IndexIVFPQ(
@@ -79,18 +118,35 @@ def new_index(kind: str, dimension: int, params: dict[str, Any]):
 
 
 def needs_training(kind: str) -> bool:
-    return kind == "ivfpq"
+    return kind in ("ivfflat", "ivfpq")
 
 
-def train(index, sample: np.ndarray) -> None:
+TRAIN_POINTS_PER_LIST = 39  # FAISS's minimum for a stable k-means; fewer lists when the sample is smaller
+TRAIN_MAX_POINTS_PER_LIST = 64  # k-means on more points costs time and changes little
+TRAIN_ITERATIONS = 12
+
+
+def lists_for_sample(params: dict[str, Any], sample_size: int) -> dict[str, Any]:
+    """``params`` with ``nlist`` lowered, if needed, to what a sample of this size trains well (at least 16
+    lists or as many as the sample has vectors)."""
+    nlist = int(params["nlist"])
+    affordable = min(sample_size, max(16, sample_size // TRAIN_POINTS_PER_LIST))
+    return params if nlist <= affordable else {**params, "nlist": int(max(1, affordable))}
+
+
+def train(index, sample: np.ndarray, seed: int = 0) -> None:
     faiss = _faiss()
-    sample = normalise(sample)
     ivf = faiss.extract_index_ivf(index)
     if len(sample) < ivf.nlist:
         raise ValueError(
             f"training an IVF index with nlist={ivf.nlist} needs at least that many vectors, got {len(sample)}"
         )
-    index.train(sample)
+    most = TRAIN_MAX_POINTS_PER_LIST * int(ivf.nlist)
+    if len(sample) > most:  # an even subsample
+        sample = sample[np.random.default_rng(seed).choice(len(sample), most, replace=False)]
+    ivf.cp.niter = TRAIN_ITERATIONS
+    ivf.cp.max_points_per_centroid = TRAIN_MAX_POINTS_PER_LIST
+    index.train(normalise(sample))
 
 
 def configure(index, kind: str, params: dict[str, Any]) -> None:
@@ -98,20 +154,57 @@ def configure(index, kind: str, params: dict[str, Any]) -> None:
     faiss = _faiss()
     if kind == "hnsw":
         faiss.downcast_index(index.index).hnsw.efSearch = int(params["efSearch"])
-    elif kind == "ivfpq":
+    elif kind in ("ivfflat", "ivfpq"):
         faiss.extract_index_ivf(index).nprobe = int(params["nprobe"])
+
+
+def faiss_ivf_lists(index) -> int:
+    return int(_faiss().extract_index_ivf(index).nlist)
+
+
+def exact_search(index, kind: str, queries: np.ndarray, k: int) -> np.ndarray:
+    """Row ids of the exact top-k by inner product over the vectors the index holds (for calibration).
+
+    HNSW-Flat keeps the raw vectors in a flat storage that can be scanned; IVF-Flat probing every list
+    is an exhaustive scan.
+    """
+    faiss = _faiss()
+    queries = normalise(queries)
+    if kind == "hnsw":
+        hnsw = faiss.downcast_index(index.index)
+        storage = faiss.downcast_index(hnsw.storage)
+        _, positions = storage.search(queries, int(k))
+        id_map = faiss.vector_to_array(index.id_map)
+        return np.where(positions >= 0, id_map[np.maximum(positions, 0)], -1)
+    if kind == "ivfflat":
+        ivf = faiss.extract_index_ivf(index)
+        parameters = faiss.SearchParametersIVF(nprobe=int(ivf.nlist))
+        return index.search(queries, int(k), params=parameters)[1]
+    raise ValueError(f"exact search over a {kind} index is not available")
 
 
 def add(index, vectors: np.ndarray, row_ids: np.ndarray) -> None:
     index.add_with_ids(normalise(vectors), np.ascontiguousarray(row_ids, dtype=np.int64))
 
 
-def search(index, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+def search_parameters(kind: str, knob_value: int):
+    """Per-call search parameters (thread-safe: the shared index object is not changed)."""
+    faiss = _faiss()
+    if kind == "hnsw":
+        return faiss.SearchParametersHNSW(efSearch=int(knob_value))
+    if kind in ("ivfflat", "ivfpq"):
+        return faiss.SearchParametersIVF(nprobe=int(knob_value))
+    return None
+
+
+def search(index, queries: np.ndarray, k: int, parameters=None) -> tuple[np.ndarray, np.ndarray]:
     """(scores, row ids), each (n, k); row id -1 where the index holds fewer than k vectors."""
     if index.ntotal == 0 or k <= 0:
         n = len(queries)
         return np.zeros((n, max(k, 0)), np.float32), np.full((n, max(k, 0)), -1, np.int64)
-    return index.search(normalise(queries), int(k))
+    if parameters is None:
+        return index.search(normalise(queries), int(k))
+    return index.search(normalise(queries), int(k), params=parameters)
 
 
 def save(index, path: Path) -> None:
