@@ -29,7 +29,7 @@ from ..model.backends import TORCH_NAMES, split_backend
 from .dedup import Duplicate, find_duplicates
 from .layout import MANIFEST_FORMAT, OutputLayout, input_identity, unit_name, write_atomic, write_json_atomic
 from .units import expand_inputs, read_unit
-from .worker import EmbedWorker, WorkerConfig, load_encoder, model_dimension, model_fingerprint
+from .worker import EmbedWorker, WorkerConfig, load_encoder, model_dimension, model_fingerprint, worker_model_source
 
 MAX_EXAMPLES = 20
 
@@ -235,7 +235,7 @@ def embed_shards(
             return report
         layout.manifest.unlink(missing_ok=True)  # the folder is not complete while units are added
         config = WorkerConfig(
-            model=source if model else None,
+            model=worker_model_source(encoder, source if model else None, backend),
             backend=options.backend,
             format=fmt,
             device=device,

@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import signal
 from dataclasses import dataclass
+from importlib import import_module
 from pathlib import Path
 from typing import Any
 
@@ -70,16 +71,31 @@ def chunk_options(batch_size: int, compile: bool) -> EncodeOptions:
 
 
 def load_encoder(model: str | None, backend: str, adapters: dict[str, str] | None = None, threads: int | None = None):
-    """The model as the driver and every worker load it (fp32 on the host; placed afterwards)."""
+    """The model as the driver and every worker load it (fp32 on the host; placed afterwards).
+
+    Another backend (onnx, openvino) loads an export folder with ``threads`` threads; the driver
+    (``threads=None``) may also pass a model folder, which ``load_model`` then exports once, and
+    hands its workers the export folder, so that no worker exports.
+    """
     from ..model import load_model
+    from ..model.backends import LOADERS, TORCH_NAMES
 
-    if backend == "onnx":
-        from ..model.onnx_backend import load_onnx
+    if backend in TORCH_NAMES:
+        return load_model(model, backend=backend, adapters=adapters or None)
+    if adapters:
+        raise ValueError(f"the {backend} backend's adapters are inside its files; export with them instead")
+    if threads is None or backend not in LOADERS:
+        return load_model(model, backend=backend)
+    module, loader = LOADERS[backend].split(":")
+    return getattr(import_module(module), loader)(model, threads=threads)
 
-        if adapters:
-            raise ValueError("the onnx backend's adapters are inside its files; export with them instead")
-        return load_onnx(model, threads=threads)
-    return load_model(model, backend=backend, adapters=adapters or None)
+
+def worker_model_source(encoder: Any, source: str | None, backend: str) -> str | None:
+    """What the workers load: the driver's source, or for another backend the export folder it loaded."""
+    from ..model.backends import TORCH_NAMES
+
+    folder = getattr(encoder, "folder", None)
+    return source if backend in TORCH_NAMES or folder is None else str(Path(folder).resolve())
 
 
 def _table_bytes(table: pa.Table) -> bytes:
