@@ -112,3 +112,24 @@ def cosines(a, b):
 @pytest.fixture
 def papers():
     return [dict(p) for p in PAPERS]
+
+
+class RecordingEncoder:
+    """Wraps an encoder without touching it: records the size of each ``encode`` call and, with
+    ``fail_on=N``, raises ``error`` on the N-th call (a job killed mid-way). Everything else is the
+    wrapped encoder's."""
+
+    def __init__(self, inner, fail_on: int | None = None, error: BaseException | None = None):
+        self.inner = inner
+        self.calls: list[int] = []
+        self.fail_on = fail_on
+        self.error = error or RuntimeError("killed")
+
+    def encode(self, papers, *args, **kwargs):
+        self.calls.append(len(papers))
+        if self.fail_on is not None and len(self.calls) == self.fail_on:
+            raise self.error
+        return self.inner.encode(papers, *args, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)

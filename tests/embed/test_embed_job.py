@@ -8,6 +8,7 @@ import time
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+from conftest import RecordingEncoder
 
 from sciembed.embed import embed_file, read_embeddings
 from sciembed.model import load_model
@@ -40,33 +41,23 @@ def test_writes_parquet_with_ids_and_fixed_size_float32_vectors(tmp_path, tiny_m
     assert not (tmp_path / "e.parquet.parts").exists()
 
 
-def test_interrupted_job_resumes_without_recomputing_and_matches(tmp_path, tiny_model, monkeypatch):
+def test_interrupted_job_resumes_without_recomputing_and_matches(tmp_path, tiny_model):
     src = write_papers(tmp_path / "p.jsonl", 50)
     clean = tmp_path / "clean.parquet"
     embed_file(tiny_model, src, clean, chunk_size=10, show_progress=False)
 
-    calls, crash = [], [True]
-    original = type(tiny_model).encode
-
-    def crashing_encode(self, papers, *args, **kwargs):
-        calls.append(len(papers))
-        if len(calls) == 3 and crash:
-            crash.clear()
-            raise SimulatedCrash("killed")
-        return original(self, papers, *args, **kwargs)
-
-    monkeypatch.setattr(type(tiny_model), "encode", crashing_encode)
     out = tmp_path / "out.parquet"
     with pytest.raises(SimulatedCrash):
-        embed_file(tiny_model, src, out, chunk_size=10, show_progress=False)
+        crashing = RecordingEncoder(tiny_model, fail_on=3, error=SimulatedCrash("killed"))
+        embed_file(crashing, src, out, chunk_size=10, show_progress=False)
     assert not out.exists() and len(list((tmp_path / "out.parquet.parts").glob("part-*.parquet"))) == 2
-    calls.clear()
-    report = embed_file(tiny_model, src, out, chunk_size=10, show_progress=False)
-    assert report.resumed_chunks == 2 and len(calls) == 3  # only the 3 unfinished chunks are computed
+    counting = RecordingEncoder(tiny_model)
+    report = embed_file(counting, src, out, chunk_size=10, show_progress=False)
+    assert report.resumed_chunks == 2 and len(counting.calls) == 3  # only the 3 unfinished chunks are computed
     assert pq.read_table(out).equals(pq.read_table(clean))
 
 
-def test_resume_with_other_settings_is_refused(tmp_path, tiny_model, monkeypatch):
+def test_resume_with_other_settings_is_refused(tmp_path, tiny_model):
     src = write_papers(tmp_path / "p.jsonl", 30)
     out = tmp_path / "out.parquet"
     parts = tmp_path / "out.parquet.parts"

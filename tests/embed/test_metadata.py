@@ -4,7 +4,7 @@ import json
 
 import pyarrow.parquet as pq
 import pytest
-from conftest import PAPERS, make_tiny_model
+from conftest import PAPERS, RecordingEncoder, make_tiny_model
 
 from sciembed import __version__
 from sciembed.embed import embed_file
@@ -43,24 +43,13 @@ def test_a_model_without_adapters_records_the_base(tmp_path):
     assert meta.format == "adhoc_query" and meta.adapter == "base" and meta.normalized is False
 
 
-def test_resume_refuses_parts_of_another_space(tmp_path, monkeypatch):
-    from sciembed.embed import job as job_module
-
+def test_resume_refuses_parts_of_another_space(tmp_path):
     papers, out = _papers(tmp_path), tmp_path / "out.parquet"
     model = make_tiny_model(formats=("proximity",))
     # Kill the job after its first chunk: parts/ keeps part 0 and the manifest.
-    real_encode, calls = model.encode, []
-
-    def dying_encode(*args, **kwargs):
-        if calls:
-            raise KeyboardInterrupt
-        calls.append(1)
-        return real_encode(*args, **kwargs)
-
-    monkeypatch.setattr(model, "encode", dying_encode)
     with pytest.raises(KeyboardInterrupt):
-        embed_file(model, papers, out, chunk_size=5, show_progress=False)
-    monkeypatch.undo()
+        dying = RecordingEncoder(model, fail_on=2, error=KeyboardInterrupt())
+        embed_file(dying, papers, out, chunk_size=5, show_progress=False)
     part = out.with_name(out.name + ".parts") / "part-00000.parquet"
     assert part.is_file()
     # A part that claims another model (copied in by hand, or left by a different job) is refused.
@@ -74,4 +63,3 @@ def test_resume_refuses_parts_of_another_space(tmp_path, monkeypatch):
     pq.write_table(table, part)
     report = embed_file(model, papers, out, chunk_size=5, show_progress=False)
     assert report.resumed_chunks == 1 and read_metadata(out) == metadata_for(model, "proximity")
-    assert job_module is not None

@@ -5,6 +5,7 @@ import shutil
 
 import numpy as np
 import pytest
+from conftest import RecordingEncoder
 
 from sciembed.evaluate import BM25Model, RandomModel, read_results, read_task_file, run_benchmark
 from sciembed.evaluate.benchmark import DataMemo, Embedder, evaluate_task, load_task_data
@@ -53,11 +54,9 @@ def test_second_run_only_rescores(unseen_task_file, tiny_eval_model, tmp_path):
     assert first.embeddings.computed > 0
     # shared documents (same meta, same embeddings key) were embedded once per adapter key
     assert first.embeddings.from_cache > 0
-    calls = []
-    original = tiny_eval_model.encode
-    tiny_eval_model.encode = lambda *a, **k: calls.append(1) or original(*a, **k)
-    second = run_benchmark([tiny_eval_model], tasks, cache_dir=tmp_path / "cache").models[0]
-    assert calls == [] and second.embeddings.computed == 0
+    counting = RecordingEncoder(tiny_eval_model)
+    second = run_benchmark([counting], tasks, cache_dir=tmp_path / "cache").models[0]
+    assert counting.calls == [] and second.embeddings.computed == 0
     for name, result in first.tasks.items():
         assert second.tasks[name].metrics == pytest.approx(result.metrics)
 

@@ -6,7 +6,6 @@ import torch
 from conftest import make_tiny_model
 
 from sciembed.model import default_model as default_model_module
-from sciembed.model import folder as folder_module
 from sciembed.model import load_model, save_model
 from sciembed.model.adapter_io import write_adapter_folder
 from sciembed.model.hashing import sha256_file
@@ -162,22 +161,18 @@ def test_adapter_of_wrong_size_is_rejected(tmp_path, papers):
         load_model(big_folder, adapters={"proximity": tmp_path / "a"})
 
 
-def test_default_model_checks_sha256(monkeypatch):
-    import dataclasses
-
+def test_registry_weights_are_checked_against_their_sha256():
     from sciembed.model import bases
 
-    monkeypatch.setattr(bases, "MINILM", dataclasses.replace(bases.MINILM, sha256="0" * 64))
+    weights = default_model_module.minilm_path(verify=False) / "model.safetensors"
+    bases._verify(weights, bases.MINILM.sha256)  # the installed package passes
     with pytest.raises(ValueError, match="does not match the expected"):
-        default_model_module.minilm_path(verify=True)
+        bases._verify(weights, "0" * 64)
 
 
 @pytest.mark.integration
-def test_default_model_is_minilm_with_mean_pooling_and_normalisation(papers, monkeypatch):
-    monkeypatch.setattr(
-        folder_module, "default_model_path", lambda verify=True: default_model_module.minilm_path(verify)
-    )
-    model = load_model(None)
+def test_minilm_loads_with_mean_pooling_and_normalisation(papers):
+    model = load_model("minilm")
     assert model.config.name == "all-MiniLM-L6-v2"
     assert model.config.pooling == "mean" and model.config.normalize
     assert model.config.base_sha256 == default_model_module.MINILM_SHA256

@@ -17,6 +17,7 @@ from sciembed.evaluate.benchmark import DataMemo, load_task_data
 from sciembed.recipes import TRAINING_SOURCES, excluded_ids
 from sciembed.recipes.heldout import task_document_ids, training_leaks
 from sciembed.recipes.lite import build_lite, packaged_task_lines
+from sciembed.recipes.lite_intraining import GraphTaskSizes
 
 
 def read_triplet_ids(row: dict) -> set[str]:
@@ -31,16 +32,20 @@ def data_tree(tmp_path_factory):
 @pytest.fixture(scope="session")
 def built_suite(data_tree, tmp_path_factory):
     """The suite built from the synthetic tree (fewer AAN / Paperscape queries: the graphs are small)."""
-    from sciembed.recipes import lite_intraining
     from sciembed.recipes.lite import build_lite
 
-    with pytest.MonkeyPatch.context() as patch:
-        small = {"AAN_QUERIES": 7, "PHYSICS_QUERIES": 10, "AAN_NEGATIVE_POOL": 60, "AAN_COUNT_PAPERS": 40}
-        small |= {"ACL_YEAR_PAPERS": 40, "PHYSICS_NEGATIVE_POOL": 60}
-        for name, value in small.items():  # so that the graphs keep papers for training
-            patch.setattr(lite_intraining, name, value)
-        return build_lite(data_root=data_tree, out_dir=tmp_path_factory.mktemp("suite") / "sciembed-lite")
+    return build_lite(data_root=data_tree, out_dir=tmp_path_factory.mktemp("suite") / "sciembed-lite", sizes=SMALL)
 
+
+# so that the small synthetic graphs keep papers for training
+SMALL = GraphTaskSizes(
+    aan_queries=7,
+    physics_queries=10,
+    aan_negative_pool=60,
+    aan_count_papers=40,
+    acl_year_papers=40,
+    physics_negative_pool=60,
+)
 
 IN_TRAINING = {
     "arXiv primary category",
@@ -74,7 +79,9 @@ def test_every_task_builds_and_the_build_is_reused(built_suite, data_tree):
         assert _task_docs(task, memo), task.name  # every task has items
     stamp = (built_suite.parent / "manifest.json").stat().st_mtime_ns
     assert build_lite(data_root=data_tree, out_dir=built_suite.parent) == built_suite
+    assert build_lite(data_root=data_tree, out_dir=built_suite.parent, sizes=SMALL) == built_suite
     assert (built_suite.parent / "manifest.json").stat().st_mtime_ns == stamp
+    assert manifest["sizes"]["aan_queries"] == SMALL.aan_queries
 
 
 def test_marks_follow_the_sources(built_suite):

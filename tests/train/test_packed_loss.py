@@ -18,18 +18,17 @@ def test_packed_loss_and_gradients_match_padded_chunks(tmp_path, lora):
     model = tiny_train_model(dropout=0.0)
     data = tokenize_triplets(model, tmp_path / "t.jsonl")
     config = BaseTrainConfig(output_dir=str(tmp_path / "out"), train_triplets="-", batch_size=8, device="cpu")
-    task = TripletTask(model, data, config, torch.device("cpu"))
     if lora:
         from sciembed.model.delta import DeltaConfig
         from sciembed.train.lowrank import attach_lowrank
 
         for update in attach_lowrank(model, DeltaConfig(rank=2, alpha=4.0)).values():
             torch.nn.init.normal_(update.lora_B, std=0.1)  # non-zero B: A gets gradients too
-    assert not task.packed  # CPU default: the padded chunks
+    assert not TripletTask(model, data, config, torch.device("cpu")).packed  # CPU default: the padded chunks
     items = list(range(12))
     results = []
     for packed in (False, True):
-        task.packed = packed
+        task = TripletTask(model, data, config, torch.device("cpu"), packed=packed)
         model.zero_grad()
         loss = task.loss(task.module, items)
         loss.backward()

@@ -14,12 +14,6 @@ app.add_typer(index_app, name="index")
 PAPERS_HELP = "Papers: JSON lines (.jsonl, .jsonl.gz), a JSON array, or Parquet."
 
 
-def _progress():
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
-
-    return Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-
-
 def _source(model: str | None) -> str:
     """What `sciembed serve` passes to sciembed.load() later: an absolute folder, a name, or the default."""
     if model and Path(model).exists():
@@ -42,6 +36,7 @@ def _run(
     create: bool,
 ) -> None:
     from ..data import InvalidRecordError
+    from ..data.progress import progress_bar
     from ..model import load_model
     from ..serve.build import ReadOptions, add_file, build_index
     from ..serve.index import PaperIndex
@@ -53,19 +48,19 @@ def _run(
             index = PaperIndex.open(out, writable=True)
             model = model or index.model.source
         encoder = load_model(model)
-        with _progress() as progress:
-            task = progress.add_task("indexing papers", total=None)
-
-            def advance(n: int) -> None:
-                progress.advance(task, n)
-
+        progress = progress_bar(desc="indexing papers", unit="paper")
+        try:
             if create:
-                report = build_index(papers, out, encoder, _source(model), embeddings, formats, kind, options, advance)
+                report = build_index(
+                    papers, out, encoder, _source(model), embeddings, formats, kind, options, progress.update
+                )
             else:
                 try:
-                    report = add_file(index, encoder, papers, embeddings, options, advance)
+                    report = add_file(index, encoder, papers, embeddings, options, progress.update)
                 finally:
                     index.close()
+        finally:
+            progress.close()  # before any message: never on the progress bar's line
     except (ValueError, FileNotFoundError, FileExistsError, RuntimeError, InvalidRecordError) as exc:
         _fail(exc)
     typer.echo(report.summary())

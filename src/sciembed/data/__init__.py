@@ -1,7 +1,15 @@
 """Paper records and the readers that produce them. Imports nothing else of sciembed."""
 
 from .errors import InputFileError, InvalidRecordError
-from .readers import ReadReport, detect_format, iter_parsed, iter_raw_records, load_papers, read_papers
+from .readers import (
+    ReadReport,
+    detect_format,
+    iter_parsed,
+    iter_raw_records,
+    iter_records,
+    load_papers,
+    read_papers,
+)
 from .records import (
     DEFAULT_TEXT_FIELDS,
     ID_FIELD_CANDIDATES,
@@ -34,6 +42,7 @@ __all__ = [
     "is_missing",
     "iter_parsed",
     "iter_raw_records",
+    "iter_records",
     "load_papers",
     "normalize_whitespace",
     "paper_from_dict",

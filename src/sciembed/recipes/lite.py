@@ -21,12 +21,15 @@ import os
 import shutil
 import time
 from collections.abc import Callable
+from dataclasses import asdict
+from functools import partial
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from . import lite_intraining as inside
 from . import lite_outside as outside
+from .lite_intraining import DEFAULT_SIZES, GraphTaskSizes
 from .sources import Sources, default_data_root
 
 LITE_VERSION = 5
@@ -37,7 +40,9 @@ CV_SEEDS = 5
 # Sources that some training mixture (stage 1 or stage 2) uses: their tasks are in-training.
 TRAINING_SOURCES = frozenset({"acl", "paperscape", "arxiv", "scitldr"})
 
-BUILDERS: dict[str, Callable[[Sources, Path], dict[str, Any]]] = {
+# builders taking a GraphTaskSizes (the others have fixed sizes)
+SIZED_BUILDERS = frozenset({"acl_year", "aan", "paperscape"})
+BUILDERS: dict[str, Callable[..., dict[str, Any]]] = {
     "arxiv": inside.build_arxiv,
     "acl_year": inside.build_acl_year,
     "aan": inside.build_aan,
@@ -93,12 +98,14 @@ def suite_task_lines() -> list[str]:
     return [json.dumps(mark(json.loads(line)), ensure_ascii=False) for line in packaged_task_lines()]
 
 
-def _reusable(out: Path, root: Path) -> bool:
+def _reusable(out: Path, root: Path, sizes: GraphTaskSizes | None) -> bool:
     manifest_path = out / "manifest.json"
     if not (manifest_path.is_file() and (out / TASKS_FILE).is_file()):
         return False
     manifest = json.loads(manifest_path.read_text())
-    return manifest.get("version") == LITE_VERSION and manifest.get("data_root") == str(root.resolve())
+    built_sizes = manifest.get("sizes", asdict(DEFAULT_SIZES))  # older manifests: the default sizes
+    same_data = manifest.get("version") == LITE_VERSION and manifest.get("data_root") == str(root.resolve())
+    return same_data and (sizes is None or built_sizes == asdict(sizes))
 
 
 def build_lite(
@@ -106,12 +113,18 @@ def build_lite(
     out_dir: str | Path | None = None,
     force: bool = False,
     log: Callable[[str], None] | None = None,
+    sizes: GraphTaskSizes | None = None,
 ) -> Path:
-    """Build (or reuse) the sciembed-lite folder; returns the path of its ``tasks.jsonl``."""
+    """Build (or reuse) the sciembed-lite folder; returns the path of its ``tasks.jsonl``.
+
+    ``sizes``: how many papers the in-training graph tasks take; None: reuse a folder whatever sizes
+    built it, build with the defaults (a folder built with other explicit sizes is rebuilt)."""
+    sizes_given = sizes
+    sizes = sizes or DEFAULT_SIZES
     root = Path(data_root) if data_root is not None else default_data_root()
     out = Path(out_dir) if out_dir is not None else default_lite_dir()
     lines = suite_task_lines()
-    if not force and _reusable(out, root):
+    if not force and _reusable(out, root, sizes_given):
         (out / TASKS_FILE).write_text("\n".join(lines) + "\n")  # keep the task list current
         return out / TASKS_FILE
     work = out.with_name(f".{out.name}.building-{os.getpid()}")
@@ -123,12 +136,15 @@ def build_lite(
         "data_root": str(root.resolve()),
         "seed": SEED,
         "training_sources": sorted(TRAINING_SOURCES),
+        "sizes": asdict(sizes),
         "built": {},
         "failed": {},
     }
     start = time.perf_counter()
     src = Sources(root)
     for name, builder in BUILDERS.items():
+        if name in SIZED_BUILDERS:
+            builder = partial(builder, sizes=sizes)
         try:
             manifest["built"].update(builder(src, work))
         except (OSError, ValueError, KeyError) as exc:

@@ -7,15 +7,14 @@ held-out citing papers of :func:`sciembed.data.citations.heldout_queries`.
 
 from __future__ import annotations
 
-import gzip
-import json
 import math
 import random
 from collections import Counter, defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..data import normalize_whitespace
+from ..data import iter_records, normalize_whitespace
 from .lite_io import doc, random_split, stratified_split, write_jsonl, write_labels, write_ranking
 from .sources import Sources
 
@@ -23,29 +22,37 @@ SEED = 42
 ARXIV_CLASSES = 10
 ARXIV_PER_CLASS = 60
 ARXIV_MULTI_LABELS = 20
-ACL_YEAR_PAPERS = 600
-AAN_COUNT_PAPERS = 600
-AAN_QUERIES = 200
 AAN_POSITIVES = 5
 AAN_NEGATIVES = 25
-AAN_NEGATIVE_POOL = 1500  # negatives of both AAN proximity tasks come from one shared pool of papers
 SCITLDR_PAPERS = 300
 SCITLDR_CANDIDATES = 300  # every TLDR ranks all 300 papers (30 random ones were trivially easy)
-PHYSICS_QUERIES = 300
 PHYSICS_POSITIVES = 5
 PHYSICS_NEGATIVES = 25
-PHYSICS_NEGATIVE_POOL = 2000
+
+
+@dataclass(frozen=True)
+class GraphTaskSizes:
+    """How many papers the in-training graph tasks take (the defaults build sciembed-lite; the tests'
+    small synthetic graphs need smaller numbers so that papers remain for training)."""
+
+    acl_year_papers: int = 600
+    aan_count_papers: int = 600
+    aan_queries: int = 200
+    aan_negative_pool: int = 1500  # negatives of both AAN proximity tasks come from one shared pool of papers
+    physics_queries: int = 300
+    physics_negative_pool: int = 2000
+
+
+DEFAULT_SIZES = GraphTaskSizes()
 
 
 def build_arxiv(src: Sources, out: Path) -> dict[str, Any]:
     rng = random.Random(SEED)
     by_primary: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    with gzip.open(src.path("arxiv/papers-2025-2026.jsonl.gz"), "rt", encoding="utf-8") as handle:
-        for line in handle:
-            rec = json.loads(line)
-            cats = rec.get("categories") or []
-            if cats and rec.get("abstract") and rec.get("title"):
-                by_primary[cats[0]].append(rec)
+    for rec in iter_records(src.path("arxiv/papers-2025-2026.jsonl.gz")):
+        cats = rec.get("categories") or []
+        if cats and rec.get("abstract") and rec.get("title"):
+            by_primary[cats[0]].append(rec)
     top = sorted(by_primary, key=lambda c: (-len(by_primary[c]), c))[:ARXIV_CLASSES]
     chosen: list[dict[str, Any]] = []
     for cat in sorted(top):
@@ -75,12 +82,12 @@ def build_arxiv(src: Sources, out: Path) -> dict[str, Any]:
     }
 
 
-def build_acl_year(src: Sources, out: Path) -> dict[str, Any]:
+def build_acl_year(src: Sources, out: Path, sizes: GraphTaskSizes = DEFAULT_SIZES) -> dict[str, Any]:
     rng = random.Random(SEED)
     acl = src.acl()
     heldout = set(src.heldout()) if (src.root / "acl" / "aan-citations-2013.txt").is_file() else set()
     pool = sorted(p for p, r in acl.items() if r["abstract"] and r["year"] and p not in heldout)
-    chosen = sorted(rng.sample(pool, min(ACL_YEAR_PAPERS, len(pool))))
+    chosen = sorted(rng.sample(pool, min(sizes.acl_year_papers, len(pool))))
     folder = out / "acl_year"
     write_jsonl(folder / "meta.jsonl", (doc(p, acl[p]["title"], acl[p]["abstract"]) for p in chosen))
     train, test = random_split(chosen, rng)
@@ -104,7 +111,7 @@ def _negatives(rng: random.Random, pool: list[str], exclude: set[str], n: int, r
     return picked
 
 
-def build_aan(src: Sources, out: Path) -> dict[str, Any]:
+def build_aan(src: Sources, out: Path, sizes: GraphTaskSizes = DEFAULT_SIZES) -> dict[str, Any]:
     """AAN citation count (regression), citation prediction and co-citation (proximity)."""
     rng = random.Random(SEED)
     acl, graph = src.acl(), src.graph()
@@ -120,8 +127,8 @@ def build_aan(src: Sources, out: Path) -> dict[str, Any]:
     # one pool of AAN papers (held-out citing papers excluded) feeds the citation-count task and the
     # negatives of both proximity tasks, so the three tasks share most of their documents
     free = [p for p in with_text if p not in heldout_set]
-    pool = sorted(rng.sample(free, min(AAN_NEGATIVE_POOL, len(free))))
-    chosen = sorted(rng.sample(pool, min(AAN_COUNT_PAPERS, len(pool))))
+    pool = sorted(rng.sample(free, min(sizes.aan_negative_pool, len(free))))
+    chosen = sorted(rng.sample(pool, min(sizes.aan_count_papers, len(pool))))
     folder = out / "aan_citation_count"
     write_jsonl(folder / "meta.jsonl", (adoc(p) for p in chosen))
     train, test = random_split(chosen, rng)
@@ -133,8 +140,8 @@ def build_aan(src: Sources, out: Path) -> dict[str, Any]:
     # split the held-out citing papers between the two proximity tasks (no query paper in both)
     order = list(heldout)
     rng.shuffle(order)
-    cite_queries = sorted(order[:AAN_QUERIES])
-    cocite_queries = order[AAN_QUERIES:]  # taken in this (shuffled) order until AAN_QUERIES are found
+    cite_queries = sorted(order[: sizes.aan_queries])
+    cocite_queries = order[sizes.aan_queries :]  # taken in this (shuffled) order until aan_queries are found
 
     def write_proximity(name: str, rows: list[tuple[str, list[str], list[str]]]) -> None:
         write_ranking(
@@ -160,7 +167,7 @@ def build_aan(src: Sources, out: Path) -> dict[str, Any]:
     for q in cocite_queries:  # each anchor (query) paper once, so that query ids stay unique
         cited = sorted(c for c in graph.cites[q] if c in acl)
         free = [c for c in cited if c not in anchors]
-        if len(rows) == AAN_QUERIES or not free:
+        if len(rows) == sizes.aan_queries or not free:
             continue
         anchor = free[rng.randrange(len(free))]
         anchors.add(anchor)
@@ -179,11 +186,9 @@ def build_aan(src: Sources, out: Path) -> dict[str, Any]:
 def build_scitldr(src: Sources, out: Path) -> dict[str, Any]:
     rng = random.Random(SEED)
     papers = []
-    with open(src.path("scitldr/test.jsonl"), encoding="utf-8") as handle:
-        for line in handle:
-            rec = json.loads(line)
-            if rec.get("target") and rec.get("source"):
-                papers.append(rec)
+    for rec in iter_records(src.path("scitldr/test.jsonl")):
+        if rec.get("target") and rec.get("source"):
+            papers.append(rec)
     papers.sort(key=lambda r: r["paper_id"])
     papers = sorted(rng.sample(papers, min(SCITLDR_PAPERS, len(papers))), key=lambda r: r["paper_id"])
     ids = [r["paper_id"] for r in papers]
@@ -202,7 +207,7 @@ def build_scitldr(src: Sources, out: Path) -> dict[str, Any]:
     return {"scitldr": {"queries": len(papers), "documents": len(ids), "candidates_per_query": n_cands}}
 
 
-def build_paperscape(src: Sources, out: Path) -> dict[str, Any]:
+def build_paperscape(src: Sources, out: Path, sizes: GraphTaskSizes = DEFAULT_SIZES) -> dict[str, Any]:
     """Physics citation prediction: a held-out Paperscape citing paper (title only) -> 5 papers it cites
     among 30 candidates; the 25 negatives come from a shared pool, of the query's primary category
     where the pool has enough (harder than random physics papers)."""
@@ -210,10 +215,10 @@ def build_paperscape(src: Sources, out: Path) -> dict[str, Any]:
     papers, graph = src.physics(), src.physics_graph()
     heldout = src.physics_heldout()
     heldout_set = set(heldout)
-    queries = sorted(rng.sample(heldout, min(PHYSICS_QUERIES, len(heldout))))
+    queries = sorted(rng.sample(heldout, min(sizes.physics_queries, len(heldout))))
     cited_by_query = {c for q in queries for c in graph.cites[q]}
     candidates = sorted(p for p in papers if p not in heldout_set and p not in cited_by_query)
-    pool = sorted(rng.sample(candidates, min(PHYSICS_NEGATIVE_POOL, len(candidates))))
+    pool = sorted(rng.sample(candidates, min(sizes.physics_negative_pool, len(candidates))))
 
     def primary(pid: str) -> str:
         cats = papers[pid].get("categories") or ["?"]

@@ -7,7 +7,6 @@ Each builder returns ``{task folder: counts}``; every split is seeded (``SEED``)
 from __future__ import annotations
 
 import csv
-import gzip
 import json
 import math
 import random
@@ -18,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from ..data import iter_records
 from .lite_io import (
     doc,
     random_split,
@@ -99,8 +99,7 @@ def build_specter(src: Sources, out: Path) -> dict[str, Any]:
 def build_search(src: Sources, out: Path) -> dict[str, Any]:
     rng = random.Random(SEED)
     rows, qrels, docs = [], [], set()
-    with open(src.path("scirepeval-sample/search_small.jsonl"), encoding="utf-8") as handle:
-        records = [json.loads(line) for line in handle if line.strip()]
+    records = list(iter_records(src.path("scirepeval-sample/search_small.jsonl")))
     keep = set(rng.sample(range(len(records)), min(SEARCH_QUERIES, len(records))))
     for index, rec in enumerate(records):
         if index in keep:
@@ -142,11 +141,9 @@ def build_ohsumed(src: Sources, out: Path) -> dict[str, Any]:
     """OHSUMED 23 disease categories: stratified samples of the given train and test splits."""
     rng = random.Random(SEED)
     records: dict[str, dict[str, Any]] = {}
-    with gzip.open(src.path("ohsumed/ohsumed-23.jsonl.gz"), "rt", encoding="utf-8") as handle:
-        for line in handle:
-            rec = json.loads(line)
-            if rec.get("label") and (rec.get("title") or rec.get("abstract")) and not src.is_trained(rec.get("title")):
-                records[str(rec["doc_id"])] = rec
+    for rec in iter_records(src.path("ohsumed/ohsumed-23.jsonl.gz")):
+        if rec.get("label") and (rec.get("title") or rec.get("abstract")) and not src.is_trained(rec.get("title")):
+            records[str(rec["doc_id"])] = rec
     by_split = {s: {p: r["label"] for p, r in records.items() if r.get("split") == s} for s in ("train", "test")}
     train = stratified_sample(by_split["train"], OHSUMED_TRAIN, rng)
     test = stratified_sample(by_split["test"], OHSUMED_TEST, rng)
@@ -161,11 +158,9 @@ def build_s2orc(src: Sources, out: Path) -> dict[str, Any]:
     """The S2ORC sample: MAG field of study (first field), publication year, log(1 + citations)."""
     rng = random.Random(SEED)
     records: dict[str, dict[str, Any]] = {}
-    with open(src.path("s2orc-sample/metadata.jsonl"), encoding="utf-8") as handle:
-        for line in handle:
-            rec = json.loads(line)
-            if rec.get("paper_id") and rec.get("title") and not src.is_trained(rec["title"]):
-                records[str(rec["paper_id"])] = rec
+    for rec in iter_records(src.path("s2orc-sample/metadata.jsonl")):
+        if rec.get("paper_id") and rec.get("title") and not src.is_trained(rec["title"]):
+            records[str(rec["paper_id"])] = rec
     folder = out / "s2orc"
     write_jsonl(folder / "meta.jsonl", (doc(p, r["title"], r.get("abstract")) for p, r in sorted(records.items())))
     info: dict[str, Any] = {}

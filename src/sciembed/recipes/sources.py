@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import gzip
-import json
 import os
 import re
 import zipfile
@@ -11,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..data import normalize_whitespace, read_papers
+from ..data import iter_records, normalize_whitespace, read_papers
 from ..data.citations import CitationGraph, heldout_queries, read_citation_graph
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -89,12 +87,10 @@ class Sources:
                 }
             summ = self.root / "acl" / "scisummnet-papers.jsonl"
             if summ.is_file():
-                with open(summ, encoding="utf-8") as handle:
-                    for line in handle:
-                        rec = json.loads(line)
-                        pid = rec.get("acl_id")
-                        if pid in papers and not papers[pid]["abstract"] and rec.get("abstract"):
-                            papers[pid]["abstract"] = rec["abstract"]
+                for rec in iter_records(summ):
+                    pid = rec.get("acl_id")
+                    if pid in papers and not papers[pid]["abstract"] and rec.get("abstract"):
+                        papers[pid]["abstract"] = rec["abstract"]
             self._acl = papers
         return self._acl
 
@@ -114,11 +110,9 @@ class Sources:
         """Paperscape papers by arXiv id: title, categories, year (no abstracts)."""
         if self._physics is None:
             papers: dict[str, dict[str, Any]] = {}
-            with gzip.open(self.path("paperscape/papers-1991-1996.jsonl.gz"), "rt", encoding="utf-8") as handle:
-                for line in handle:
-                    rec = json.loads(line)
-                    if rec.get("paper_id") and rec.get("title"):
-                        papers[str(rec["paper_id"])] = rec
+            for rec in iter_records(self.path("paperscape/papers-1991-1996.jsonl.gz")):
+                if rec.get("paper_id") and rec.get("title"):
+                    papers[str(rec["paper_id"])] = rec
             self._physics = papers
         return self._physics
 
@@ -145,13 +139,11 @@ class Sources:
                 titles.update(title_key(r["title"]) for r in self.physics().values())
             arxiv = self.root / "arxiv" / "papers-2025-2026.jsonl.gz"
             if arxiv.is_file():
-                with gzip.open(arxiv, "rt", encoding="utf-8") as handle:
-                    titles.update(title_key(json.loads(line).get("title")) for line in handle)
+                titles.update(title_key(r.get("title")) for r in iter_records(arxiv))
             for split in ("train", "dev", "test"):
                 path = self.root / "scitldr" / f"{split}.jsonl"
                 if path.is_file():
-                    with open(path, encoding="utf-8") as handle:
-                        titles.update(title_key(json.loads(line).get("title")) for line in handle if line.strip())
+                    titles.update(title_key(r.get("title")) for r in iter_records(path))
             self._trained_titles = frozenset(t for t in titles if len(t) >= MIN_MATCH_TITLE)
         return self._trained_titles
 

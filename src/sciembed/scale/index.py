@@ -21,6 +21,7 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from ..data import Paper, read_papers
+from ..data.progress import progress_bar
 from ..embed.metadata import EmbeddingMetadata, metadata_of_schema, require_same_space
 from .layout import MANIFEST, MANIFEST_FORMAT
 
@@ -108,8 +109,6 @@ def build_index(
     ``kind``: as ``PaperIndex.create`` (``auto`` picks by size; ``ivfpq`` trains on ``sample_size``
     vectors). ``commit_every``: papers between commits (each commit rewrites the FAISS file).
     """
-    from tqdm.auto import tqdm
-
     from ..serve import ModelInfo, PaperIndex
     from ..serve.layout import MANIFEST as INDEX_MANIFEST
 
@@ -145,7 +144,7 @@ def build_index(
             index.train(sample)
             del sample
         staged = 0
-        progress = tqdm(total=total, unit="vec", desc="indexing", disable=not show_progress)
+        progress = progress_bar(total, show_progress, desc="indexing", unit="vec")
         for entry in manifest["inputs"]:
             chunks = _papers_by_chunk(
                 entry["input"]["path"], job["id_field"], entry["skipped"] > 0, int(job["chunk_size"])

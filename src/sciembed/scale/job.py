@@ -23,6 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from ..data.progress import progress_bar
 from ..embed.metadata import metadata_for
 from ..model import canonical_format
 from ..model.backends import TORCH_NAMES, split_backend
@@ -296,7 +297,6 @@ def _run_units(
     if not todo:
         return []
     import ray
-    from tqdm.auto import tqdm
 
     items = [{"unit": name, "path": str(units[name])} for name in todo]
     dataset = ray.data.from_items(items, override_num_blocks=len(items))
@@ -315,7 +315,9 @@ def _run_units(
     done: dict[str, set[int]] = {name: set() for name in todo}
     summaries: dict[str, dict] = {}
     errors: list[str] = []
-    progress = tqdm(total=len(units), initial=len(units) - len(todo), unit="shard", disable=not show_progress)
+    progress = progress_bar(
+        len(units), show_progress, desc="embedding shards", unit="shard", initial=len(units) - len(todo)
+    )
     for row in dataset.iter_rows():
         name, chunk = row["unit"], int(row["chunk"])
         if chunk < 0:

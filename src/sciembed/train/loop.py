@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..data.progress import progress_bar
 from .checkpoint import TrainState, latest_checkpoint, load_checkpoint, save_checkpoint
 from .config import LoopConfig, to_dict
 from .distributed import DistInfo, all_reduce_sum, barrier, init_distributed, shard, wrap_model
@@ -255,7 +256,8 @@ class Trainer:
         )
         if not resumed and config.validate_at_start:
             self.validate()
-        progress = self._progress()
+        show = self.config.progress and self.dist.is_main
+        progress = progress_bar(self.total_steps, show, desc="training", unit="step", initial=self.state.step)
         running = torch.zeros((), device=self.dist.device)
         running_n = 0
         window_start = time.perf_counter()
@@ -311,25 +313,6 @@ class Trainer:
             break
         progress.close()
         return state
-
-    def _progress(self):
-        show = self.config.progress and self.dist.is_main
-        if not show:
-            return _NoProgress()
-        from tqdm.auto import tqdm
-
-        return tqdm(total=self.total_steps, initial=self.state.step, unit="step", desc="training", smoothing=0.05)
-
-
-class _NoProgress:
-    def update(self, n: int) -> None:
-        pass
-
-    def set_postfix(self, **kwargs: Any) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
 
 
 def read_metrics(output_dir: str | Path) -> list[dict[str, Any]]:

@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from ..data.citations import CitationGraph, heldout_queries, read_citation_graph
+from ..data.progress import progress_bar
 from ..data.readers import ReadReport, iter_parsed
 from ..data.records import (
     DEFAULT_TEXT_FIELDS,
@@ -368,11 +369,7 @@ def mine_triplets(
 def _mine_queries(
     queries, papers, cites, cited_by, usable, pool, sampler, config, report, kinds_count, progress, extra_hard
 ) -> Iterator[Triplet]:
-    iterator: Iterable[str] = queries
-    if progress:
-        from tqdm.auto import tqdm
-
-        iterator = tqdm(queries, desc="mining triplets", unit="query", mininterval=0.5)
+    iterator = progress_bar(iterable=queries, show=progress, desc="mining triplets", unit="query", mininterval=0.5)
     n_total = config.triplets_per_query
     empty: set[str] = set()
     for q in iterator:

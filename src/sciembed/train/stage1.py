@@ -263,7 +263,9 @@ class TripletTask:
         device: torch.device,
         dev: TokenizedTriplets | None = None,
         log: Callable[[str], None] | None = None,
+        packed: bool | None = None,
     ):
+        """``packed``: one unpadded forward per batch (None: on CUDA where the base supports it)."""
         self.model = model
         self.train = train
         self.dev = dev
@@ -280,7 +282,7 @@ class TripletTask:
         self.module = ChunkedEncoder(model, normalize=False if self.raw else None)  # what the Trainer trains
         # On CUDA the batch's 3 x B documents go through one unpadded forward (no padding, one set of
         # kernel launches instead of one per chunk); CPU keeps the padded chunks.
-        self.packed = device.type == "cuda" and supports_packed(model.base)
+        self.packed = (device.type == "cuda" and supports_packed(model.base)) if packed is None else packed
         # distillation: a frozen copy of the starting model, as it is before the first step
         self.teacher: ChunkedEncoder | None = None
         if config.distill_weight > 0:

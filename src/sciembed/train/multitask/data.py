@@ -3,28 +3,16 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from ...data.readers import ReadReport, iter_parsed
+from ...data.readers import ReadReport, iter_parsed, iter_records
 from ...data.records import ID_FIELD_CANDIDATES, Paper, paper_from_dict, resolve_id
 from .config import Stage2Config, TaskConfig
-
-
-def _object(record: Any, _line: int) -> dict[str, Any]:
-    if not isinstance(record, dict):
-        raise ValueError(f"expected a JSON object, got {type(record).__name__}")
-    return record
-
-
-def iter_jsonl(path: str | Path) -> Iterator[dict[str, Any]]:
-    """The records (JSON objects) of a task file; a bad one stops the read naming file and line."""
-    for _, record in iter_parsed(path, _object, False, ReadReport()):
-        yield record
 
 
 def read_papers_table(path: str | Path) -> dict[str, Paper]:
@@ -65,6 +53,17 @@ class TaskExamples:
         }
 
 
+def _paper_id(record: dict[str, Any]) -> str | dict[str, Any] | None:
+    """The paper a record names: an inline ``doc`` object, else the id of ``doc`` or an id field
+    (the one id resolver), None when it names none."""
+    if isinstance(record.get("doc"), dict):
+        return record["doc"]
+    try:
+        return resolve_id(record, candidates=("doc", *ID_FIELD_CANDIDATES))[1]
+    except ValueError:
+        return None
+
+
 def _resolve_doc(value: Any, papers: Mapping[str, Paper], query_text: bool) -> Paper | str | None:
     if isinstance(value, dict):
         try:
@@ -96,16 +95,14 @@ def load_task_examples(
     columns: dict[str, list[Paper | str]] = {r: [] for r in roles}
     raw_labels: list[Any] = []
     skipped = 0
-    for record in iter_jsonl(config.resolve(task.data)):
+    for record in iter_records(config.resolve(task.data)):
         if task.max_examples is not None and len(columns[roles[0]]) >= task.max_examples:
             break
         docs = {}
         for role in roles:
             value = record.get(role)
             if value is None and role == "paper":
-                value = next(
-                    (record[k] for k in ("doc", *ID_FIELD_CANDIDATES) if record.get(k) not in (None, "")), None
-                )
+                value = _paper_id(record)
             docs[role] = _resolve_doc(value, papers, query_text=(role == "query" and task.format == "adhoc_search"))
         if any(d is None for d in docs.values()):
             skipped += 1

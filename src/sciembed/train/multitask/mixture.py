@@ -46,7 +46,7 @@ from typing import Any
 
 import yaml
 
-from ...data import normalize_whitespace
+from ...data import iter_records, normalize_whitespace
 from ...data.records import Paper
 
 SEED = 42
@@ -106,13 +106,11 @@ def _clean(text: Any) -> str | None:
 
 def _paperscape_papers(root: Path) -> dict[str, dict[str, Any]]:
     papers: dict[str, dict[str, Any]] = {}
-    with gzip.open(root / "paperscape" / "papers-1991-1996.jsonl.gz", "rt", encoding="utf-8") as handle:
-        for line in handle:
-            rec = json.loads(line)
-            papers[str(rec["paper_id"])] = {
-                "title": _clean(rec.get("title")),
-                "categories": rec.get("categories") or [],
-            }
+    for rec in iter_records(root / "paperscape" / "papers-1991-1996.jsonl.gz"):
+        papers[str(rec["paper_id"])] = {
+            "title": _clean(rec.get("title")),
+            "categories": rec.get("categories") or [],
+        }
     return papers
 
 
@@ -204,10 +202,9 @@ def _inbound(graph: Any, excluded: set[str]) -> dict[str, int]:
 def mixture_source_ids(folder: str | Path) -> dict[str, set[str]]:
     """``{source: ids}`` of every paper a built mixture holds (its ``papers.jsonl.gz``), by data source."""
     used: dict[str, set[str]] = {}
-    with gzip.open(Path(folder) / "papers.jsonl.gz", "rt", encoding="utf-8") as handle:
-        for line in handle:
-            namespace, pid = json.loads(line)["paper_id"].split(":", 1)
-            used.setdefault(NAMESPACE_SOURCES[namespace], set()).add(pid)
+    for rec in iter_records(Path(folder) / "papers.jsonl.gz"):
+        namespace, pid = rec["paper_id"].split(":", 1)
+        used.setdefault(NAMESPACE_SOURCES[namespace], set()).add(pid)
     return used
 
 
@@ -240,7 +237,7 @@ def build_mixture(
     excluded.setdefault("acl", set()).update(
         heldout_queries(graph, [p for p, r in acl.items() if r["title"] or r["abstract"]])
     )
-    scitldr_test = {json.loads(x)["paper_id"] for x in (root / "scitldr" / "test.jsonl").read_text().splitlines() if x}
+    scitldr_test = {r["paper_id"] for r in iter_records(root / "scitldr" / "test.jsonl")}
     excluded.setdefault("scitldr", set()).update(scitldr_test)
     physics = _paperscape_papers(root)
     pgraph = read_citation_graph(root / "paperscape" / "citations-1991-1996.txt")
@@ -258,12 +255,10 @@ def build_mixture(
     # arXiv: primary category (CE) and categories (BCE)
     arxiv: list[dict[str, Any]] = []
     counter: Counter = Counter()
-    with gzip.open(root / "arxiv" / "papers-2025-2026.jsonl.gz", "rt", encoding="utf-8") as handle:
-        for line in handle:
-            rec = json.loads(line)
-            if rec.get("categories") and _clean(rec.get("title")) and _clean(rec.get("abstract")):
-                if mix.keep("arxiv", str(rec["id"]), counter):
-                    arxiv.append(rec)
+    for rec in iter_records(root / "arxiv" / "papers-2025-2026.jsonl.gz"):
+        if rec.get("categories") and _clean(rec.get("title")) and _clean(rec.get("abstract")):
+            if mix.keep("arxiv", str(rec["id"]), counter):
+                arxiv.append(rec)
     arxiv.sort(key=lambda r: r["id"])
     top = _top(Counter(r["categories"][0] for r in arxiv), ARXIV_PRIMARY_CLASSES)
     rows = [
@@ -441,11 +436,10 @@ def build_mixture(
     # SciTLDR train and dev: TLDR -> paper (ad-hoc search); the test split is the suite's
     counter = Counter()
     train = [
-        json.loads(x)
+        r
         for split in ("train", "dev")
         if (root / "scitldr" / f"{split}.jsonl").is_file()
-        for x in (root / "scitldr" / f"{split}.jsonl").read_text().splitlines()
-        if x
+        for r in iter_records(root / "scitldr" / f"{split}.jsonl")
     ]
     train = [r for r in train if r.get("source") and r.get("target") and mix.keep("scitldr", r["paper_id"], counter)]
     train = sorted({r["paper_id"]: r for r in train}.values(), key=lambda r: r["paper_id"])
@@ -470,12 +464,10 @@ def build_mixture(
     # papers table: only those used by the written (capped) tasks
     used: set[str] = set()
     for task in mix.tasks:
-        with gzip.open(out / task["data"], "rt", encoding="utf-8") as handle:
-            for line in handle:
-                rec = json.loads(line)
-                for role in ("paper", "query", "pos", "neg"):
-                    if role in rec and isinstance(rec[role], str) and rec[role] in mix.papers:
-                        used.add(rec[role])
+        for rec in iter_records(out / task["data"]):
+            for role in ("paper", "query", "pos", "neg"):
+                if role in rec and isinstance(rec[role], str) and rec[role] in mix.papers:
+                    used.add(rec[role])
     _write_jsonl_gz(out / "papers.jsonl.gz", (mix.papers[k] for k in sorted(used)))
     leaks = training_leaks(mixture_source_ids(out), strict)
     if leaks:  # cannot happen through add_paper; this re-reads what was written
