@@ -17,7 +17,16 @@ _ROOT_CONFTEST = Path(__file__).resolve().parents[1] / "conftest.py"
 _spec = importlib.util.spec_from_file_location("_sciembed_root_conftest", _ROOT_CONFTEST)
 _root = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(_root)
-for _name in ("REPO_ROOT", "SHARED_DATA", "PAPERS", "shared_file", "minilm_tokenizer", "tiny_base", "make_tiny_model"):
+for _name in (
+    "REPO_ROOT",
+    "SHARED_DATA",
+    "PAPERS",
+    "shared_file",
+    "minilm_tokenizer",
+    "tiny_base",
+    "make_tiny_model",
+    "RecordingEncoder",
+):
     globals()[_name] = getattr(_root, _name)
 make_tiny_model = _root.make_tiny_model
 SHARED_DATA = _root.SHARED_DATA
