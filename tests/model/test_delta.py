@@ -175,6 +175,7 @@ def test_release_command_path_ships_a_run_delta_over_the_registry_base(tmp_path,
     model = load_model(tiny_registry)
     model.add_adapter("proximity")
     with_delta(model, random_delta(model).rounded(torch.float16))
+    model.config.max_length = 24  # trained and evaluated shorter than the base allows
     run = save_model(model, tmp_path / "run" / "model")
     (run / "model.safetensors").unlink()  # what the GPU script's tar leaves out
     release = release_model(run, tmp_path / "rel", base_model="tiny-registry", card=None)
@@ -182,6 +183,7 @@ def test_release_command_path_ships_a_run_delta_over_the_registry_base(tmp_path,
     loaded = load_model(release)
     np.testing.assert_allclose(loaded.encode(PAPERS), model.encode(PAPERS), atol=1e-6)
     assert loaded.delta is not None and (release / "delta").is_dir()
+    assert loaded.config.max_length == 24  # the run's embedding settings ship, not the base's
     # a stage-1-only run (a delta, no adapters) ships as registry base + delta
     stage1 = with_delta(load_model(tiny_registry), random_delta(model).rounded(torch.float16))
     bare = save_model(stage1, tmp_path / "s1")

@@ -275,8 +275,15 @@ def test_shipped_model_in_repository_is_small_and_loads():
     assert sorted(model.formats) == ["adhoc_query", "classification", "proximity", "regression"]
     assert model.config.base_model == "all-minilm-l6-v2" and model.name == "sciembed-minilm"
     base = load_model("all-minilm-l6-v2")
-    for key, value in base.base.state_dict().items():  # the base is bitwise the start: nothing forgotten
+    from sciembed.model.delta import LowRankDelta
+
+    # the base is the verified start plus the shipped low-rank delta, merged at load: nothing else changed
+    delta = LowRankDelta.load(folder / model.config.delta)
+    expected = load_model("all-minilm-l6-v2")
+    delta.merge_into(expected.base)
+    for key, value in expected.base.state_dict().items():
         assert torch.equal(value, model.base.state_dict()[key]), key
+    assert delta.num_parameters < 0.05 * sum(p.numel() for p in base.base.parameters())
     papers = [{"paper_id": "1", "title": "Citation recommendation", "abstract": "We embed papers."}]
     assert not np.allclose(model.encode(papers, format="proximity"), base.encode(papers), atol=1e-3)
 

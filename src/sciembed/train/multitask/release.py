@@ -173,6 +173,10 @@ def check_release_rule(
     )
 
 
+# What a run recorded about how it embeds; an adapters-only release keeps them.
+EMBEDDING_SETTINGS = ("max_length", "pooling", "normalize", "text_fields")
+
+
 def release_model(
     run_model: str | Path,
     target: str | Path,
@@ -191,10 +195,14 @@ def release_model(
     """
     run_model, target = Path(run_model), Path(target)
     if base_model is not None:
+        from ...model.config import SciEmbedConfig
         from ...model.delta import DELTA_DIR
         from ...model.folder import ADAPTERS_DIR, attach_delta, load_adapter
 
         model = load_model(base_model)
+        run_config = SciEmbedConfig.load(run_model)
+        for setting in EMBEDDING_SETTINGS:  # as trained and evaluated (e.g. max_length 256), not the base's
+            setattr(model.config, setting, getattr(run_config, setting))
         if (run_model / DELTA_DIR).is_dir():  # a low-rank stage 1: the delta ships too, merged at load
             attach_delta(model, run_model / DELTA_DIR)
         adapters = run_model / ADAPTERS_DIR
