@@ -151,7 +151,10 @@ def load_model(
     ``specter2_classification/`` ...) for SPECTER2 with its four adapters. ``adapters`` maps a format
     (or ``[PRX]``-style alias) to an adapter folder or hub name, added to (or replacing) the model's own.
     ``backend="onnx"``: ``name_or_path`` is a ``sciembed export onnx`` folder, run with onnxruntime on
-    CPU by an :class:`~sciembed.model.onnx_backend.OnnxEncoder` with the same ``encode`` API.
+    CPU by an :class:`~sciembed.model.onnx_backend.OnnxEncoder` with the same ``encode`` API;
+    ``backend="openvino"``: a ``sciembed export openvino`` (or onnx) folder run by OpenVINO. Given a
+    model folder or name instead, either backend exports it once and reuses the export
+    (:mod:`sciembed.model.export_cache`).
     """
     backend, name_or_path = split_backend(name_or_path, backend)
     if backend not in TORCH_NAMES:
