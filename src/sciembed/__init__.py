@@ -10,7 +10,7 @@ __version__ = "0.1.0"
 def load(name_or_path=None, **kwargs) -> Encoder:
     """Load a model by folder or hub name (``None`` for the default); see :func:`sciembed.model.load_model`.
 
-    Every backend (``backend="torch"`` or ``"onnx"``) returns an :class:`Encoder`.
+    Every backend (``backend="torch"``, ``"onnx"`` or ``"openvino"``) returns an :class:`Encoder`.
     """
     return load_model(name_or_path, **kwargs)
 
