@@ -135,3 +135,10 @@ def test_a_model_that_has_tokenised_can_be_deep_copied():
     ids = model.tokenize(["deep copies share the chunk memory"])
     twin = copy.deepcopy(model)
     assert twin.tokenize(["deep copies share the chunk memory"]) == ids
+
+
+def test_memo_is_used_on_few_cores_only():
+    from sciembed.model.wordpiece import MEMO_MAX_CORES, memo_pays
+
+    assert memo_pays(2) and memo_pays(MEMO_MAX_CORES)
+    assert not memo_pays(16)  # wide hosts keep Rust's GIL-free thread pool (H200 measurement)

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from ..data import Paper, as_paper
-from .wordpiece import AsciiWordPiece, fast_wordpiece
+from .wordpiece import AsciiWordPiece, fast_wordpiece, memo_pays
 
 
 def pad_ids(ids: Sequence[Sequence[int]], pad_id: int, multiple: int = 1) -> tuple[np.ndarray, np.ndarray]:
@@ -74,7 +74,7 @@ class TextMixin:
         through the wrapper.
         """
         limit = int(max_length or self.config.max_length)
-        fast = self._fast_wordpiece(limit)
+        fast = self._fast_wordpiece(limit) if memo_pays() else None
         if fast is not None:
             flat, lengths = fast.encode_flat(list(texts))
             ends = np.cumsum(lengths).tolist()
@@ -100,7 +100,7 @@ class TextMixin:
     def tokenize_flat(self, texts: Sequence[str], max_length: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """The ids of :meth:`tokenize` laid end to end (int64) and the length of each text."""
         limit = int(max_length or self.config.max_length)
-        fast = self._fast_wordpiece(limit)
+        fast = self._fast_wordpiece(limit) if memo_pays() else None
         if fast is not None:
             return fast.encode_flat(list(texts))
         seqs = self._rust_or_wrapper_ids(texts, limit)

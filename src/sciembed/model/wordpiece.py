@@ -17,6 +17,7 @@ returns None). The tests compare the ids with the Hugging Face tokenizer on ever
 from __future__ import annotations
 
 import json
+import os
 import re
 import threading
 from array import array
@@ -264,3 +265,17 @@ def fast_wordpiece(tokenizer_json: str, max_length: int, rust_encode: RustEncode
         continuing_prefix=model.get("continuing_subword_prefix", "##"),
         max_input_chars_per_word=int(model.get("max_input_chars_per_word", 100)),
     )
+
+
+# On few cores the chunk memo is 4-10x cheaper per CPU-second than Rust (docs/PERFORMANCE.md), but it
+# runs in Python and holds the GIL. On the 16-core H200 host Rust's own thread pool tokenised as fast
+# (11,079 vs 10,781 docs/s warm) without the GIL, and the GPU path with the memo ran at 7,000-7,600
+# docs/s against 10,600 for the pre-engine tree on Rust: so wide hosts keep Rust.
+MEMO_MAX_CORES = 4
+
+
+def memo_pays(cores: int | None = None) -> bool:
+    """Whether the chunk memo should tokenise on a host with ``cores`` usable cores (default: this one)."""
+    if cores is None:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return cores <= MEMO_MAX_CORES
