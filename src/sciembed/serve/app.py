@@ -114,7 +114,6 @@ def create_app(index: PaperIndex, encoder: Any, config: ServeConfig | None = Non
             f"model {encoder.name} (fingerprint {encoder.fingerprint[:12]}...) is not the model the index in "
             f"{index.folder} was built with ({index.model.name}, {index.model.fingerprint[:12]}...)"
         )
-    set_threads(config.search_threads)
     batcher = BatchingEncoder(encoder, device=device, window_s=config.batch_window_ms / 1000)
     paper_format = index.map_format
     query_format = "adhoc_query"
@@ -195,8 +194,13 @@ def create_app(index: PaperIndex, encoder: Any, config: ServeConfig | None = Non
     async def embed_one(item: str | dict, fmt: str) -> np.ndarray:
         return await asyncio.wrap_future(batcher.submit(item, fmt))
 
+    def search_one(vector: np.ndarray, k: int):
+        # OpenMP's thread count is per calling thread: set it in the pool thread that searches
+        set_threads(config.search_threads)
+        return index.search(paper_format, vector[None, :], k)[0]
+
     def neighbours(vector: np.ndarray, k: int, exclude: set[int]) -> tuple[list[dict], list[float]]:
-        hits = index.search(paper_format, vector[None, :], k + len(exclude))[0]
+        hits = search_one(vector, k + len(exclude))
         hits = [h for h in hits if h.row_id not in exclude][:k]
         records = index.get_rows([h.row_id for h in hits])
         kept = [(r, h.score) for r, h in zip(records, hits, strict=True) if r is not None]
@@ -231,7 +235,7 @@ def create_app(index: PaperIndex, encoder: Any, config: ServeConfig | None = Non
 
         def run() -> dict[str, Any]:
             window = config.max_search_window if years else offset + limit
-            hits = index.search(paper_format, vector[None, :], min(window, max(1, len(index))))[0]
+            hits = search_one(vector, min(window, max(1, len(index))))
             records = index.get_rows([h.row_id for h in hits])
             ranked = [
                 (r, h.score)

@@ -73,7 +73,8 @@ def ivf_lists(expected_size: int) -> int:
 
 
 def set_threads(threads: int) -> int:
-    """FAISS's OpenMP threads for this process; returns the previous number. A server answering one query
+    """FAISS's OpenMP threads for searches started by the calling thread (OpenMP keeps the setting per
+    thread); returns the previous number. A server answering one query
     per call wants 1: an OpenMP region per tiny search costs a thread wake-up, which on a busy machine
     took 30 ms for a 0.02 ms search (docs/PERFORMANCE.md)."""
     faiss = _faiss()
