@@ -12,22 +12,16 @@ import json
 from pathlib import Path
 
 import pytest
+from _pytest.fixtures import getfixturemarker
 
 _ROOT_CONFTEST = Path(__file__).resolve().parents[1] / "conftest.py"
 _spec = importlib.util.spec_from_file_location("_sciembed_root_conftest", _ROOT_CONFTEST)
 _root = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(_root)
-for _name in (
-    "REPO_ROOT",
-    "SHARED_DATA",
-    "PAPERS",
-    "shared_file",
-    "minilm_tokenizer",
-    "tiny_base",
-    "make_tiny_model",
-    "RecordingEncoder",
-):
-    globals()[_name] = getattr(_root, _name)
+# every public helper (not the fixtures: pytest already finds those in the root conftest)
+for _name, _value in vars(_root).items():
+    if not _name.startswith("_") and getfixturemarker(_value) is None and _name not in globals():
+        globals()[_name] = _value
 make_tiny_model = _root.make_tiny_model
 SHARED_DATA = _root.SHARED_DATA
 
