@@ -74,7 +74,7 @@ class TextMixin:
         through the wrapper.
         """
         limit = int(max_length or self.config.max_length)
-        fast = self._fast_wordpiece(limit) if memo_pays() else None
+        fast = self._memo_tokenizer(limit)
         if fast is not None:
             flat, lengths = fast.encode_flat(list(texts))
             ends = np.cumsum(lengths).tolist()
@@ -100,7 +100,7 @@ class TextMixin:
     def tokenize_flat(self, texts: Sequence[str], max_length: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """The ids of :meth:`tokenize` laid end to end (int64) and the length of each text."""
         limit = int(max_length or self.config.max_length)
-        fast = self._fast_wordpiece(limit) if memo_pays() else None
+        fast = self._memo_tokenizer(limit)
         if fast is not None:
             return fast.encode_flat(list(texts))
         seqs = self._rust_or_wrapper_ids(texts, limit)
@@ -112,6 +112,10 @@ class TextMixin:
         """The Rust pipeline (``tokenizer.json`` text, truncating at ``max_length``); None: a slow tokenizer."""
         backend = self._backend_tokenizer(max_length)
         return backend.to_str() if backend is not None else None
+
+    def _memo_tokenizer(self, max_length: int) -> AsciiWordPiece | None:
+        """The chunk memo where it pays on this host (few cores), else None: Rust or the wrapper."""
+        return self._fast_wordpiece(max_length) if memo_pays() else None
 
     def _fast_wordpiece(self, max_length: int) -> AsciiWordPiece | None:
         """The chunk-memo WordPiece for this tokenizer at ``max_length`` (None: not a BERT WordPiece)."""
