@@ -26,6 +26,13 @@ def main() -> None:
     parser.add_argument("--docs", type=int, default=20000)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--models", default="minilm,bert-base")
+    parser.add_argument("--settle", type=float, default=0.0, help="seconds to wait after the warm-up run")
+    parser.add_argument(
+        "--workers",
+        default="default",
+        help="comma list of tokeniser-process settings to time: 'default' (no options) or N "
+        "(EncodeOptions(tokenize_workers=N); trees that have it)",
+    )
     args = parser.parse_args()
     tree = args.tree.resolve()
     sys.path[:0] = [str(tree / "src"), str(tree / "benchmarks")]
@@ -37,15 +44,23 @@ def main() -> None:
     builders = {"bert-base": embed_speed.bert_base_model, "minilm": embed_speed.minilm_model}
     for name in args.models.split(","):
         model = builders[name]().place("cuda", torch.float16)
-        model.encode(papers, "proximity", device="cuda")  # warm-up (allocator, kernels)
-        rates = []
-        for _ in range(args.repeats):
-            torch.cuda.synchronize()
-            start = time.perf_counter()
-            model.encode(papers, "proximity", device="cuda")
-            torch.cuda.synchronize()
-            rates.append(len(papers) / (time.perf_counter() - start))
-        print(json.dumps({"tree": str(args.tree), "model": name, "docs": len(papers), "docs_per_s": rates}), flush=True)
+        for variant in args.workers.split(","):
+            kwargs = {}
+            if variant != "default":
+                from sciembed import EncodeOptions
+
+                kwargs["options"] = EncodeOptions(tokenize_workers=int(variant))
+            model.encode(papers, "proximity", device="cuda", **kwargs)  # warm-up (allocator, kernels, processes)
+            time.sleep(args.settle)  # automatic tokeniser processes start in the background
+            rates = []
+            for _ in range(args.repeats):
+                torch.cuda.synchronize()
+                start = time.perf_counter()
+                model.encode(papers, "proximity", device="cuda", **kwargs)
+                torch.cuda.synchronize()
+                rates.append(len(papers) / (time.perf_counter() - start))
+            row = {"tree": str(args.tree), "model": name, "workers": variant, "docs": len(papers), "docs_per_s": rates}
+            print(json.dumps(row), flush=True)
         del model
         torch.cuda.empty_cache()
 

@@ -113,3 +113,33 @@ def test_tokenising_processes_give_the_same_ids_and_vectors(model):
     np.testing.assert_array_equal(plain, wide)
     with pytest.raises(ValueError, match="tokenize_workers"):
         EncodeOptions(tokenize_workers=-1)
+
+
+def test_automatic_tokenising_processes_only_for_large_pipelined_calls_on_wide_hosts():
+    from sciembed.engine.run import AUTO_MAX_WORKERS, AUTO_WORKERS_MIN_DOCS, auto_tokenize_workers
+
+    big = AUTO_WORKERS_MIN_DOCS
+    assert auto_tokenize_workers(True, big, cores=16, memo=True) == 4
+    assert auto_tokenize_workers(True, big, cores=128, memo=True) == AUTO_MAX_WORKERS
+    assert auto_tokenize_workers(True, big, cores=2, memo=True) == 0  # the in-process memo pays here
+    assert auto_tokenize_workers(False, big, cores=16, memo=True) == 0  # CPU calls: the model is the bound
+    assert auto_tokenize_workers(True, big - 1, cores=16, memo=True) == 0
+    assert auto_tokenize_workers(True, big, cores=16, memo=False) == 0  # Rust on all cores already
+    assert EncodeOptions().tokenize_workers is None  # automatic unless a call says
+
+
+def test_processes_build_texts_and_name_a_bad_item(model):
+    """Workers build the texts themselves (same ids as in process) and a bad paper's error names it."""
+    from sciembed.engine.run import token_groups
+
+    papers = [{"paper_id": str(i), "title": f"title {i}", "abstract": "words " * i} for i in range(20)]
+    inline = list(token_groups(model, papers, None, 8))
+    pooled = list(token_groups(model, papers, None, 8, workers=1))
+    for (_, flat_a, len_a), (_, flat_b, len_b) in zip(inline, pooled, strict=True):
+        assert np.array_equal(flat_a, flat_b) and np.array_equal(len_a, len_b)
+    # Not waiting for the processes gives the same ids, whichever side tokenises.
+    eager = list(token_groups(model, papers, None, 8, workers=1, wait_for_workers=False, texts_ahead=1))
+    assert [len_b.tolist() for _, _, len_b in eager] == [len_a.tolist() for _, _, len_a in inline]
+    bad = papers[:11] + [{"paper_id": "x", "title": ["not", "text"]}] + papers[11:]
+    with pytest.raises(ValueError, match="item 11"):
+        list(token_groups(model, bad, None, 8, workers=1))

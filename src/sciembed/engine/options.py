@@ -27,8 +27,10 @@ class EncodeOptions:
     group_size: documents per tokenisation group of the pipeline; each group is sorted by length.
     tokenize_ahead: groups tokenised ahead on their own thread (0: the packing thread tokenises).
     queue_batches: collated batches the pipeline may hold ready.
-    tokenize_workers: processes that tokenise (0: this process; the chunk-memo WordPiece holds the
-        GIL, so a wide host tokenises wider with processes; spawned once per model, then kept).
+    tokenize_workers: processes that build texts and tokenise (0: this process; the chunk-memo
+        WordPiece holds the GIL, so a wide host tokenises wider with processes; spawned once per
+        model, then kept). None: automatic, see :func:`sciembed.engine.run.auto_tokenize_workers`
+        (on a pipelined call on a wide host, processes start in the background and serve once ready).
     packed: the unpadded forward (None: on CUDA in fp16/bf16 for BERT/RoBERTa bases).
     compile: run the packed forward through ``torch.compile`` (~15 s once; pays for large jobs).
     progress: show a progress bar (None: for calls of at least ``PROGRESS_MIN_DOCS`` documents).
@@ -43,7 +45,7 @@ class EncodeOptions:
     group_size: int = 1024
     tokenize_ahead: int = 2
     queue_batches: int = 16
-    tokenize_workers: int = 0
+    tokenize_workers: int | None = None
     packed: bool | None = None
     compile: bool = False
     progress: bool | None = None
@@ -53,7 +55,7 @@ class EncodeOptions:
             raise ValueError(f"batch_size must be at least 1, got {self.batch_size}")
         if self.max_tokens is not None and self.max_tokens < 1:
             raise ValueError(f"max_tokens must be at least 1, got {self.max_tokens}")
-        if self.tokenize_workers < 0:
+        if self.tokenize_workers is not None and self.tokenize_workers < 0:
             raise ValueError(f"tokenize_workers must be at least 0, got {self.tokenize_workers}")
         if self.group_size < 1:
             raise ValueError(f"group_size must be at least 1, got {self.group_size}")

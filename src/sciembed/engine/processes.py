@@ -1,6 +1,8 @@
 """Tokenising in worker processes: the chunk-memo WordPiece is Python and holds the GIL, so a wide
-host tokenises wider with processes (``EncodeOptions(tokenize_workers=N)``); each worker keeps its
-own chunk memory. Texts go out and flat int64 ids come back, in the order the groups were given.
+host tokenises wider with processes; each worker keeps its own chunk memory. Papers go out (each
+worker also builds their texts, the other pure-Python step of the host side) and flat int64 ids come
+back, in the order the groups were given. The launching process is left with only the GIL work that
+must be its own: batching, packing and launching kernels.
 """
 
 from __future__ import annotations
@@ -8,7 +10,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Any
 
@@ -36,6 +38,10 @@ def _start_worker(tokenizer_json: str, max_length: int) -> None:
     _WORKER["rust"] = rust_ids
 
 
+def _started() -> int:
+    return os.getpid()
+
+
 def _encode(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
     fast = _WORKER["fast"]
     if fast is not None:
@@ -45,8 +51,21 @@ def _encode(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
     return np.fromiter((t for s in seqs for t in s), dtype=np.int64, count=int(lengths.sum())), lengths
 
 
+def _encode_papers(
+    papers: list[Any], first: int, separator: str, fields: tuple[str, ...]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Texts of ``papers`` (items ``first``, ``first + 1``, ... of the call: error messages name them), then ids."""
+    from ..data import as_paper
+
+    return _encode([as_paper(p, first + i).text(separator, fields) for i, p in enumerate(papers)])
+
+
 class TokenizerPool:
-    """``workers`` spawned processes (safe beside CUDA and threads) with the same tokenizer."""
+    """``workers`` spawned processes (safe beside CUDA and threads) with the same tokenizer.
+
+    The processes start in the background (a spawned worker imports the package, seconds); ``ready``
+    says whether all of them answer, so a caller that must not wait can tokenise in process meanwhile.
+    """
 
     def __init__(self, tokenizer_json: str, max_length: int, workers: int):
         self.workers = workers
@@ -56,16 +75,32 @@ class TokenizerPool:
             initializer=_start_worker,
             initargs=(tokenizer_json, max_length),
         )
+        self._started = [self.executor.submit(_started) for _ in range(workers)]
 
     def __deepcopy__(self, memo: dict) -> TokenizerPool:
         return self  # a copied model shares the processes
 
+    @property
+    def ready(self) -> bool:
+        return all(f.done() for f in self._started)
+
     def encode_groups(self, items: Iterable[tuple[Any, list[str]]]) -> Iterator[tuple[Any, np.ndarray, np.ndarray]]:
-        """``(key, flat ids, lengths)`` per ``(key, texts)``, in order, up to two groups per worker ahead."""
+        """``(key, flat ids, lengths)`` per ``(key, texts)``, in order."""
+        return self._in_order((key, (_encode, texts)) for key, texts in items)
+
+    def encode_paper_groups(
+        self, papers: Sequence[Any], ranges: Iterable[range], separator: str, fields: tuple[str, ...]
+    ) -> Iterator[tuple[range, np.ndarray, np.ndarray]]:
+        """``(range, flat ids, lengths)`` per range of ``papers``, texts built in the workers, in order."""
+        calls = ((g, (_encode_papers, list(papers[g.start : g.stop]), g.start, separator, fields)) for g in ranges)
+        return self._in_order(calls)
+
+    def _in_order(self, calls: Iterable[tuple[Any, tuple]]) -> Iterator[tuple[Any, np.ndarray, np.ndarray]]:
+        """Results of ``(key, (function, *args))`` calls, in order, up to two calls per worker ahead."""
         pending: deque[tuple[Any, Future]] = deque()
         try:
-            for key, texts in items:
-                pending.append((key, self.executor.submit(_encode, texts)))
+            for key, (function, *args) in calls:
+                pending.append((key, self.executor.submit(function, *args)))
                 if len(pending) >= 2 * self.workers:
                     key, future = pending.popleft()
                     yield (key, *future.result())

@@ -19,6 +19,7 @@ import torch
 
 from ..data import Paper, as_item_list, as_paper
 from ..data.progress import progress_bar
+from ..model.wordpiece import MEMO_MAX_CORES, usable_cores
 from .backends import BatchRunner, runner_for
 from .batching import groups, length_sorted_batches
 from .options import EncodeOptions
@@ -48,21 +49,50 @@ class BatchPlan:
     tokenize_ahead: int
     pipelined: bool
     tokenize_workers: int = 0
+    wait_for_workers: bool = True  # False: the automatic pool serves only once its processes run
 
 
-def plan_batches(runner: BatchRunner, count: int, options: EncodeOptions) -> BatchPlan:
+# The automatic tokeniser processes: for pipelined calls of at least this many documents on hosts
+# with more than MEMO_MAX_CORES cores, one process per AUTO_CORES_PER_WORKER cores, at most
+# AUTO_MAX_WORKERS (each process imports the package: ~0.3 GB of memory).
+AUTO_WORKERS_MIN_DOCS = 4096
+AUTO_CORES_PER_WORKER = 4
+AUTO_MAX_WORKERS = 8
+
+
+def auto_tokenize_workers(pipelined: bool, documents: int, cores: int, memo: bool) -> int:
+    """Tokeniser processes for a call that does not say: none unless the call is pipelined and
+    large, the host wide (where the in-process chunk memo would hold the GIL against the threads
+    that pack batches and launch kernels) and the tokenizer a BERT WordPiece (``memo``; other
+    tokenizers run in Rust on all cores already)."""
+    if not (pipelined and memo and documents >= AUTO_WORKERS_MIN_DOCS and cores > MEMO_MAX_CORES):
+        return 0
+    return max(1, min(AUTO_MAX_WORKERS, cores // AUTO_CORES_PER_WORKER))
+
+
+def plan_batches(runner: BatchRunner, count: int, options: EncodeOptions, encoder: Any = None) -> BatchPlan:
     pipelined = runner.pipeline_default if options.pipeline is None else bool(options.pipeline)
     batch_size, max_tokens = options.batch_size, options.max_tokens
     if max_tokens is None and runner.default_max_tokens is not None:
         batch_size = max_tokens = runner.default_max_tokens  # the token budget alone caps a batch
+    workers, wait = options.tokenize_workers, True
+    if workers is None:
+        memo = encoder is not None and has_wordpiece_memo(encoder)
+        workers, wait = auto_tokenize_workers(pipelined, count, usable_cores(), memo), False
     return BatchPlan(
         batch_size=batch_size,
         max_tokens=max_tokens,
         group_size=options.group_size if pipelined else max(count, 1),
         tokenize_ahead=options.tokenize_ahead if pipelined else 0,
         pipelined=pipelined,
-        tokenize_workers=options.tokenize_workers,
+        tokenize_workers=workers,
+        wait_for_workers=wait,
     )
+
+
+def has_wordpiece_memo(encoder: Any) -> bool:
+    memo = getattr(encoder, "_fast_wordpiece", None)
+    return memo is not None and memo(int(encoder.config.max_length)) is not None
 
 
 def token_groups(
@@ -71,17 +101,30 @@ def token_groups(
     fields: Sequence[str] | None,
     group_size: int,
     workers: int = 0,
+    texts_ahead: int = 0,
+    wait_for_workers: bool = True,
 ) -> Iterator[tuple[range, np.ndarray, np.ndarray]]:
-    """``(group, flat ids, lengths)`` of one group of documents after another (``workers``: processes)."""
+    """``(group, flat ids, lengths)`` of one group of documents after another.
+
+    ``workers``: processes that build the texts and tokenise (``wait_for_workers`` False: only if
+    they are already running; else in this process, while they start); ``texts_ahead``: in this
+    process, texts are built on a thread of their own, that many groups ahead of tokenisation.
+    """
     fields = tuple(fields or encoder.config.text_fields)
     separator = encoder.separator
-    texts = ((g, [as_paper(papers[i], i).text(separator, fields) for i in g]) for g in groups(len(papers), group_size))
     pool = tokenizer_pool(encoder, workers) if workers > 0 else None
-    if pool is not None:
-        yield from pool.encode_groups(texts)
+    if pool is not None and (wait_for_workers or pool.ready):
+        yield from pool.encode_paper_groups(papers, groups(len(papers), group_size), separator, fields)
         return
-    for group, group_texts in texts:
-        yield (group, *encoder.tokenize_flat(group_texts))
+    texts = ((g, [as_paper(papers[i], i).text(separator, fields) for i in g]) for g in groups(len(papers), group_size))
+    if texts_ahead:
+        # Building texts is pure Python; Rust tokenisation releases the GIL: the two overlap.
+        texts = ahead(texts, texts_ahead, "sciembed-texts")
+    try:
+        for group, group_texts in texts:
+            yield (group, *encoder.tokenize_flat(group_texts))
+    finally:
+        texts.close()
 
 
 def tokenizer_pool(encoder: Any, workers: int) -> TokenizerPool | None:
@@ -102,7 +145,15 @@ def host_batches(
     encoder: Any, papers: Sequence[Paper | dict | str], runner: BatchRunner, plan: BatchPlan, fields=None
 ) -> Iterator[Any]:
     """The backend's prepared batches: each group sorted by length and cut by the plan's budget."""
-    items = token_groups(encoder, papers, fields, plan.group_size, plan.tokenize_workers)
+    items = token_groups(
+        encoder,
+        papers,
+        fields,
+        plan.group_size,
+        plan.tokenize_workers,
+        texts_ahead=1 if plan.tokenize_ahead else 0,
+        wait_for_workers=plan.wait_for_workers,
+    )
     if plan.tokenize_ahead:
         # Rust tokenisation releases the GIL: group k + 1 is tokenised while group k is prepared.
         items = ahead(items, plan.tokenize_ahead, "sciembed-tokenize")
@@ -129,7 +180,7 @@ def run_encode(
     if not papers:
         return EncodeResult(np.zeros((0, encoder.dimension), dtype=np.float32), 0.0, 0.0, 0, False)
     runner = runner_for(encoder, adapter, options)
-    plan = plan_batches(runner, len(papers), options)
+    plan = plan_batches(runner, len(papers), options, encoder)
     batches = host_batches(encoder, papers, runner, plan, options.fields)
     if plan.pipelined:
         batches = ahead(batches, options.queue_batches, "sciembed-prepare")

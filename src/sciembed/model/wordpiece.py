@@ -274,8 +274,11 @@ def fast_wordpiece(tokenizer_json: str, max_length: int, rust_encode: RustEncode
 MEMO_MAX_CORES = 4
 
 
+def usable_cores() -> int:
+    """The cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
 def memo_pays(cores: int | None = None) -> bool:
     """Whether the chunk memo should tokenise on a host with ``cores`` usable cores (default: this one)."""
-    if cores is None:
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return cores <= MEMO_MAX_CORES
+    return (usable_cores() if cores is None else cores) <= MEMO_MAX_CORES
