@@ -123,37 +123,36 @@ def test_delta_that_does_not_fit_the_base_is_refused_naming_the_file(tmp_path):
 
 
 @pytest.fixture
-def tiny_registry(tmp_path, monkeypatch):
-    """A registry base that is a tiny random model folder (the real ones are 90 and 440 MB)."""
-    import sciembed.model.folder as folder_module
-
+def tiny_registry(tmp_path) -> tuple[RegistryBase, ...]:
+    """A registry whose one base is a tiny random model folder (the real ones are 90 and 440 MB)."""
     base_dir = save_model(make_tiny_model(pooling="mean"), tmp_path / "registry-tiny")
-    registry = RegistryBase(
-        "tiny-registry", ("tiny-registry",), sha256_file(base_dir / "model.safetensors"), (), "tiny"
-    )
-    monkeypatch.setattr(folder_module, "REGISTRY_BASES", (registry,))
-    monkeypatch.setattr(folder_module, "find_base", lambda name: registry if name == "tiny-registry" else None)
-    monkeypatch.setattr(folder_module, "base_folder", lambda base, verify=True: base_dir)
-    return base_dir
+    sha256 = sha256_file(base_dir / "model.safetensors")
+    return (RegistryBase("tiny-registry", ("tiny-registry",), sha256, (), "tiny", folder=base_dir),)
 
 
 def test_adapters_only_release_holds_the_delta_and_merges_it_into_the_registry_base(tmp_path, tiny_registry):
-    model = load_model(tiny_registry)
+    model = load_model("tiny-registry", registry=tiny_registry)
     torch.manual_seed(3)
     stack = model.add_adapter("proximity")
     for param in stack.parameters():
         torch.nn.init.normal_(param, std=0.2)
     with_delta(model, random_delta(model).rounded(torch.float16))
-    release = save_model(model, tmp_path / "release", base_model="tiny-registry")
+    with pytest.raises(ValueError, match="unknown base_model 'tiny-registry'"):
+        save_model(model, tmp_path / "release", base_model="tiny-registry")  # not in the default registry
+    release = save_model(model, tmp_path / "release", base_model="tiny-registry", registry=tiny_registry)
     assert sorted(p.name for p in release.iterdir()) == ["adapters", "delta", "sciembed.json"]
     assert (release / "delta" / DELTA_WEIGHTS).stat().st_size < 20_000  # fp16 factors only
-    loaded = load_model(release)
+    with pytest.raises(FileNotFoundError, match="no known base_model"):
+        load_model(release)
+    loaded = load_model(release, registry=tiny_registry)
     assert loaded.config.base_model == "tiny-registry" and loaded.delta is not None
     np.testing.assert_array_equal(loaded.encode(PAPERS, format="proximity"), model.encode(PAPERS, format="proximity"))
     assert loaded.fingerprint == model.fingerprint
     # WiSE-style scaling of the loaded release ships again as registry base + scaled delta
     half = scale_delta(loaded, 0.5)
-    again = load_model(save_model(half, tmp_path / "half", base_model="tiny-registry"))
+    again = load_model(
+        save_model(half, tmp_path / "half", base_model="tiny-registry", registry=tiny_registry), registry=tiny_registry
+    )
     np.testing.assert_allclose(
         again.encode(PAPERS, format="proximity"), half.encode(PAPERS, format="proximity"), atol=1e-6
     )
@@ -162,7 +161,7 @@ def test_adapters_only_release_holds_the_delta_and_merges_it_into_the_registry_b
     with torch.no_grad():
         next(model.base.parameters()).add_(1e-3)
     with pytest.raises(ValueError, match="cannot ship as adapters and its low-rank delta only"):
-        save_model(model, tmp_path / "bad", base_model="tiny-registry")
+        save_model(model, tmp_path / "bad", base_model="tiny-registry", registry=tiny_registry)
 
 
 def test_release_command_path_ships_a_run_delta_over_the_registry_base(tmp_path, tiny_registry):
@@ -172,23 +171,26 @@ def test_release_command_path_ships_a_run_delta_over_the_registry_base(tmp_path,
 
     from sciembed.train.multitask.release import release_model
 
-    model = load_model(tiny_registry)
+    model = load_model("tiny-registry", registry=tiny_registry)
     model.add_adapter("proximity")
     with_delta(model, random_delta(model).rounded(torch.float16))
     model.config.max_length = 24  # trained and evaluated shorter than the base allows
     run = save_model(model, tmp_path / "run" / "model")
     (run / "model.safetensors").unlink()  # what the GPU script's tar leaves out
-    release = release_model(run, tmp_path / "rel", base_model="tiny-registry", card=None)
+    release = release_model(run, tmp_path / "rel", base_model="tiny-registry", card=None, registry=tiny_registry)
     shutil.rmtree(run)
-    loaded = load_model(release)
+    loaded = load_model(release, registry=tiny_registry)
     np.testing.assert_allclose(loaded.encode(PAPERS), model.encode(PAPERS), atol=1e-6)
     assert loaded.delta is not None and (release / "delta").is_dir()
     assert loaded.config.max_length == 24  # the run's embedding settings ship, not the base's
     # a stage-1-only run (a delta, no adapters) ships as registry base + delta
-    stage1 = with_delta(load_model(tiny_registry), random_delta(model).rounded(torch.float16))
+    stage1 = with_delta(load_model("tiny-registry", registry=tiny_registry), random_delta(model).rounded(torch.float16))
     bare = save_model(stage1, tmp_path / "s1")
     (bare / "model.safetensors").unlink()
-    only = load_model(release_model(bare, tmp_path / "rel-s1", base_model="tiny-registry"))
+    only = load_model(
+        release_model(bare, tmp_path / "rel-s1", base_model="tiny-registry", registry=tiny_registry),
+        registry=tiny_registry,
+    )
     assert only.formats == [] and only.delta is not None
 
 

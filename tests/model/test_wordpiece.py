@@ -11,7 +11,7 @@ import pytest
 from conftest import SHARED_DATA, make_tiny_model
 
 from sciembed.data.records import string_values
-from sciembed.model.wordpiece import AsciiWordPiece, fast_wordpiece
+from sciembed.model.wordpiece import MAX_CHUNKS, AsciiWordPiece, fast_wordpiece
 
 PER_SOURCE = 40  # records of each JSONL source of ../shared/data (a few hundred in all)
 
@@ -101,15 +101,14 @@ def test_non_ascii_documents_keep_their_place(model):
     assert got == reference(model, texts, 512)
 
 
-def test_chunk_memory_starts_over_past_its_bound(model, monkeypatch):
-    import sciembed.model.wordpiece as wordpiece
-
-    fast = model._fast_wordpiece(512)
+def test_chunk_memory_starts_over_past_its_bound(model):
+    fast = fast_wordpiece(model.tokenizer_spec(512), 512, lambda t: reference(model, t, 512), max_chunks=10)
     fast.encode_flat([f"unique{i} words{i}" for i in range(50)])
-    monkeypatch.setattr(wordpiece, "MAX_CHUNKS", 10)
+    assert len(fast._starts) > 10  # the bound is checked before a call, not during it
     texts = ["after the reset [SEP] still right"]
     flat, _ = fast.encode_flat(texts)
     assert len(fast._starts) <= 10 and flat.tolist() == reference(model, texts, 512)[0]
+    assert fast_wordpiece(model.tokenizer_spec(512), 512, lambda t: []).max_chunks == MAX_CHUNKS  # the default
 
 
 def test_other_pipelines_are_left_to_rust(model):

@@ -20,7 +20,7 @@ import subprocess
 import sys
 import tempfile
 import zipfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,6 +37,7 @@ class RegistryBase:
     sha256: str  # of model.safetensors
     packages: tuple[str, ...]  # pip names, in the order their parts are concatenated
     display_name: str
+    folder: Path | None = None  # a model folder that holds this base already (a mirror): no packages
 
 
 MINILM = RegistryBase(
@@ -56,9 +57,10 @@ MPNET = RegistryBase(
 REGISTRY_BASES = (MINILM, MPNET)
 
 
-def find_base(name: str) -> RegistryBase | None:
+def find_base(name: str, registry: Sequence[RegistryBase] = REGISTRY_BASES) -> RegistryBase | None:
+    """The base of ``registry`` that ``name`` (any alias, any case) names, or None."""
     key = name.lower().rstrip("/")
-    return next((b for b in REGISTRY_BASES if key in b.aliases), None)
+    return next((b for b in registry if key in b.aliases), None)
 
 
 def cache_root() -> Path:
@@ -163,4 +165,13 @@ def build_from_parts(parts: Iterable[Path], stem: str, sha256: str, final: Path,
 
 
 def base_folder(base: RegistryBase, verify: bool = True) -> Path:
-    return minilm_folder(verify) if base is MINILM else mpnet_folder(verify)
+    """The model folder of ``base``: its own ``folder`` (sha256 checked), else built from its packages."""
+    if base.folder is not None:
+        if verify:
+            _verify(base.folder / "model.safetensors", base.sha256)
+        return base.folder
+    if base == MINILM:
+        return minilm_folder(verify)
+    if base == MPNET:
+        return mpnet_folder(verify)
+    raise ValueError(f"registry base {base.name!r} has neither a folder nor a known package layout")

@@ -7,14 +7,14 @@ Also loads plain Hugging Face / sentence-transformers encoders and SPECTER2's pu
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import torch
 
 from .adapter_io import load_adapter_weights, read_adapter_folder, write_adapter_folder
 from .backends import TORCH_NAMES, load_with_backend, split_backend
-from .bases import REGISTRY_BASES, base_folder, find_base
+from .bases import REGISTRY_BASES, RegistryBase, base_folder, find_base
 from .config import CONFIG_NAME, SciEmbedConfig
 from .default_model import DEFAULT_NAMES, SHIPPED_MODELS, default_model_path, shipped_model_path
 from .delta import DELTA_DIR, LowRankDelta
@@ -143,6 +143,7 @@ def load_model(
     attn_implementation: str | None = "sdpa",
     verify: bool = True,
     backend: str = "torch",
+    registry: Sequence[RegistryBase] = REGISTRY_BASES,
 ) -> Encoder:
     """Load a sciembed model folder, a Hugging Face encoder, or SPECTER2's published layout.
 
@@ -154,7 +155,8 @@ def load_model(
     CPU by an :class:`~sciembed.model.onnx_backend.OnnxEncoder` with the same ``encode`` API;
     ``backend="openvino"``: a ``sciembed export openvino`` (or onnx) folder run by OpenVINO. Given a
     model folder or name instead, either backend exports it once and reuses the export
-    (:mod:`sciembed.model.export_cache`).
+    (:mod:`sciembed.model.export_cache`). ``registry``: the bases a name or a folder's ``base_model``
+    may name (:mod:`sciembed.model.bases`; a mirror or a test passes its own).
     """
     backend, name_or_path = split_backend(name_or_path, backend)
     if backend not in TORCH_NAMES:
@@ -164,7 +166,7 @@ def load_model(
     name = str(name_or_path) if name_or_path is not None else "default"
     load_dtype = parse_dtype(dtype) or torch.float32
     extra_adapters = dict(adapters or {})
-    registry_base = find_base(name)
+    registry_base = find_base(name, registry)
     if name.lower() in DEFAULT_NAMES:
         folder = default_model_path(verify)
     elif registry_base is not None:
@@ -184,7 +186,7 @@ def load_model(
         raise ValueError(
             f"{folder} is an adapter, not a model: load its base and pass adapters={{'proximity': '{folder}'}}"
         )
-    model = _load_folder(folder, load_dtype, attn_implementation, verify)
+    model = _load_folder(folder, load_dtype, attn_implementation, verify, registry)
     if registry_base is not None:
         model.config.name = registry_base.display_name
     elif name.lower() in DEFAULT_NAMES and not model.config.name.startswith("sciembed"):
@@ -197,15 +199,20 @@ def load_model(
 
 
 def _load_folder(
-    folder: Path, dtype: torch.dtype, attn_implementation: str | None, verify: bool = True
+    folder: Path,
+    dtype: torch.dtype,
+    attn_implementation: str | None,
+    verify: bool = True,
+    registry: Sequence[RegistryBase] = REGISTRY_BASES,
 ) -> SciEmbedModel:
     own_config = SciEmbedConfig.load(folder) if (folder / CONFIG_NAME).is_file() else None
     base_source = folder
     if not (folder / "config.json").is_file():
-        registry = find_base(own_config.base_model) if own_config is not None and own_config.base_model else None
-        if registry is None:
+        named = own_config.base_model if own_config is not None else None
+        registry_base = find_base(named, registry) if named else None
+        if registry_base is None:
             raise FileNotFoundError(f"{folder}: not a model folder (no config.json and no known base_model)")
-        base_source = base_folder(registry, verify)  # adapters-only release over a registry base
+        base_source = base_folder(registry_base, verify)  # adapters-only release over a registry base
     check_tokenizer_files(base_source)
     config_path = folder / CONFIG_NAME
     pinned = own_config.base_sha256 if own_config is not None and base_source == folder else None
@@ -291,6 +298,7 @@ def save_model(
     folder: str | Path,
     dtype: str | torch.dtype | None = None,
     base_model: str | None = None,
+    registry: Sequence[RegistryBase] = REGISTRY_BASES,
 ) -> Path:
     """Write ``model`` as a sciembed model folder; ``dtype`` (e.g. fp16) shrinks the stored weights.
 
@@ -298,19 +306,20 @@ def save_model(
     equals (checked); the folder then holds only the adapters and ``sciembed.json``, and loading
     builds the base from the verified registry packages. A model with a low-rank delta
     (``model.delta``) also writes ``delta/``: over a registry base, the base must equal the registry
-    weights with the delta merged, and loading merges it again.
+    weights with the delta merged, and loading merges it again. ``registry``: where ``base_model``
+    is looked up (as in :func:`load_model`).
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     store = parse_dtype(dtype)
     model_type = str(getattr(model.base.config, "model_type", "bert"))
     if base_model is not None:
-        registry = find_base(base_model)
-        if registry is None:
-            raise ValueError(f"unknown base_model {base_model!r}; known: {[b.name for b in REGISTRY_BASES]}")
-        _check_same_base(model, base_folder(registry) / "model.safetensors")
-        model.config.base_model = registry.name
-        model.config.base_sha256 = registry.sha256
+        registry_base = find_base(base_model, registry)
+        if registry_base is None:
+            raise ValueError(f"unknown base_model {base_model!r}; known: {[b.name for b in registry]}")
+        _check_same_base(model, base_folder(registry_base) / "model.safetensors")
+        model.config.base_model = registry_base.name
+        model.config.base_sha256 = registry_base.sha256
     else:
         state = {
             k: (v.to(store) if store is not None and v.is_floating_point() else v).detach().cpu().contiguous()

@@ -70,6 +70,7 @@ class AsciiWordPiece:
         lowercase: bool = True,
         continuing_prefix: str = "##",
         max_input_chars_per_word: int = 100,
+        max_chunks: int = MAX_CHUNKS,
     ):
         self.vocab = vocab
         self.unk_id = vocab[unk_token]
@@ -81,6 +82,7 @@ class AsciiWordPiece:
         self.lowercase = lowercase
         self.continuing_prefix = continuing_prefix
         self.max_input_chars_per_word = max_input_chars_per_word
+        self.max_chunks = max_chunks  # past this many remembered chunks the memory starts over
         self.added = dict(added)
         # Added tokens are found leftmost-longest (as the Rust aho-corasick matcher does).
         contents = sorted(self.added, key=len, reverse=True)
@@ -139,7 +141,7 @@ class AsciiWordPiece:
     def encode_flat(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         """The ids of every text laid end to end (int64) and the length of each text."""
         with self._lock:
-            if len(self._starts) > MAX_CHUNKS:
+            if len(self._starts) > self.max_chunks:
                 self._reset()
             return self._encode_flat(texts)
 
@@ -224,11 +226,13 @@ def _template_ids(post: dict[str, Any] | None) -> tuple[list[int], list[int]] | 
     return (prefix, suffix) if seen_sequence else None
 
 
-def fast_wordpiece(tokenizer_json: str, max_length: int, rust_encode: RustEncode) -> AsciiWordPiece | None:
+def fast_wordpiece(
+    tokenizer_json: str, max_length: int, rust_encode: RustEncode, max_chunks: int = MAX_CHUNKS
+) -> AsciiWordPiece | None:
     """An :class:`AsciiWordPiece` for a serialised ``tokenizers`` pipeline, or None if it is not
     exactly BERT's (then the caller keeps the Rust tokenizer): BertNormalizer with clean_text,
     BertPreTokenizer, WordPiece, right truncation, a ``prefix A suffix`` template, and added tokens
-    matched on the raw text without stripping."""
+    matched on the raw text without stripping. ``max_chunks``: the bound on remembered chunks."""
     spec = json.loads(tokenizer_json)
     normalizer, model = spec.get("normalizer") or {}, spec.get("model") or {}
     if normalizer.get("type") != "BertNormalizer" or not normalizer.get("clean_text", False):
@@ -264,6 +268,7 @@ def fast_wordpiece(tokenizer_json: str, max_length: int, rust_encode: RustEncode
         lowercase=bool(normalizer.get("lowercase", True)),
         continuing_prefix=model.get("continuing_subword_prefix", "##"),
         max_input_chars_per_word=int(model.get("max_input_chars_per_word", 100)),
+        max_chunks=max_chunks,
     )
 
 

@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 import shutil
 from dataclasses import dataclass, replace
+from collections.abc import Sequence
 from pathlib import Path
 
 from ...evaluate.benchmark import read_results
 from ...evaluate.bootstrap import N_BOOT, SEED, compare_models
 from ...evaluate.results import Interval, ModelResult
 from ...model import load_model, save_model
+from ...model.bases import REGISTRY_BASES, RegistryBase
 from .heads import HEADS_DIR
 
 CARD = """---
@@ -184,6 +186,7 @@ def release_model(
     name: str = "sciembed-minilm",
     base_model: str | None = None,
     card: str | Path | None = None,
+    registry: Sequence[RegistryBase] = REGISTRY_BASES,
 ) -> Path:
     """Copy a trained model folder to ``target`` in fp16 with its heads and a README model card.
 
@@ -191,7 +194,8 @@ def release_model(
     ``all-mpnet-base-v2``); the release then holds only the adapters (its base is built from the
     verified registry packages at load), and the run folder needs no base weights; a run over a
     low-rank stage-1 delta (``delta/`` beside ``adapters/``) ships that delta too.
-    ``card``: a README to ship instead of the generated stage-2 card.
+    ``card``: a README to ship instead of the generated stage-2 card. ``registry``: where
+    ``base_model`` is looked up (:func:`sciembed.model.load_model`).
     """
     run_model, target = Path(run_model), Path(target)
     if base_model is not None:
@@ -199,7 +203,7 @@ def release_model(
         from ...model.delta import DELTA_DIR
         from ...model.folder import ADAPTERS_DIR, attach_delta, load_adapter
 
-        model = load_model(base_model)
+        model = load_model(base_model, registry=registry)
         run_config = SciEmbedConfig.load(run_model)
         for setting in EMBEDDING_SETTINGS:  # as trained and evaluated (e.g. max_length 256), not the base's
             setattr(model.config, setting, getattr(run_config, setting))
@@ -209,11 +213,11 @@ def release_model(
         for folder in sorted(p for p in adapters.iterdir() if p.is_dir()) if adapters.is_dir() else []:
             load_adapter(model, folder.name, folder)
     else:
-        model = load_model(run_model)
+        model = load_model(run_model, registry=registry)
     model.config.name = name
     if target.exists():
         shutil.rmtree(target)
-    save_model(model, target, dtype="fp16" if base_model is None else None, base_model=base_model)
+    save_model(model, target, dtype="fp16" if base_model is None else None, base_model=base_model, registry=registry)
     if (run_model / HEADS_DIR).is_dir():
         shutil.copytree(run_model / HEADS_DIR, target / HEADS_DIR)
     run = run_model.parent
