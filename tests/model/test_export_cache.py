@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from conftest import PAPERS
 
-from sciembed.model import export_cache, load_model
-from sciembed.model.export_cache import cached_export, export_root
+from sciembed.model import load_model
+from sciembed.model.export_cache import AUTO_EXPORTS, cached_export, export_root
 
 
 def fake_exporter(calls: list, delay: float = 0.0, fail: bool = False):
@@ -30,37 +30,45 @@ def fake_exporter(calls: list, delay: float = 0.0, fail: bool = False):
     return export
 
 
+def quick(exporter) -> dict:
+    """The onnx backend's own variant (so that ``load(..., backend="onnx")`` finds the export), made fast."""
+    return {"onnx": (AUTO_EXPORTS["onnx"][0], exporter)}
+
+
 @pytest.fixture
 def model_copy(tiny_model_folder, tmp_path):
     return shutil.copytree(tiny_model_folder, tmp_path / "model")
 
 
-def test_exports_once_next_to_the_model_then_reuses(model_copy, monkeypatch):
+def test_exports_once_next_to_the_model_then_reuses(model_copy, capsys):
     pytest.importorskip("onnxruntime")
     calls = []
-    monkeypatch.setitem(export_cache.AUTO_EXPORTS, "onnx", ("test", fake_exporter(calls)))
-    first = load_model(model_copy, backend="onnx")
+    folder = cached_export(model_copy, "onnx", exporters=quick(fake_exporter(calls)))
+    assert "exporting" in capsys.readouterr().err  # the one notice, on stderr by default
     fingerprint = load_model(model_copy).fingerprint
-    assert first.folder.parent == model_copy / "exports" / fingerprint[:16]
-    assert json.loads((first.folder / "sciembed-onnx.json").read_text())["source_fingerprint"] == fingerprint
+    assert folder.parent == model_copy / "exports" / fingerprint[:16]
+    assert json.loads((folder / "sciembed-onnx.json").read_text())["source_fingerprint"] == fingerprint
+    assert cached_export(model_copy, "onnx", exporters=quick(fake_exporter(calls))) == folder
+    first = load_model(model_copy, backend="onnx")  # the public path finds that export: no export of its own
     again = load_model(model_copy, backend="onnx")
-    assert len(calls) == 1 and again.folder == first.folder and again.fingerprint == first.fingerprint
-    assert not [p for p in first.folder.parent.iterdir() if p.name.startswith(".") and p.is_dir()]  # no temp left
-    assert first.folder.stat().st_mode & 0o055 == 0o055 or os.umask(os.umask(0)) & 0o055
+    assert "exporting" not in capsys.readouterr().err
+    assert len(calls) == 1 and again.folder == first.folder == folder and again.fingerprint == first.fingerprint
+    assert not [p for p in folder.parent.iterdir() if p.name.startswith(".") and p.is_dir()]  # no temp left
+    assert folder.stat().st_mode & 0o055 == 0o055 or os.umask(os.umask(0)) & 0o055
     reference = load_model(model_copy).encode(PAPERS, format="proximity")
     vectors = again.encode(PAPERS, format="proximity")
     assert (vectors * reference).sum(1).min() > 0.9999
 
 
-def test_concurrent_loaders_export_once(model_copy, monkeypatch):
+def test_concurrent_loaders_export_once(model_copy):
     pytest.importorskip("onnxruntime")
     calls = []
-    monkeypatch.setitem(export_cache.AUTO_EXPORTS, "onnx", ("test", fake_exporter(calls, delay=0.5)))
+    exporters = quick(fake_exporter(calls, delay=0.5))
     found, errors = [], []
 
     def load():
         try:
-            found.append(cached_export(model_copy, "onnx", notify=lambda _: None))
+            found.append(cached_export(model_copy, "onnx", notify=lambda _: None, exporters=exporters))
         except Exception as exc:  # handed to the test thread
             errors.append(exc)
 
@@ -72,24 +80,24 @@ def test_concurrent_loaders_export_once(model_copy, monkeypatch):
     assert not errors and len(calls) == 1 and len(set(found)) == 1
 
 
-def test_a_failed_export_leaves_nothing_finished_and_is_redone(model_copy, monkeypatch):
+def test_a_failed_export_leaves_nothing_finished_and_is_redone(model_copy):
     pytest.importorskip("onnxruntime")
     calls = []
-    monkeypatch.setitem(export_cache.AUTO_EXPORTS, "onnx", ("test", fake_exporter(calls, fail=True)))
     with pytest.raises(RuntimeError, match="killed midway"):
-        cached_export(model_copy, "onnx", notify=lambda _: None)
+        cached_export(model_copy, "onnx", notify=lambda _: None, exporters=quick(fake_exporter(calls, fail=True)))
     leftovers = [p for p in (model_copy / "exports").rglob("*") if p.is_dir() and "sciembed-onnx.json" in str(p)]
     assert not leftovers and not list((model_copy / "exports").glob("*/onnx-*"))
-    monkeypatch.setitem(export_cache.AUTO_EXPORTS, "onnx", ("test", fake_exporter(calls)))
-    assert (cached_export(model_copy, "onnx", notify=lambda _: None) / "proximity.onnx").is_file()
+    redone = cached_export(model_copy, "onnx", notify=lambda _: None, exporters=quick(fake_exporter(calls)))
+    assert (redone / "proximity.onnx").is_file()
     assert len(calls) == 2
 
 
 def test_names_and_unwritable_places_use_the_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("SCIEMBED_CACHE", str(tmp_path / "cache"))
     assert export_root("minilm") == tmp_path / "cache" / "exports"
-    monkeypatch.setattr(export_cache.os, "access", lambda path, mode: False)  # root can write anywhere
-    assert export_root(tmp_path) == tmp_path / "cache" / "exports"
+    assert export_root(tmp_path) == tmp_path / "exports"  # a local folder we may write into
+    # a folder we may not write into (root may write anywhere, so the test says which)
+    assert export_root(tmp_path, can_write=lambda folder: False) == tmp_path / "cache" / "exports"
     with pytest.raises(FileNotFoundError, match="not an ONNX export"):
         load_model(tmp_path / "nothing-here", backend="onnx")
     with pytest.raises(ValueError, match="no automatic export"):

@@ -16,14 +16,15 @@ import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from .bases import cache_root
 
-# backend -> (variant name, exporter(model, folder)): the settings of the recommended CPU path.
 AUTO_EXPORT_VERSION = "v1"
+Exporter = Callable[[Any, Path], Path]  # exporter(model, folder) -> folder
 
 
 def _export_openvino(model: Any, folder: Path) -> Path:
@@ -38,29 +39,45 @@ def _export_onnx(model: Any, folder: Path) -> Path:
     return export_onnx(model, folder, int8=True, optimize=True)
 
 
-AUTO_EXPORTS: dict[str, tuple[str, Callable[[Any, Path], Path]]] = {
-    "openvino": ("int8", _export_openvino),
-    "onnx": ("int8-opt", _export_onnx),
-}
+# backend -> (variant name, exporter): the settings of the recommended CPU path.
+AUTO_EXPORTS: Mapping[str, tuple[str, Exporter]] = MappingProxyType(
+    {
+        "openvino": ("int8", _export_openvino),
+        "onnx": ("int8-opt", _export_onnx),
+    }
+)
 
 
-def export_root(model_source: str | Path) -> Path:
-    """Where automatic exports of ``model_source`` go: beside a writable local model, else the cache."""
+def _can_write(folder: Path) -> bool:
+    return os.access(folder, os.W_OK | os.X_OK)
+
+
+def export_root(model_source: str | Path, can_write: Callable[[Path], bool] = _can_write) -> Path:
+    """Where automatic exports of ``model_source`` go: beside a local model that ``can_write`` says
+    this process may write into, else the cache."""
     path = Path(model_source).expanduser()
-    if path.is_dir() and os.access(path, os.W_OK | os.X_OK):
+    if path.is_dir() and can_write(path):
         return path / "exports"
     return cache_root() / "exports"
 
 
 def cached_export(
-    model_source: str | Path, backend: str, notify: Callable[[str], None] | None = None, root: Path | None = None
+    model_source: str | Path,
+    backend: str,
+    notify: Callable[[str], None] | None = None,
+    root: Path | None = None,
+    exporters: Mapping[str, tuple[str, Exporter]] = AUTO_EXPORTS,
 ) -> Path:
-    """The export folder of ``model_source`` (a model folder or name) for ``backend``: made once, reused."""
+    """The export folder of ``model_source`` (a model folder or name) for ``backend``: made once, reused.
+
+    ``exporters``: backend -> (variant name, exporter) (default: the recommended CPU settings);
+    ``root``: where exports go (default: :func:`export_root`).
+    """
     from .folder import load_model
 
-    if backend not in AUTO_EXPORTS:
-        raise ValueError(f"no automatic export for backend {backend!r}; known: {', '.join(AUTO_EXPORTS)}")
-    variant, exporter = AUTO_EXPORTS[backend]
+    if backend not in exporters:
+        raise ValueError(f"no automatic export for backend {backend!r}; known: {', '.join(exporters)}")
+    variant, exporter = exporters[backend]
     model = load_model(model_source)
     final = (root or export_root(model_source)) / model.fingerprint[:16] / f"{backend}-{variant}-{AUTO_EXPORT_VERSION}"
     if final.is_dir():
