@@ -8,8 +8,8 @@ import copy
 import pytest
 import torch
 from conftest import tiny_base
+from torch.overrides import TorchFunctionMode
 
-import sciembed.model.mpnet_attention as mpnet_attention
 from sciembed.model.mpnet_attention import PATCHED, attention_bias, use_eager_attention, use_sdpa_attention
 
 
@@ -35,21 +35,30 @@ def _pair(layers: int = 3, dropout: float | None = 0.0):
     return eager, ours
 
 
-def test_forward_equals_eager_on_a_padded_batch(monkeypatch):
+class SdpaCalls(TorchFunctionMode):
+    """Records the ``attn_mask`` shape of every SDPA call made while it is active (torch's own hook)."""
+
+    def __init__(self):
+        super().__init__()
+        self.masks: list[torch.Size] = []
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func is torch.nn.functional.scaled_dot_product_attention:
+            self.masks.append(kwargs["attn_mask"].shape)
+        return func(*args, **kwargs)
+
+
+def test_forward_equals_eager_on_a_padded_batch():
     eager, ours = _pair()
-    calls = []
-    sdpa = torch.nn.functional.scaled_dot_product_attention
-
-    def spy(*args, **kwargs):
-        calls.append(kwargs["attn_mask"].shape)
-        return sdpa(*args, **kwargs)
-
-    monkeypatch.setattr(mpnet_attention.F, "scaled_dot_product_attention", spy)
     ids, mask = _padded_batch()
     with torch.no_grad():
-        expected = eager(input_ids=ids, attention_mask=mask).last_hidden_state
-        got = ours(input_ids=ids, attention_mask=mask).last_hidden_state
-    assert calls == [torch.Size([4, 2, 19, 19])] * 3  # every layer, bias per head and item
+        with SdpaCalls() as eager_calls:
+            expected = eager(input_ids=ids, attention_mask=mask).last_hidden_state
+        with SdpaCalls() as calls:
+            got = ours(input_ids=ids, attention_mask=mask).last_hidden_state
+    assert eager_calls.masks == []  # transformers' eager MPNet attention
+    assert calls.masks == [torch.Size([4, 2, 19, 19])] * 3  # every layer, bias per head and item
     torch.testing.assert_close(got, expected, atol=1e-5, rtol=0)
 
 

@@ -99,11 +99,10 @@ def test_worker_refuses_other_weights_or_another_dtype_than_the_job_records(tiny
         EmbedWorker(_config(tiny_model_folder, tmp_path, dtype="bf16"))
 
 
-def test_cli_passes_every_embedding_option_to_the_ray_job(monkeypatch, tmp_path):
+def test_cli_passes_every_embedding_option_to_the_ray_job(tmp_path):
     pytest.importorskip("ray.data", reason="the ray extra is not installed (pip install 'sciembed[ray]')")
     from typer.testing import CliRunner
 
-    import sciembed.scale
     from sciembed.cli import app
     from sciembed.scale import ScaleReport
 
@@ -114,11 +113,10 @@ def test_cli_passes_every_embedding_option_to_the_ray_job(monkeypatch, tmp_path)
         counts = dict.fromkeys(("rows", "papers_read", "inputs", "exact_duplicates", "skipped_invalid"), 0)
         return ScaleReport(output=output, manifest={"counts": {**counts, "cross_shard_duplicates": 0}})
 
-    monkeypatch.setattr(sciembed.scale, "embed_shards", record)
     args = ["embed", "in/*.jsonl", str(tmp_path / "out"), "10.0.0.1:6379", "--ray", "-m", "M", "--backend", "onnx"]
     args += ["--dtype", "bf16", "--chunk-size", "7", "--batch-size", "5", "--format", "[CLF]", "--device", "cpu"]
     args += ["--workers", "3", "--cpus-per-worker", "2", "--readers", "4", "--skip-invalid", "--id-field", "doc"]
-    result = CliRunner().invoke(app, args)
+    result = CliRunner().invoke(app, args, obj={"embed_shards": record})  # records instead of running the job
     assert result.exit_code == 0, result.output
     ((inputs, _, model, options, address),) = calls
     assert (inputs, model, address) == ("in/*.jsonl", "M", "10.0.0.1:6379")

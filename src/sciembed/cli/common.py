@@ -116,6 +116,13 @@ def _root(
     ctx.obj = {**(ctx.obj or {}), "debug": debug}
 
 
+def job_runner(ctx: typer.Context, name: str, default: Any) -> Any:
+    """The function that runs a command's work: ``default``, or the one that the caller invoking the
+    app handed in its root ``obj`` under ``name`` (``CliRunner().invoke(app, args, obj={name: fn})``:
+    a test or a notebook checks what the command line passes on without running the job)."""
+    return (ctx.find_root().obj or {}).get(name, default)
+
+
 def _refuse_dash(path: object, what: str) -> None:
     """``-`` (stdin/stdout) where a command needs a real file: a clear error instead of a file named ``-``."""
     if str(path) == "-":

@@ -11,6 +11,7 @@ from .common import BACKEND_HELP, DEVICE_HELP, MODEL_HELP, _echo_json, _fail, _r
 
 @app.command()
 def embed(
+    ctx: typer.Context,
     input: Path = typer.Argument(
         ..., help="Papers: JSON lines (.jsonl, .jsonl.gz), a JSON array, or Parquet; with --ray a glob or folder."
     ),
@@ -69,6 +70,7 @@ def embed(
         if limit is not None:
             _fail(ValueError("--limit applies to single-file embedding only"))
         embed_on_ray(
+            ctx,
             str(input),
             output,
             ray_address,

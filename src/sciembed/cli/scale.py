@@ -6,14 +6,17 @@ from pathlib import Path
 
 import typer
 
-from .common import _fail, app
+from .common import _fail, app, job_runner
 
 scale_app = typer.Typer(no_args_is_help=True, help="Work on sharded embeddings (sciembed embed --ray output).")
 app.add_typer(scale_app, name="scale")
 
 
-def embed_on_ray(input_glob: str, output: Path, address: str | None, model: str | None, **options) -> None:
-    """Run :func:`sciembed.scale.embed_shards` and print its summary; bad input exits with status 2."""
+def embed_on_ray(
+    ctx: typer.Context, input_glob: str, output: Path, address: str | None, model: str | None, **options
+) -> None:
+    """Run :func:`sciembed.scale.embed_shards` (or the ``embed_shards`` of the root ``obj``, see
+    :func:`~sciembed.cli.common.job_runner`) and print its summary; bad input exits with status 2."""
     try:
         import ray.data  # noqa: F401
 
@@ -21,7 +24,8 @@ def embed_on_ray(input_glob: str, output: Path, address: str | None, model: str 
     except ImportError as exc:
         _fail(ValueError(f"--ray needs Ray Data: pip install 'sciembed[ray]' ({exc})"))
     try:
-        report = embed_shards(input_glob, output, model=model, options=ScaleOptions(**options), address=address)
+        run = job_runner(ctx, "embed_shards", embed_shards)
+        report = run(input_glob, output, model=model, options=ScaleOptions(**options), address=address)
     except (ValueError, FileNotFoundError) as exc:
         _fail(exc)
     typer.echo(report.summary())
