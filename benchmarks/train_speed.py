@@ -211,7 +211,7 @@ def plot(results: list[dict], path: Path, title: str) -> None:
     plt.close(fig)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", choices=["minilm", "bert-base", "tiny"], default="minilm")
     parser.add_argument("--init", help="model folder (minilm: e.g. runs/gpu/minilm-fp16); tokenizer source otherwise")
@@ -225,7 +225,7 @@ def main() -> None:
     parser.add_argument("--gradient-checkpointing", action="store_true")
     parser.add_argument("--device", default=None, help="default: cuda if available")
     parser.add_argument("--out", default=str(REPO / "benchmarks" / "results"))
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     model = build_model(args.model, args.init, args.max_length)

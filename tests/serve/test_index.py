@@ -160,23 +160,34 @@ def test_killed_add_leaves_the_index_as_before(tmp_path):
     assert report.added == 100 and len(writer) == 200
 
 
-def test_failed_add_rolls_back_in_process(tmp_path, monkeypatch):
-    from sciembed.serve import vectors as faiss_io
+def test_failed_add_rolls_back_in_process(tmp_path):
+    from sciembed.serve.layout import vector_file
 
     index = PaperIndex.create(tmp_path / "idx", INFO)
     index.add(papers(0, 10), {"proximity": vectors(10)}, fingerprint=INFO.fingerprint)
-
-    def broken(*args, **kwargs):
-        raise OSError("disk full")
-
-    monkeypatch.setattr(faiss_io, "save", broken)
+    # the next generation's FAISS file cannot be put in place: a real OSError after SQLite took the rows
+    obstacle = tmp_path / "idx" / vector_file("proximity", index.manifest.generation + 1)
+    obstacle.mkdir()
     with pytest.raises(OSError):
         index.add(papers(10, 20), {"proximity": vectors(10, 1)}, fingerprint=INFO.fingerprint)
-    monkeypatch.undo()
     assert len(index) == 10 and index.get(["P15"]) == [None]
     assert len(index.search("proximity", vectors(1)[0], 50)[0]) == 10
+    assert not [p for p in (tmp_path / "idx").iterdir() if ".tmp" in p.name]  # no temporary file left
+    obstacle.rmdir()
     index.add(papers(10, 20), {"proximity": vectors(10, 1)}, fingerprint=INFO.fingerprint)
     assert len(index) == 20
+
+
+def test_a_full_disk_raises_instead_of_writing_a_truncated_vectors_file():
+    """faiss.write_index to a path only prints the error of its closing flush; ours raises."""
+    import faiss
+
+    if not Path("/dev/full").exists():
+        pytest.skip("no /dev/full (a device whose writes fail with ENOSPC) on this system")
+    small = faiss.IndexFlatIP(DIM)
+    small.add(vectors(10))
+    with open("/dev/full", "wb", buffering=0) as handle, pytest.raises(OSError, match="No space left"):
+        faiss_io.write(small, handle)  # the error comes out of the write itself, through FAISS
 
 
 @pytest.mark.parametrize("kind", ["hnsw", "ivfflat", "ivfpq"])

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import runpy
-import sys
 from pathlib import Path
 
 import pytest
@@ -70,8 +69,8 @@ def test_train_base_command_reports_config_errors(tmp_path):
     assert result.exit_code == 2 and "learning_rate" in result.output
 
 
-def test_speed_benchmark_runs_on_cpu(tmp_path, monkeypatch, capsys):
-    argv = ["train_speed.py", "--model", "tiny", "--steps", "2", "--warmup-steps", "1", "--batch-size", "4"]
+def test_speed_benchmark_runs_on_cpu(tmp_path, capsys):
+    argv = ["--model", "tiny", "--steps", "2", "--warmup-steps", "1", "--batch-size", "4"]
     argv += [
         "--max-length",
         "32",
@@ -82,8 +81,8 @@ def test_speed_benchmark_runs_on_cpu(tmp_path, monkeypatch, capsys):
         "--out",
         str(tmp_path),
     ]
-    monkeypatch.setattr(sys, "argv", argv)
-    runpy.run_path(str(REPO / "benchmarks" / "train_speed.py"), run_name="__main__")
+    benchmark = runpy.run_path(str(REPO / "benchmarks" / "train_speed.py"), run_name="train_speed")
+    benchmark["main"](argv)
     report = json.loads((tmp_path / "train_speed_tiny_cpu.json").read_text())
     assert len(report["results"]) == 2 and report["speedup"] > 0
     assert "speed-up" in capsys.readouterr().out

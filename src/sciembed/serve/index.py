@@ -176,6 +176,8 @@ class PaperIndex:
         for path in self.folder.iterdir():
             stale_vectors = path.name.startswith("vectors-") and path.suffix == ".faiss"
             stale_projection = path.name.startswith("projection.") and path.suffix == ".npz"
+            if path.is_dir():
+                continue  # not a file this index writes
             if (stale_vectors or stale_projection) and path.name not in keep or ".tmp" in path.name:
                 path.unlink(missing_ok=True)
 

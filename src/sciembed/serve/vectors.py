@@ -6,13 +6,12 @@ Vectors are L2-normalised before they reach FAISS, so inner product = cosine sim
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
-from ..data.atomic import fsync_dir
+from ..data.atomic import write_atomic
 
 DEFAULT_PARAMS: dict[str, dict[str, Any]] = {
     "flat": {},
@@ -208,15 +207,18 @@ def search(index, queries: np.ndarray, k: int, parameters=None) -> tuple[np.ndar
     return index.search(normalise(queries), int(k), params=parameters)
 
 
+def write(index, handle: BinaryIO) -> None:
+    """Serialise ``index`` into an open binary file; a failed write (a full disk) raises OSError.
+
+    Python writes the bytes: ``faiss.write_index`` to a path only prints the error of its closing
+    flush, so a full disk gave a truncated file without an exception (and the commit named it)."""
+    faiss = _faiss()
+    faiss.write_index(index, faiss.PyCallbackIOWriter(handle.write))
+
+
 def save(index, path: Path) -> None:
     """Write to a temporary name, fsync, rename (the old generation's file stays untouched)."""
-    faiss = _faiss()
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    faiss.write_index(index, str(tmp))
-    with open(tmp, "rb") as handle:
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-    fsync_dir(path.parent)
+    write_atomic(path, lambda handle: write(index, handle))
 
 
 def load(path: Path, kind: str, params: dict[str, Any], mmap: bool = False):
