@@ -2,9 +2,19 @@
 
 from .data import Paper, load_papers, read_papers
 from .engine import EncodeOptions
-from .model import Encoder, SciEmbedModel, load_model, save_model
+from .model import Encoder, load_model
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    """``SciEmbedModel`` and ``save_model`` on first use: importing them imports torch (seconds), which
+    the exported (ONNX / OpenVINO) backends never need."""
+    if name in ("SciEmbedModel", "save_model"):
+        from . import model
+
+        return getattr(model, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def load(name_or_path=None, **kwargs) -> Encoder:

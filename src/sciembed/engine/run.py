@@ -8,6 +8,7 @@ documents in one group. Both give the same batches for the same groups.
 
 from __future__ import annotations
 
+import contextlib
 import time
 import warnings
 from collections.abc import Iterator, Sequence
@@ -15,7 +16,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import torch
 
 from ..data import Paper, as_item_list, as_paper
 from ..data.progress import progress_bar
@@ -186,7 +186,7 @@ def run_encode(
         batches = ahead(batches, options.queue_batches, "sciembed-prepare")
     progress = progress_bar(len(papers), options.show_progress(len(papers)))
     waited, count = 0.0, 0
-    with torch.inference_mode():  # this thread only: the host side builds plain tensors
+    with _inference_mode(encoder):  # this thread only: the host side builds plain tensors
         runner.begin(len(papers))
         try:
             while True:
@@ -202,9 +202,31 @@ def run_encode(
             progress.close()
         vectors = runner.finish()
     result = EncodeResult(vectors, time.perf_counter() - started, waited, count, plan.pipelined)
-    if getattr(encoder, "dtype", None) == torch.float16 and not np.isfinite(vectors).all():
+    if _is_fp16_torch(encoder) and not np.isfinite(vectors).all():
         return _rerun_in_bf16(encoder, papers, format, options, started)
     return result
+
+
+def _is_torch(encoder: Any) -> bool:
+    return getattr(encoder, "backend", "torch") == "torch"
+
+
+def _inference_mode(encoder: Any) -> contextlib.AbstractContextManager:
+    """torch's inference mode for a PyTorch model; an exported graph needs none, so the ONNX and
+    OpenVINO paths never import torch (seconds of start-up on a small CPU)."""
+    if not _is_torch(encoder):
+        return contextlib.nullcontext()
+    import torch
+
+    return torch.inference_mode()
+
+
+def _is_fp16_torch(encoder: Any) -> bool:
+    if not _is_torch(encoder):
+        return False
+    import torch
+
+    return getattr(encoder, "dtype", None) == torch.float16
 
 
 def _rerun_in_bf16(encoder: Any, papers: list, format: str | None, options: EncodeOptions, started: float):
@@ -215,6 +237,8 @@ def _rerun_in_bf16(encoder: Any, papers: list, format: str | None, options: Enco
         RuntimeWarning,
         stacklevel=4,
     )
+    import torch
+
     copy = encoder.copy_as(torch.bfloat16)
     again = run_encode(copy, papers, format, options.but(dtype=torch.bfloat16))
     seconds = time.perf_counter() - started

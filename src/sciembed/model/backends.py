@@ -7,9 +7,11 @@ loader here and a runner there.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from importlib import import_module
 from pathlib import Path
 from types import MappingProxyType
+from typing import Any
 
 from .protocol import Encoder
 
@@ -37,6 +39,19 @@ def split_backend(name_or_path: str | Path | None, backend: str) -> tuple[str, s
                 raise ValueError(f"{name_or_path!r} names the {prefix} backend, but the backend is {backend!r}")
             return prefix.lower(), rest
     return backend, name_or_path
+
+
+def load_exported(
+    backend: str, name_or_path: str | Path | None, adapters: Mapping[str, Any] | None = None, verify: bool = True
+) -> Encoder:
+    """``load_model(name_or_path, backend=backend)`` for a backend other than torch (torch not imported)."""
+    if adapters:
+        raise ValueError(f"the {backend} backend's adapters are inside its files; export with them instead")
+    if name_or_path is None:
+        from .default_model import default_model_path
+
+        name_or_path = default_model_path(verify)
+    return load_with_backend(backend, name_or_path)
 
 
 def load_with_backend(backend: str, folder: str | Path) -> Encoder:

@@ -27,11 +27,9 @@ import torch
 from torch import nn
 
 from .encoder import SciEmbedModel
+from .export_names import BASE_GRAPH, ONNX_CONFIG, ONNX_FORMAT_VERSION
 from .formats import canonical_format
 
-ONNX_CONFIG = "sciembed-onnx.json"
-ONNX_FORMAT_VERSION = 1
-BASE_GRAPH = "base"  # the graph name of a model without adapters
 DEFAULT_OPSET = 17
 
 

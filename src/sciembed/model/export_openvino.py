@@ -24,9 +24,8 @@ import numpy as np
 from .calibrate import CALIBRATION_FILE, calibration_batches, calibration_papers
 from .encoder import SciEmbedModel
 from .export import BASE_GRAPH, DEFAULT_OPSET, _export_graph, export_settings, on_cpu_in_fp32
+from .export_names import OPENVINO_CONFIG
 from .formats import canonical_format
-
-OPENVINO_CONFIG = "sciembed-openvino.json"
 
 #: Groups of GEMMs that ``keep_fp32`` leaves unquantised (NNCF ignored scope, by traced node name).
 KEEP_FP32_PATTERNS: dict[str, str] = {

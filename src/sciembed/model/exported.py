@@ -16,11 +16,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from .config import SciEmbedConfig
 from .encoding import EngineEncode
-from .export import BASE_GRAPH
+from .export_names import BASE_GRAPH
+from .export_tokenizer import export_tokenizer
 from .formats import canonical_format
 from .text import TextMixin, pad_ids
 
@@ -43,6 +43,14 @@ def graph_files(folder: Path, graphs: dict[str, str]) -> list[Path]:
     return files
 
 
+class HostDevice(str):
+    """``"cpu"`` with ``torch.device``'s ``type`` and ``index``: where an export runs, named without
+    importing torch (``torch.device(encoder.device)`` still works)."""
+
+    type = "cpu"
+    index = None
+
+
 class ExportedEncoder(EngineEncode, TextMixin):
     """An export folder: ``encode(papers, format, ...)`` as :meth:`SciEmbedModel.encode`, on CPU.
 
@@ -55,8 +63,6 @@ class ExportedEncoder(EngineEncode, TextMixin):
     precision_names = ("fp32", "int8")
 
     def __init__(self, folder: str | Path, threads: int | None = None, settings_file: str | None = None):
-        from transformers import AutoTokenizer
-
         self.folder = Path(folder)
         path = self.folder / (settings_file or self.settings_file)
         if not path.is_file():
@@ -72,7 +78,7 @@ class ExportedEncoder(EngineEncode, TextMixin):
             text_fields=list(settings["text_fields"]),
             name=str(settings.get("name", "")),
         )
-        self.tokenizer = AutoTokenizer.from_pretrained(str(self.folder))
+        self.tokenizer = export_tokenizer(self.folder)
         self.threads = threads or available_cores()
         self._compiled: dict[str, Any] = {}
         self._fingerprint: str | None = None
@@ -102,8 +108,8 @@ class ExportedEncoder(EngineEncode, TextMixin):
         return self.onnx_config.get("quantization")
 
     @property
-    def device(self) -> torch.device:
-        return torch.device("cpu")
+    def device(self) -> HostDevice:
+        return HostDevice("cpu")
 
     @property
     def dtype(self) -> str:
@@ -117,11 +123,11 @@ class ExportedEncoder(EngineEncode, TextMixin):
             raise ValueError(f"{self.backend} export has no {name!r} graph; it has: {', '.join(self.formats)}")
         return name
 
-    def place(self, device: str | torch.device | None = None, dtype: Any = None) -> ExportedEncoder:
+    def place(self, device: Any = None, dtype: Any = None) -> ExportedEncoder:
         """An export runs on the CPU, in its exported precision."""
-        if device is not None and torch.device(device).type != "cpu":
+        if device is not None and str(device).split(":")[0] != "cpu":
             raise ValueError(f"the {self.backend} backend runs on CPU; use the PyTorch backend for CUDA")
-        if dtype is not None and dtype not in ("fp32", "float32", torch.float32):
+        if dtype is not None and str(dtype) not in ("fp32", "float32", "torch.float32"):
             raise ValueError(
                 f"the {self.backend} backend computes in its exported precision ({self.dtype}), not {dtype}"
             )

@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 from .adapter_io import load_adapter_weights, read_adapter_folder, write_adapter_folder
-from .backends import TORCH_NAMES, load_with_backend, split_backend
+from .backends import TORCH_NAMES, load_exported, split_backend
 from .bases import REGISTRY_BASES, RegistryBase, base_folder, find_base
 from .config import CONFIG_NAME, SciEmbedConfig
 from .default_model import DEFAULT_NAMES, SHIPPED_MODELS, default_model_path, shipped_model_path
@@ -160,9 +160,7 @@ def load_model(
     """
     backend, name_or_path = split_backend(name_or_path, backend)
     if backend not in TORCH_NAMES:
-        if adapters:
-            raise ValueError(f"the {backend} backend's adapters are inside its files; export with them instead")
-        return load_with_backend(backend, name_or_path if name_or_path is not None else default_model_path(verify))
+        return load_exported(backend, name_or_path, adapters, verify)
     name = str(name_or_path) if name_or_path is not None else "default"
     load_dtype = parse_dtype(dtype) or torch.float32
     extra_adapters = dict(adapters or {})

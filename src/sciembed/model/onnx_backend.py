@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .export import ONNX_CONFIG
+from .export_names import ONNX_CONFIG
 from .exported import ExportedEncoder, available_cores
 
 __all__ = ["OnnxEncoder", "available_cores", "is_onnx_folder", "load_onnx"]

@@ -12,8 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .export import ONNX_CONFIG
-from .export_openvino import OPENVINO_CONFIG
+from .export_names import ONNX_CONFIG, OPENVINO_CONFIG
 from .exported import ExportedEncoder
 
 

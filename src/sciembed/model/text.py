@@ -7,13 +7,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from itertools import chain
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
-import torch
 
 from ..data import Paper, as_paper
 from .wordpiece import AsciiWordPiece, fast_wordpiece, memo_pays
+
+if TYPE_CHECKING:
+    import torch
 
 
 def pad_ids(ids: Sequence[Sequence[int]], pad_id: int, multiple: int = 1) -> tuple[np.ndarray, np.ndarray]:
@@ -36,6 +38,8 @@ class HostPadded(NamedTuple):
 
     @classmethod
     def of(cls, ids: Sequence[Sequence[int]], pad_id: int, pin: bool = False, multiple: int = 1) -> HostPadded:
+        import torch  # here, not at the top: the exported backends use this module without torch
+
         input_ids, mask = (torch.from_numpy(a) for a in pad_ids(ids, pad_id, multiple))
         if pin:
             input_ids, mask = input_ids.pin_memory(), mask.pin_memory()
