@@ -143,3 +143,29 @@ def test_processes_build_texts_and_name_a_bad_item(model):
     bad = papers[:11] + [{"paper_id": "x", "title": ["not", "text"]}] + papers[11:]
     with pytest.raises(ValueError, match="item 11"):
         list(token_groups(model, bad, None, 8, workers=1))
+
+
+def test_processes_start_by_themselves_only_under_a_guarded_main_script(tmp_path):
+    """A spawned child re-imports the main script: automatic processes need its main guard."""
+    from sciembed.engine.processes import _has_main_guard
+
+    guarded = tmp_path / "guarded.py"
+    guarded.write_text('import sciembed\n\nif __name__ == "__main__":\n    print(1)\n')
+    bare = tmp_path / "bare.py"
+    bare.write_text("import sciembed\nmodel = sciembed.load()\nmodel.encode(['x'] * 5000)\n")
+    nested = tmp_path / "nested.py"  # a guard inside a function does not protect the module's top level
+    nested.write_text('def main():\n    if __name__ == "__main__":\n        pass\n')
+    assert _has_main_guard(str(guarded))
+    assert not _has_main_guard(str(bare))
+    assert not _has_main_guard(str(nested))
+    assert not _has_main_guard(str(tmp_path / "missing.py"))
+    from sciembed.engine.run import AUTO_WORKERS_MIN_DOCS, auto_tokenize_workers
+
+    assert auto_tokenize_workers(True, AUTO_WORKERS_MIN_DOCS, cores=16, memo=True, can_spawn=False) == 0
+
+
+def test_models_with_one_tokenizer_share_one_pool(model):
+    from sciembed.engine.run import tokenizer_pool
+
+    other = make_tiny_model(formats=("proximity",))
+    assert tokenizer_pool(model, 1) is tokenizer_pool(other, 1)

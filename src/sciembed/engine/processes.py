@@ -7,8 +7,11 @@ must be its own: batching, packing and launching kernels.
 
 from __future__ import annotations
 
+import ast
+import functools
 import multiprocessing
 import os
+import sys
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -20,8 +23,10 @@ import numpy as np
 _WORKER: dict[str, Any] = {}
 
 
-def _start_worker(tokenizer_json: str, max_length: int) -> None:
-    os.environ.setdefault("RAYON_NUM_THREADS", "1")  # the Rust fallback: one thread per worker
+def _start_worker(tokenizer_json: str, max_length: int, rust_threads: int, started: Any) -> None:
+    # The Rust fallback (texts the chunk memo has not seen yet: most of them while it is cold) gets
+    # this worker's share of the cores.
+    os.environ.setdefault("RAYON_NUM_THREADS", str(rust_threads))
     from tokenizers import Tokenizer
 
     from ..model.wordpiece import fast_wordpiece
@@ -36,6 +41,7 @@ def _start_worker(tokenizer_json: str, max_length: int) -> None:
 
     _WORKER["fast"] = fast_wordpiece(tokenizer_json, max_length, rust_ids)
     _WORKER["rust"] = rust_ids
+    started.wait(timeout=300)  # every worker is up before any answers: ``ready`` then means all of them
 
 
 def _started() -> int:
@@ -67,14 +73,17 @@ class TokenizerPool:
     says whether all of them answer, so a caller that must not wait can tokenise in process meanwhile.
     """
 
-    def __init__(self, tokenizer_json: str, max_length: int, workers: int):
+    def __init__(self, tokenizer_json: str, max_length: int, workers: int, cores: int | None = None):
         self.workers = workers
+        context = multiprocessing.get_context("spawn")
+        rust_threads = max(1, (cores or os.cpu_count() or 1) // workers)
         self.executor = ProcessPoolExecutor(
             workers,
-            mp_context=multiprocessing.get_context("spawn"),
+            mp_context=context,
             initializer=_start_worker,
-            initargs=(tokenizer_json, max_length),
+            initargs=(tokenizer_json, max_length, rust_threads, context.Barrier(workers)),
         )
+        # One call per worker: the pool spawns a process per call while none is idle, so all start.
         self._started = [self.executor.submit(_started) for _ in range(workers)]
 
     def __deepcopy__(self, memo: dict) -> TokenizerPool:
@@ -82,7 +91,8 @@ class TokenizerPool:
 
     @property
     def ready(self) -> bool:
-        return all(f.done() for f in self._started)
+        """All workers run (False for a pool that failed to start: callers then tokenise in process)."""
+        return all(f.done() and f.exception() is None for f in self._started)
 
     def encode_groups(self, items: Iterable[tuple[Any, list[str]]]) -> Iterator[tuple[Any, np.ndarray, np.ndarray]]:
         """``(key, flat ids, lengths)`` per ``(key, texts)``, in order."""
@@ -113,3 +123,37 @@ class TokenizerPool:
 
     def close(self) -> None:
         self.executor.shutdown(wait=True, cancel_futures=True)
+
+
+@functools.cache
+def shared_pool(tokenizer_json: str, max_length: int, workers: int) -> TokenizerPool:
+    """One pool per tokenizer, length limit and width in this process, whichever model asks (several
+    models with one tokenizer, e.g. copies in other dtypes, share its processes and warm memos)."""
+    return TokenizerPool(tokenizer_json, max_length, workers)
+
+
+def main_is_safe_to_spawn() -> bool:
+    """Whether spawned processes may start without the caller asking: a spawned child re-imports the
+    main script, so that script must keep its work under ``if __name__ == "__main__":`` (console
+    scripts such as ``sciembed`` do; an interactive session or ``python -c`` has no script)."""
+    main = sys.modules.get("__main__")
+    path = getattr(main, "__file__", None)
+    if path is None:
+        return True
+    return _has_main_guard(os.path.abspath(path))
+
+
+@functools.cache
+def _has_main_guard(path: str) -> bool:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            tree = ast.parse(handle.read())
+    except (OSError, SyntaxError, ValueError):
+        return False
+    for node in tree.body:
+        if isinstance(node, ast.If) and isinstance(node.test, ast.Compare):
+            names = [n for n in ast.walk(node.test) if isinstance(n, ast.Name) and n.id == "__name__"]
+            strings = [n for n in ast.walk(node.test) if isinstance(n, ast.Constant) and n.value == "__main__"]
+            if names and strings:
+                return True
+    return False

@@ -23,7 +23,7 @@ from ..model.wordpiece import MEMO_MAX_CORES, usable_cores
 from .backends import BatchRunner, runner_for
 from .batching import groups, length_sorted_batches
 from .options import EncodeOptions
-from .processes import TokenizerPool
+from .processes import TokenizerPool, main_is_safe_to_spawn, shared_pool
 from .threads import ahead
 
 
@@ -60,12 +60,14 @@ AUTO_CORES_PER_WORKER = 4
 AUTO_MAX_WORKERS = 8
 
 
-def auto_tokenize_workers(pipelined: bool, documents: int, cores: int, memo: bool) -> int:
+def auto_tokenize_workers(pipelined: bool, documents: int, cores: int, memo: bool, can_spawn: bool = True) -> int:
     """Tokeniser processes for a call that does not say: none unless the call is pipelined and
     large, the host wide (where the in-process chunk memo would hold the GIL against the threads
-    that pack batches and launch kernels) and the tokenizer a BERT WordPiece (``memo``; other
-    tokenizers run in Rust on all cores already)."""
-    if not (pipelined and memo and documents >= AUTO_WORKERS_MIN_DOCS and cores > MEMO_MAX_CORES):
+    that pack batches and launch kernels), the tokenizer a BERT WordPiece (``memo``; other
+    tokenizers run in Rust on all cores already) and processes may be spawned (``can_spawn``: the
+    main script is guarded, see :func:`~sciembed.engine.processes.main_is_safe_to_spawn`)."""
+    wide = cores > MEMO_MAX_CORES
+    if not (pipelined and memo and documents >= AUTO_WORKERS_MIN_DOCS and wide and can_spawn):
         return 0
     return max(1, min(AUTO_MAX_WORKERS, cores // AUTO_CORES_PER_WORKER))
 
@@ -78,7 +80,8 @@ def plan_batches(runner: BatchRunner, count: int, options: EncodeOptions, encode
     workers, wait = options.tokenize_workers, True
     if workers is None:
         memo = encoder is not None and has_wordpiece_memo(encoder)
-        workers, wait = auto_tokenize_workers(pipelined, count, usable_cores(), memo), False
+        workers = auto_tokenize_workers(pipelined, count, usable_cores(), memo, pipelined and main_is_safe_to_spawn())
+        wait = False
     return BatchPlan(
         batch_size=batch_size,
         max_tokens=max_tokens,
@@ -128,17 +131,11 @@ def token_groups(
 
 
 def tokenizer_pool(encoder: Any, workers: int) -> TokenizerPool | None:
-    """The encoder's pool of ``workers`` tokenising processes (started once, kept with the encoder);
-    None for a tokenizer without a Rust pipeline (it stays in this process)."""
+    """The pool of ``workers`` tokenising processes for the encoder's tokenizer (started once per
+    process and tokenizer, then kept); None for a tokenizer without a Rust pipeline (it stays here)."""
     limit = int(encoder.config.max_length)
     spec = encoder.tokenizer_spec(limit)
-    if spec is None:
-        return None
-    pools = encoder.__dict__.setdefault("_tokenizer_pools", {})
-    key = (workers, limit, id(encoder.tokenizer))
-    if key not in pools:
-        pools[key] = TokenizerPool(spec, limit, workers)
-    return pools[key]
+    return shared_pool(spec, limit, workers) if spec is not None else None
 
 
 def host_batches(
