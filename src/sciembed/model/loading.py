@@ -7,7 +7,7 @@ import chain holds no torch or transformers (seconds of start-up in a short CPU 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,7 @@ def load_model(
     attn_implementation: str | None = "sdpa",
     verify: bool = True,
     backend: str = "torch",
+    registry: Sequence[Any] | None = None,
 ) -> Encoder:
     """Load a model folder or name (PyTorch), or an export with ``backend="onnx"|"openvino"``.
 
@@ -33,4 +34,5 @@ def load_model(
         return load_exported(chosen, source, adapters, verify)
     from .folder import load_model as load_torch_model
 
-    return load_torch_model(name_or_path, adapters, device, dtype, attn_implementation, verify, backend)
+    extra = {} if registry is None else {"registry": registry}  # None: the registry's default bases
+    return load_torch_model(name_or_path, adapters, device, dtype, attn_implementation, verify, backend, **extra)
