@@ -190,7 +190,9 @@ def exact_top(vectors: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
     return flat.search(queries, k)[1]
 
 
-def build(folder: Path, kind: str, papers: list[dict], vectors: np.ndarray, info: ModelInfo) -> tuple[PaperIndex, dict]:
+def build(
+    folder: Path, kind: str, papers: list[dict], vectors: np.ndarray, info: ModelInfo, held_out_queries=None
+) -> tuple[PaperIndex, dict]:
     before, started = rss_mb(), time.perf_counter()
     index = PaperIndex.create(folder, info, kind=kind, expected_size=len(papers))
     if faiss_io.needs_training(kind):
@@ -202,6 +204,8 @@ def build(folder: Path, kind: str, papers: list[dict], vectors: np.ndarray, info
         chunk = slice(start, start + CHUNK)
         index.add(papers[chunk], {"proximity": vectors[chunk]}, fingerprint=info.fingerprint, commit=False)
         print(f"  {kind}: {min(start + CHUNK, len(papers))}/{len(papers)} added", flush=True)
+    if held_out_queries is not None and kind in faiss_io.SEARCH_KNOBS:
+        index.set_held_out_queries(*held_out_queries)  # what `sciembed index build` stores: indexed titles
     index.commit()  # writes the FAISS file and calibrates efSearch / nprobe
     seconds = time.perf_counter() - started
     disk = sum(f.stat().st_size for f in folder.iterdir() if f.is_file()) / 1e6
@@ -210,12 +214,25 @@ def build(folder: Path, kind: str, papers: list[dict], vectors: np.ndarray, info
     return index, stats
 
 
+def faiss_candidates(index: PaperIndex) -> int:
+    """How many candidates PaperIndex.search asks FAISS for at k = K (more where it re-ranks)."""
+    params = index.manifest.params
+    if index.manifest.kind not in faiss_io.RERANKED:
+        return K
+    return max(K, min(K * int(params.get("rerank", 1)), faiss_io.RERANK_MAX))
+
+
 def measure(index: PaperIndex, queries: np.ndarray, truth: np.ndarray, row_of: dict[str, int]) -> dict:
     index.search("proximity", queries[:20], K)  # warm up
-    latencies, recalls = [], []
+    latencies, faiss_ms, recalls = [], [], []
+    wanted = faiss_candidates(index)
+    faiss_index = index._indexes["proximity"]
     threads = faiss_io.set_threads(1)  # as the server searches
     try:
         for query, true in zip(queries, truth, strict=True):
+            started = time.perf_counter()
+            faiss_io.search(faiss_index, query[None, :], wanted)  # FAISS alone (no re-rank, no SQLite)
+            faiss_ms.append((time.perf_counter() - started) * 1000)
             started = time.perf_counter()
             hits = index.search("proximity", query[None, :], K)[0]
             latencies.append((time.perf_counter() - started) * 1000)
@@ -225,11 +242,17 @@ def measure(index: PaperIndex, queries: np.ndarray, truth: np.ndarray, row_of: d
     return {
         "p50_ms": round(float(np.percentile(latencies, 50)), 3),
         "p99_ms": round(float(np.percentile(latencies, 99)), 3),
+        "faiss_p50_ms": round(float(np.percentile(faiss_ms, 50)), 3),
         "recall_at_10": round(float(np.mean(recalls)), 4),
+        "load_average": round(os.getloadavg()[0], 2),
     }
 
 
-SWEEPS = {"hnsw": ("efSearch", (32, 64, 128, 256, 512)), "ivfflat": ("nprobe", (4, 8, 16, 32, 64, 128))}
+SWEEPS = {
+    "hnsw": ("efSearch", (32, 64, 128, 256, 512)),
+    "ivfflat": ("nprobe", (4, 8, 16, 32, 64, 128)),
+    "ivfpqfs": ("nprobe", (32, 64, 96, 128, 192, 256, 384, 512)),
+}
 
 
 def sweep(index: PaperIndex, kind: str, query_sets: dict, row_of) -> list[dict]:
@@ -246,7 +269,23 @@ def sweep(index: PaperIndex, kind: str, query_sets: dict, row_of) -> list[dict]:
     return rows
 
 
-def run_size(label, papers, vectors, query_sets, kinds, work: Path, info: ModelInfo, keep: Path | None) -> list[dict]:
+def rerank_sweep(index: PaperIndex, query_sets: dict, row_of) -> list[dict]:
+    """Candidates re-ranked per result (x k) at the calibrated nprobe."""
+    from dataclasses import replace
+
+    kept, rows = index.manifest, []
+    for rerank in (5, 10, 20, 40):
+        index.manifest = replace(kept, params={**kept.params, "rerank": rerank})
+        row = {"rerank": rerank, **{label: measure(index, q, t, row_of) for label, (q, t) in query_sets.items()}}
+        rows.append(row)
+        print(f"  rerank={rerank}: {row}", flush=True)
+    index.manifest = kept
+    return rows
+
+
+def run_size(
+    label, papers, vectors, query_sets, kinds, work: Path, info: ModelInfo, keep: Path | None, held_out=None
+) -> list[dict]:
     started = time.perf_counter()
     names = list(query_sets)
     top = exact_top(vectors, np.concatenate([query_sets[n] for n in names]), K)
@@ -256,13 +295,15 @@ def run_size(label, papers, vectors, query_sets, kinds, work: Path, info: ModelI
     results = []
     for kind in kinds:
         folder = keep if keep is not None and kind == kinds[-1] else work / f"{label}-{kind}"
-        index, stats = build(folder, kind, papers, vectors, info)
+        index, stats = build(folder, kind, papers, vectors, info, held_out)
         result = {"corpus": label, "vectors": len(papers), "kind": index.manifest.kind}
         result["params"] = {k: v for k, v in index.manifest.params.items() if k != "calibration"}
         result.update(stats)
         result["queries"] = {name: measure(index, q, t, row_of) for name, (q, t) in truths.items()}
         result["load_average"] = [round(x, 2) for x in os.getloadavg()]
         result["sweep"] = sweep(index, index.manifest.kind, truths, row_of)
+        if index.manifest.kind in faiss_io.RERANKED:
+            result["rerank_sweep"] = rerank_sweep(index, truths, row_of)
         print(json.dumps({k: v for k, v in result.items() if k != "sweep"}), flush=True)
         results.append(result)
         index.close()
@@ -285,7 +326,8 @@ def markdown(results: list[dict], meta: dict) -> str:
     for r in results:
         params = ", ".join(f"{k}={v}" for k, v in r["params"].items())
         cells = " | ".join(
-            f"{q['p50_ms']} / {q['p99_ms']} / **{q['recall_at_10']}**" for q in (r["queries"][n] for n in names)
+            f"{q['p50_ms']} / {q['p99_ms']} (FAISS {q.get('faiss_p50_ms', '-')}) / **{q['recall_at_10']}**"
+            for q in (r["queries"][n] for n in names)
         )
         lines.append(
             f"| {r['corpus']} | {r['vectors']:,} | {r['kind']} | {params} | {r['build_s']} | {r['rss_growth_mb']} | "
@@ -299,6 +341,9 @@ def markdown(results: list[dict], meta: dict) -> str:
             for n in names:
                 cells = "; ".join(f"{s[knob]}: {s[n]['recall_at_10']} / {s[n]['p50_ms']} ms" for s in r["sweep"])
                 lines.append(f"\n{r['corpus']} {r['kind']} sweep, {n} queries ({knob}: recall@10 / p50): {cells}")
+        for row in r.get("rerank_sweep", []):
+            cells = "; ".join(f"{n}: {row[n]['recall_at_10']} / {row[n]['p50_ms']} ms" for n in names)
+            lines.append(f"\n{r['corpus']} {r['kind']} rerank x{row['rerank']} (recall@10 / p50): {cells}")
     return "\n".join(lines) + "\n"
 
 
@@ -379,10 +424,16 @@ def main() -> None:
     mask[held_out] = False
     papers = [p for p, keep in zip(papers, mask, strict=True) if keep]
     vectors = vectors[mask]
+    calibration = None
+    if args.model:  # other papers' titles as the build's calibration queries (indexed; own paper left out)
+        chosen = np.random.default_rng(args.seed + 7).choice(len(papers), 300, replace=False)
+        calibration_vectors, _ = query_vectors(args.model, [papers[i] for i in chosen])
+        calibration = ([papers[i]["paper_id"] for i in chosen], calibration_vectors)
 
     work = args.work or Path(tempfile.mkdtemp(prefix="index-scale-"))
     work.mkdir(parents=True, exist_ok=True)
-    results = run_size("real", papers, vectors, query_sets, args.real_kinds.split(","), work, info, None)
+    real_kinds = [k for k in args.real_kinds.split(",") if k]
+    results = run_size("real", papers, vectors, query_sets, real_kinds, work, info, None, calibration)
     if args.total > len(papers):
         extra = args.total - len(papers)
         more, sources = synthetic(vectors, extra, args.seed + 1)
@@ -397,7 +448,9 @@ def main() -> None:
         ]
         big = np.concatenate([vectors, more])
         del more
-        results += run_size("real+synthetic", big_papers, big, query_sets, args.kinds.split(","), work, info, args.keep)
+        results += run_size(
+            "real+synthetic", big_papers, big, query_sets, args.kinds.split(","), work, info, args.keep, calibration
+        )
     meta = {
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "device": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores (shared)",

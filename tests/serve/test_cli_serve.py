@@ -7,6 +7,7 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+import pytest
 from servehelpers import (  # noqa: F401  (fixtures)
     N_PAPERS,
     corpus_records,
@@ -92,3 +93,26 @@ def test_real_uvicorn_server_on_loopback(index_folder, serve_model_folder):
             assert len(recs["recommendedPapers"]) == 4
             assert http.get("/").status_code == 200
         assert httpx.get(f"{base}/graph/v1/paper/A00-1043").status_code == 403
+
+
+def test_build_writes_the_vector_index_at_doubling_checkpoints(tmp_path, papers_file, serve_model_folder):
+    """60 papers in chunks of 16: commits at 16, 32 and the end (not after every chunk); an approximate
+    index also stores its held-out calibration queries (indexed titles embedded as search queries)."""
+    out = tmp_path / "idx"
+    build = ["index", "build", str(papers_file), str(out), "--model", str(serve_model_folder), "--chunk-size", "16"]
+    result = runner.invoke(app, [*build, "--kind", "ivfpqfs"])
+    assert result.exit_code == 0, result.output
+    info = json.loads(runner.invoke(app, ["index", "info", str(out)]).output)
+    assert info["count"] == N_PAPERS and info["kind"] == "ivfpqfs"
+    assert info["generation"] == 1 + 3  # the training generation, then 3 commits (4 before: one per chunk)
+    assert sorted(p.name for p in out.glob("vectors-*.faiss")) == [f"vectors-proximity.g{info['generation']:06d}.faiss"]
+    from sciembed.serve import PaperIndex
+
+    with np.load(out / "calibration-queries.npz") as held_out:
+        assert held_out["vectors"].shape[0] == 16  # the first chunk's titles (at most 300)
+        ids = [str(x) for x in held_out["paper_ids"]]
+    index = PaperIndex.open(out)
+    assert None not in index.resolve(ids)  # titles of the first chunk's papers
+    hits = index.search("proximity", index.vectors("proximity", [5])[5], 3)[0]
+    assert hits[0].row_id == 5 and hits[0].score == pytest.approx(1.0, abs=1e-5)
+    index.close()

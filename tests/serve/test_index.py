@@ -190,12 +190,12 @@ def test_a_full_disk_raises_instead_of_writing_a_truncated_vectors_file():
         faiss_io.write(small, handle)  # the error comes out of the write itself, through FAISS
 
 
-@pytest.mark.parametrize("kind", ["hnsw", "ivfflat", "ivfpq"])
+@pytest.mark.parametrize("kind", ["hnsw", "ivfflat", "ivfpq", "ivfpqfs"])
 def test_approximate_kinds_find_the_exact_neighbours(tmp_path, kind):
     centres = vectors(20, 3) * 3
     rng = np.random.default_rng(4)
     corpus = (centres[rng.integers(0, 20, 3000)] + rng.normal(size=(3000, DIM))).astype(np.float32)
-    params = {"hnsw": None, "ivfflat": {"nlist": 32}, "ivfpq": {"nlist": 32, "m": 8}}[kind]  # m=8: 2 dims a code
+    params = {"hnsw": None, "ivfflat": {"nlist": 32}, "ivfpq": {"nlist": 32, "m": 8}, "ivfpqfs": {"nlist": 32}}[kind]
     index = PaperIndex.create(tmp_path / "idx", INFO, kind=kind, expected_size=3000, params=params)
     if kind != "hnsw":
         with pytest.raises(ValueError, match="trained first"):
@@ -217,16 +217,18 @@ def test_approximate_kinds_find_the_exact_neighbours(tmp_path, kind):
     assert 0 < len(points) <= 500 and {"map_x", "map_y", "cluster"} <= set(points[0])
 
 
-@pytest.mark.parametrize("kind", ["hnsw", "ivfflat"])
+@pytest.mark.parametrize("kind", ["hnsw", "ivfflat", "ivfpqfs"])
 def test_calibration_raises_the_search_knob_until_recall_meets_the_target(tmp_path, kind):
     """A start far too low (efSearch 1 / nprobe 1 of 64 lists) on hard data: the commit measures recall
     against exact search and raises the knob; recall on queries that are not in the index follows."""
     rng = np.random.default_rng(7)
     corpus = faiss_io.normalise(rng.normal(size=(4000, 24)).astype(np.float32))  # no clusters: hard
     start = {"efSearch": 1, "M": 8, "efConstruction": 40} if kind == "hnsw" else {"nprobe": 1, "nlist": 64}
+    if kind == "ivfpqfs":  # on structureless data 4-bit codes rank poorly: re-rank more candidates
+        start["rerank"] = 60
     folder = tmp_path / "idx"
     index = PaperIndex.create(folder, replace(INFO, dimension=24), kind=kind, params=start)
-    if kind == "ivfflat":
+    if kind != "hnsw":
         index.train(corpus)
     index.add(papers(0, 4000), {"proximity": corpus}, fingerprint=INFO.fingerprint)
     knob = "efSearch" if kind == "hnsw" else "nprobe"
@@ -242,3 +244,53 @@ def test_calibration_raises_the_search_knob_until_recall_meets_the_target(tmp_pa
     recall = np.mean([len({h.row_id for h in row} & set(t)) / 10 for row, t in zip(hits, truth, strict=True)])
     assert recall >= 0.9
     reader.close()
+
+
+def test_fast_scan_reranks_exactly_from_the_unit_vector_file(tmp_path):
+    """IVF-PQ fast scan: 4-bit codes find candidates, the scores returned are exact cosines read from the
+    memory-mapped unit-vector file, which a reader of the committed index maps too."""
+    rng = np.random.default_rng(5)
+    corpus = rng.normal(size=(3000, DIM)).astype(np.float32)
+    folder = tmp_path / "idx"
+    index = PaperIndex.create(folder, INFO, kind="ivfpqfs", params={"nlist": 16, "nprobe": 16})
+    assert index.manifest.params["m"] == 4 and index.manifest.unit_vectors == {"proximity": "unit-proximity.f32"}
+    index.train(corpus[:2000])
+    index.add(papers(0, 3000), {"proximity": corpus}, fingerprint=INFO.fingerprint)
+    index.close()
+    assert (folder / "unit-proximity.f32").stat().st_size == 3000 * DIM * 4
+    reader = PaperIndex.open(folder)
+    query = rng.normal(size=DIM).astype(np.float32)
+    hits = reader.search("proximity", query, 10)[0]
+    unit = corpus / np.linalg.norm(corpus, axis=1, keepdims=True)
+    exact = unit @ (query / np.linalg.norm(query))
+    assert [h.score for h in hits] == pytest.approx([float(exact[h.row_id]) for h in hits], abs=1e-5)
+    assert len({h.row_id for h in hits} & set(exact_top(corpus, query, 10))) >= 9  # all 16 lists probed
+    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+    reader.close()
+
+
+def test_held_out_queries_make_calibration_honest(tmp_path):
+    """Queries that are near-copies of indexed vectors overstate recall; held-out queries (their own paper
+    left out) measure what a new query gets, and the commit takes the larger knob of the two sets."""
+    rng = np.random.default_rng(11)
+    dim = 24
+    corpus = faiss_io.normalise(rng.normal(size=(4000, dim)).astype(np.float32))
+    folder = tmp_path / "idx"
+    index = PaperIndex.create(folder, replace(INFO, dimension=dim), kind="ivfflat", params={"nprobe": 1, "nlist": 64})
+    index.train(corpus)
+    index.add(papers(0, 4000), {"proximity": corpus}, fingerprint=INFO.fingerprint, commit=False)
+    held_ids = [f"P{i}" for i in range(0, 4000, 20)]
+    # queries far from their own paper (which calibration leaves out): the hard case a search query is
+    index.set_held_out_queries(held_ids, faiss_io.normalise(rng.normal(size=(len(held_ids), dim))))
+    with pytest.raises(ValueError, match="shape"):
+        index.set_held_out_queries(held_ids, np.zeros((3, dim)))
+    index.commit()
+    calibration = index.manifest.params["calibration"]
+    assert {"recall_at_10_indexed", "recall_at_10_held_out"} <= set(calibration)
+    assert calibration["recall_at_10_held_out"] >= 0.95 + faiss_io.HELD_OUT_MARGIN or calibration["nprobe"] == 64
+    queries = faiss_io.normalise(rng.normal(size=(100, dim)).astype(np.float32))
+    truth = np.argsort(-(corpus @ queries.T), axis=0)[:10].T
+    hits = index.search("proximity", queries, 10)
+    recall = np.mean([len({h.row_id for h in row} & set(t)) / 10 for row, t in zip(hits, truth, strict=True)])
+    assert recall >= 0.93
+    index.close()

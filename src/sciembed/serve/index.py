@@ -10,6 +10,7 @@ writer deletes them. So a crash while adding leaves the index exactly as it was 
 from __future__ import annotations
 
 import fcntl
+import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ from .layout import (
     ModelInfo,
     choose_kind,
     read_manifest,
+    unit_vector_file,
     vector_file,
     write_manifest,
 )
@@ -35,6 +37,7 @@ from .projection import MapProjection
 from .store import PaperStore
 
 WRITER_LOCK = ".writer.lock"
+HELD_OUT_QUERIES = "calibration-queries.npz"  # query vectors of indexed papers' titles (set_held_out_queries)
 MAP_FORMAT_PREFERENCE = ("proximity",)
 PROJECTION_MIN_VECTORS = 3
 # Calibration of approximate indexes (efSearch / nprobe): recall@10 of indexed vectors used as queries
@@ -78,6 +81,7 @@ class PaperIndex:
         self.writable = writable
         self._lock = lock
         self._indexes: dict[str, Any] = {}
+        self._units: dict[str, np.ndarray] = {}  # format -> memory map of the unit-vector file
         self._projection: MapProjection | None = None
         self._staged = 0  # rows added since the last commit
         self._load_generation()
@@ -112,7 +116,13 @@ class PaperIndex:
                 files[fmt] = vector_file(fmt, 0)
                 faiss_io.save(faiss_io.new_index(chosen, info.dimension, resolved), folder / files[fmt])
         manifest = IndexManifest(
-            model=info, formats=formats, kind=chosen, params=resolved, trained=trained, files=files
+            model=info,
+            formats=formats,
+            kind=chosen,
+            params=resolved,
+            trained=trained,
+            files=files,
+            unit_vectors={fmt: unit_vector_file(fmt) for fmt in formats},
         )
         store = PaperStore(folder / DATABASE)
         write_manifest(folder, manifest)
@@ -146,7 +156,41 @@ class PaperIndex:
     def _load_generation(self) -> None:
         m = self.manifest
         self._indexes = {fmt: faiss_io.load(self.folder / name, m.kind, m.params) for fmt, name in m.files.items()}
+        self._units = {}
         self._projection = MapProjection.load(self.folder / m.projection) if m.projection else None
+
+    def _unit_rows(self, format: str, row_ids: np.ndarray) -> np.ndarray | None:
+        """Unit vectors of these row ids from the memory-mapped file (None for an index without one)."""
+        name = self.manifest.unit_vectors.get(format)
+        if name is None:
+            return None
+        units = self._units.get(format)
+        needed = int(row_ids.max()) + 1 if len(row_ids) else 0
+        if units is None or len(units) < needed:  # first use, or rows added since it was mapped
+            path = self.folder / name
+            rows = path.stat().st_size // (4 * self.dimension) if path.exists() else 0
+            if rows < needed:
+                raise RuntimeError(f"{path} holds {rows} rows, the index refers to row {needed - 1}")
+            units = np.memmap(path, dtype="<f4", mode="r", shape=(rows, self.dimension))
+            self._units[format] = units
+        return np.asarray(units[row_ids], dtype=np.float32)
+
+    def _write_units(self, format: str, row_ids: np.ndarray, vectors: np.ndarray) -> None:
+        """Rows at their row ids' offsets (an add's row ids are consecutive); fsynced at commit."""
+        name = self.manifest.unit_vectors.get(format)
+        if name is None or not len(row_ids):
+            return
+        path = self.folder / name
+        with open(path, "r+b" if path.exists() else "w+b") as handle:
+            handle.seek(int(row_ids[0]) * 4 * self.dimension)
+            handle.write(np.ascontiguousarray(faiss_io.normalise(vectors), dtype="<f4").tobytes())
+
+    def _sync_units(self) -> None:
+        for name in self.manifest.unit_vectors.values():
+            path = self.folder / name
+            if path.exists():
+                with open(path, "rb") as handle:
+                    os.fsync(handle.fileno())
 
     def refresh(self, attempts: int = 5) -> bool:
         """Pick up a generation that another process committed; True if it changed."""
@@ -196,6 +240,11 @@ class PaperIndex:
 
     def __len__(self) -> int:
         return self.manifest.count
+
+    @property
+    def staged(self) -> int:
+        """Papers added since the last commit (not yet visible to readers)."""
+        return self._staged
 
     @property
     def map_format(self) -> str:
@@ -297,6 +346,7 @@ class PaperIndex:
             try:
                 self.store.insert(rows, row_ids, arrays, xy, clusters, generation)
                 for fmt in m.formats:
+                    self._write_units(fmt, row_ids, arrays[fmt])
                     faiss_io.add(self._indexes[fmt], arrays[fmt], row_ids)
             except BaseException:
                 self._rollback()
@@ -316,6 +366,7 @@ class PaperIndex:
         generation = m.generation + 1
         files = {fmt: vector_file(fmt, generation) for fmt in m.formats}
         try:
+            self._sync_units()  # before the manifest that refers to the new rows
             params = self._params_for(m.count + self._staged)
             for fmt, name in files.items():
                 faiss_io.save(self._indexes[fmt], self.folder / name)
@@ -341,47 +392,119 @@ class PaperIndex:
             faiss_io.configure(self._indexes[fmt], self.manifest.kind, {**params, knob: chosen[knob]})
         return {**params, knob: chosen[knob], "calibration": {**chosen, "vectors": count}}
 
+    def set_held_out_queries(self, paper_ids: Sequence[str], query_vectors: np.ndarray) -> None:
+        """Query vectors (e.g. indexed papers' titles embedded as search queries) for calibration.
+
+        Each query's own paper is left out of both the exact and the approximate results, so it measures
+        what a query about a paper that is *not* indexed gets: an honest recall for search, unlike indexed
+        vectors as queries, whose near-copies in the index (duplicates, versions) make recall look higher.
+        Written atomically into the folder; later calibrations use it too.
+        """
+        self._require_writable()
+        matrix = np.asarray(query_vectors, dtype=np.float32)
+        if matrix.ndim != 2 or matrix.shape != (len(paper_ids), self.dimension):
+            wanted = (len(paper_ids), self.dimension)
+            raise ValueError(f"held-out queries must have shape {wanted}, got {matrix.shape}")
+        tmp = self.folder / f".{HELD_OUT_QUERIES}.tmp"
+        with open(tmp, "wb") as handle:
+            np.savez(handle, paper_ids=np.asarray(list(paper_ids), dtype=str), vectors=matrix)
+        tmp.replace(self.folder / HELD_OUT_QUERIES)
+
+    def _held_out_queries(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """(vectors, own row ids) of the held-out queries whose papers are in the index, or None."""
+        path = self.folder / HELD_OUT_QUERIES
+        if not path.is_file():
+            return None
+        with np.load(path) as data:
+            paper_ids, matrix = [str(x) for x in data["paper_ids"]], data["vectors"].astype(np.float32)
+        found = self.store.rows_by_paper_id(paper_ids, self.manifest.generation + 1)  # staged rows count
+        keep = [i for i, paper_id in enumerate(paper_ids) if paper_id in found]
+        if not keep:
+            return None
+        return matrix[keep], np.asarray([found[paper_ids[i]]["row_id"] for i in keep], dtype=np.int64)
+
+    def exact_top(self, format: str, queries: np.ndarray, k: int) -> np.ndarray:
+        """Row ids of the exact top-k by cosine over every stored vector (a scan of SQLite, blocked matmuls)."""
+        unit = faiss_io.normalise(queries)
+        best_s = np.full((len(unit), 0), -np.inf, np.float32)
+        best_i = np.full((len(unit), 0), -1, np.int64)
+        for ids, matrix in self._iter_units(format):
+            scores = unit @ matrix.T
+            all_s = np.concatenate([best_s, scores], axis=1)
+            all_i = np.concatenate([best_i, np.broadcast_to(ids, scores.shape)], axis=1)
+            keep = np.argpartition(-all_s, min(k, all_s.shape[1]) - 1, axis=1)[:, :k]
+            best_s = np.take_along_axis(all_s, keep, axis=1)
+            best_i = np.take_along_axis(all_i, keep, axis=1)
+        order = np.argsort(-best_s, axis=1, kind="stable")
+        out = np.full((len(unit), k), -1, np.int64)
+        out[:, : best_i.shape[1]] = np.take_along_axis(best_i, order, axis=1)
+        return out
+
+    def _iter_units(self, format: str, batch: int = 50_000):
+        """(row ids, unit vectors) over every stored row of ``format``: the unit-vector file, else SQLite."""
+        if self.manifest.unit_vectors.get(format) is None:
+            for ids, matrix in self.store.iter_vectors(format, self.dimension, batch):
+                yield ids, faiss_io.normalise(matrix)
+            return
+        top = self.store.max_row_id()
+        for start in range(0, top + 1, batch):
+            ids = np.arange(start, min(top + 1, start + batch), dtype=np.int64)
+            yield ids, self._unit_rows(format, ids)
+
     def calibrate(self, format: str, target: float = RECALL_TARGET, queries: int = CALIBRATION_QUERIES, seed: int = 0):
         """The cheapest efSearch (HNSW) / nprobe (IVF) whose recall@10 reaches ``target`` + a margin.
 
-        Queries are indexed vectors (their own row is left out of both result lists), ground truth an
-        exact scan of the same index. Returns ``{knob: value, "recall_at_10": r, "queries": n, ...}``
-        (the largest value tried, and the recall it reached, if none reaches the target).
+        Two query sets, the knob chosen is the larger one's: indexed vectors (recommendations' queries)
+        with a margin, and the held-out queries of :meth:`set_held_out_queries` where there are any
+        (search's queries) with a small margin; each query's own row is left out of both result lists.
+        Ground truth is an exact scan of the stored vectors. Returns ``{knob: value, "recall_at_10": r,
+        "queries": n, ...}`` (the largest value tried, and the recall it reached, if none reaches it).
         """
         kind = self.manifest.kind
         knob, values = faiss_io.SEARCH_KNOBS[kind]
-        index = self._indexes[format]
         rng = np.random.default_rng(seed)
         top = self.store.max_row_id()
         candidates = rng.choice(top + 1, size=min(top + 1, 2 * queries), replace=False)
         stored = self.store.vectors(format, [int(r) for r in candidates], self.dimension)
         rows = np.asarray([r for r in candidates if int(r) in stored][:queries], dtype=np.int64)
-        matrix = np.stack([stored[int(r)] for r in rows])
+        sets = {"indexed": (np.stack([stored[int(r)] for r in rows]), rows, faiss_io.RECALL_MARGINS[kind])}
+        held_out = self._held_out_queries() if format == self.map_format else None
+        if held_out is not None:
+            sets["held_out"] = (*held_out, faiss_io.HELD_OUT_MARGIN)
         k = CALIBRATION_K
         started = time.perf_counter()
-        truth = _without_self(faiss_io.exact_search(index, kind, matrix, k + 1), rows, k)
+        everything = np.concatenate([matrix for matrix, _, _ in sets.values()])
+        truth_all = self.exact_top(format, everything, k + 1)
         exact_s = time.perf_counter() - started
         result: dict[str, Any] = {}
-        for value in values:
-            if kind == "ivfflat" and value > faiss_io.faiss_ivf_lists(index):
-                break
-            _, found = faiss_io.search(index, matrix, k + 1, faiss_io.search_parameters(kind, value))
-            found = _without_self(found, rows, k)
-            recall = float(np.mean([len(set(f) & set(t) - {-1}) / k for f, t in zip(found, truth, strict=True)]))
-            result = {knob: int(value), "recall_at_10": round(recall, 4), "target": target}
-            if recall >= target + faiss_io.RECALL_MARGINS[kind]:
-                break
+        offset = 0
+        for name, (matrix, own, margin) in sets.items():
+            truth = _without_self(truth_all[offset : offset + len(matrix)], own, k)
+            offset += len(matrix)
+            chosen: dict[str, Any] = {}
+            for value in values:
+                if kind in faiss_io.IVF_KINDS and value > faiss_io.faiss_ivf_lists(self._indexes[format]):
+                    break
+                _, found = self._search_rows(format, matrix, k + 1, faiss_io.search_parameters(kind, value))
+                found = _without_self(found, own, k)
+                recall = float(np.mean([len(set(f) & set(t) - {-1}) / k for f, t in zip(found, truth, strict=True)]))
+                chosen = {knob: int(value), "recall_at_10": round(recall, 4)}
+                if recall >= target + margin:
+                    break
+            if not result or chosen[knob] > result[knob]:
+                result = {**chosen, "target": target, "queries": len(matrix), "set": name}
+            result[f"recall_at_10_{name}"] = chosen["recall_at_10"]
         timings = []
         parameters = faiss_io.search_parameters(kind, result[knob])
         threads = faiss_io.set_threads(1)  # as the server searches: one query per call, one thread
         try:
-            for query in matrix[:100]:
+            for query in sets["indexed"][0][:100]:
                 began = time.perf_counter()
-                faiss_io.search(index, query[None, :], k, parameters)
+                self._search_rows(format, query[None, :], k, parameters)
                 timings.append((time.perf_counter() - began) * 1000)
         finally:
             faiss_io.set_threads(threads)
-        result.update(queries=len(rows), p50_ms=round(float(np.median(timings)), 3), exact_s=round(exact_s, 2))
+        result.update(p50_ms=round(float(np.median(timings)), 3), exact_s=round(exact_s, 2))
         return result
 
     def _switch(self, manifest: IndexManifest, indexes: dict[str, Any] | None = None) -> None:
@@ -417,10 +540,7 @@ class PaperIndex:
         queries = np.atleast_2d(np.asarray(query_vectors, dtype=np.float32))
         if queries.shape[1] != self.dimension:
             raise ValueError(f"query vectors have dimension {queries.shape[1]}, the index holds {self.dimension}")
-        rerank = int(self.manifest.params.get("rerank", 1)) if self.manifest.kind == "ivfpq" else 1
-        scores, ids = faiss_io.search(self._indexes[format], queries, k * rerank)
-        if rerank > 1:
-            scores, ids = self._rerank(format, queries, ids, k)
+        scores, ids = self._search_rows(format, queries, k)
         paper_ids = self._paper_ids({int(i) for i in ids.ravel() if i >= 0})
         return [
             [
@@ -431,19 +551,36 @@ class PaperIndex:
             for row_s, row_i in zip(scores, ids, strict=True)
         ]
 
+    def _search_rows(self, format: str, queries: np.ndarray, k: int, parameters=None) -> tuple[np.ndarray, np.ndarray]:
+        """(scores, row ids) of the top k; compressed kinds fetch more candidates and re-score them exactly."""
+        rerank = int(self.manifest.params.get("rerank", 1)) if self.manifest.kind in faiss_io.RERANKED else 1
+        if rerank <= 1:
+            return faiss_io.search(self._indexes[format], queries, k, parameters)
+        wanted = max(k, min(k * rerank, faiss_io.RERANK_MAX))
+        _, ids = faiss_io.search(self._indexes[format], queries, wanted, parameters)
+        return self._rerank(format, queries, ids, k)
+
     def _rerank(self, format: str, queries: np.ndarray, ids: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Exact cosine over the approximate candidates, from the stored vectors."""
-        stored = self.store.vectors(format, [int(i) for i in set(ids.ravel()) if i >= 0], self.dimension)
+        """Exact cosine over the approximate candidates: the memory-mapped unit vectors (SQLite's blobs for
+        an index without them: 200 rows took 12 ms there, against 0.1 ms from the map)."""
         unit_queries = faiss_io.normalise(queries)
         out_s = np.full((len(queries), k), -np.inf, np.float32)
         out_i = np.full((len(queries), k), -1, np.int64)
+        wanted = np.unique(ids[ids >= 0])
+        mapped = self._unit_rows(format, wanted)
+        if mapped is None:
+            stored = self.store.vectors(format, [int(i) for i in wanted], self.dimension)
+            wanted = np.asarray([i for i in wanted if int(i) in stored], dtype=np.int64)
+            mapped = faiss_io.normalise(np.stack([stored[int(i)] for i in wanted])) if len(wanted) else None
+        if mapped is None:
+            return out_s, out_i
+        position = {int(r): i for i, r in enumerate(wanted)}
         for q, row in enumerate(ids):
-            candidates = [int(i) for i in row if int(i) in stored]
+            candidates = [int(i) for i in row if int(i) in position]
             if not candidates:
                 continue
-            matrix = faiss_io.normalise(np.stack([stored[i] for i in candidates]))
-            exact = matrix @ unit_queries[q]
-            order = np.argsort(-exact)[:k]
+            exact = mapped[[position[i] for i in candidates]] @ unit_queries[q]
+            order = np.argsort(-exact, kind="stable")[:k]
             out_s[q, : len(order)] = exact[order]
             out_i[q, : len(order)] = np.asarray(candidates)[order]
         return out_s, out_i

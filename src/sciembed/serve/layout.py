@@ -15,12 +15,17 @@ from ..data.atomic import atomic_write_bytes
 LAYOUT_VERSION = 1
 MANIFEST = "index.json"
 DATABASE = "papers.sqlite"
-KINDS = ("flat", "hnsw", "ivfflat", "ivfpq")
+KINDS = ("flat", "hnsw", "ivfflat", "ivfpq", "ivfpqfs")
 # Exact search up to this many vectors; IVF-Flat (trained, nprobe calibrated) up to IVF_FLAT_MAX; IVF-PQ
 # (compact, trained) beyond. HNSW is there on request: on 2 cores its build is 10-20x slower than IVF-Flat's
 # (docs/PERFORMANCE.md).
 FLAT_MAX = 50_000
 IVF_FLAT_MAX = 5_000_000
+
+
+def unit_vector_file(format: str) -> str:
+    """Append-only, one file per format for all generations: rows past the committed ones are ignored."""
+    return f"unit-{format}.f32"
 
 
 def vector_file(format: str, generation: int) -> str:
@@ -51,6 +56,9 @@ class IndexManifest:
     files: dict[str, str] = field(default_factory=dict)  # format -> FAISS file of this generation
     projection: str | None = None  # file with the 2-D map projection (npz), if one was fitted
     version: int = LAYOUT_VERSION
+    # format -> file of unit-length float32 rows at offset row_id x dimension (exact re-ranking and the
+    # calibration's exact scan, memory-mapped and shared by every process); empty for older indexes
+    unit_vectors: dict[str, str] = field(default_factory=dict)
 
     @property
     def dimension(self) -> int:
@@ -80,6 +88,7 @@ class IndexManifest:
             files=dict(data.get("files", {})),
             projection=data.get("projection"),
             version=version,
+            unit_vectors=dict(data.get("unit_vectors", {})),
         )
 
     def next(self, count: int, files: dict[str, str], **changes: Any) -> IndexManifest:

@@ -153,6 +153,22 @@ class PaperStore:
                     out[int(row_id)] = np.frombuffer(blob, dtype="<f4", count=dimension).astype(np.float32)
         return out
 
+    def iter_vectors(self, format: str, dimension: int, batch: int = 50_000) -> Iterable[tuple[np.ndarray, np.ndarray]]:
+        """(row ids, (n, dimension) float32 matrix) over every stored vector of ``format``, in row-id order."""
+        last = -1
+        while True:
+            with self.lock:
+                rows = self.db.execute(
+                    "SELECT row_id, vector FROM vectors WHERE format = ? AND row_id > ? ORDER BY row_id LIMIT ?",
+                    (format, last, batch),
+                ).fetchall()
+            if not rows:
+                return
+            ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+            matrix = np.frombuffer(b"".join(r[1] for r in rows), dtype="<f4").reshape(len(rows), dimension)
+            last = int(ids[-1])
+            yield ids, matrix.astype(np.float32)
+
     def map_points(self, generation: int, limit: int) -> list[dict[str, Any]]:
         """An evenly spread sample of at most ``limit`` map points (row ids are spread over the corpus)."""
         with self.lock:

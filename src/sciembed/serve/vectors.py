@@ -1,4 +1,5 @@
-"""FAISS indexes keyed by the SQLite row id: exact (flat), HNSW, IVF-Flat (trained), or IVF-PQ (trained, compact).
+"""FAISS indexes keyed by the SQLite row id: exact (flat), HNSW, IVF-Flat (trained), IVF-PQ (trained, compact) or
+IVF-PQ fast scan (trained, 4-bit codes scanned with SIMD, candidates re-ranked exactly from the stored vectors).
 
 Vectors are L2-normalised before they reach FAISS, so inner product = cosine similarity.
 """
@@ -23,20 +24,30 @@ DEFAULT_PARAMS: dict[str, dict[str, Any]] = {
     # nlist / m filled in from the expected size and the dimension; rerank: candidates per result re-scored
     # exactly from the stored vectors
     "ivfpq": {"nprobe": 32, "nbits": 8, "rerank": 8},
+    # m filled in (dimension / 4: one 4-bit code per 4 dimensions); rerank x k candidates (at most
+    # RERANK_MAX) re-scored exactly. On 1M sciembed-minilm vectors a query scans 48-byte codes instead of
+    # 1,536-byte rows: nprobe 128 took 1.4 ms where IVF-Flat needed 11 ms (docs/PERFORMANCE.md)
+    "ivfpqfs": {"nprobe": 64, "rerank": 20},
 }
+RERANK_MAX = 1000  # candidates re-scored per query, whatever k asks for
 RECALL_TARGET = 0.95  # recall@10 against exact search that calibration aims for, unless params say otherwise
 # The search-time knob of each approximate kind and the values calibration tries, in order of cost.
 SEARCH_KNOBS: dict[str, tuple[str, tuple[int, ...]]] = {
     "hnsw": ("efSearch", (16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024)),
     "ivfflat": ("nprobe", (1, 2, 4, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512)),
+    "ivfpqfs": ("nprobe", (4, 8, 16, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024)),
 }
+RERANKED = ("ivfpq", "ivfpqfs")  # kinds whose candidates are re-scored from the stored vectors
+IVF_KINDS = ("ivfflat", "ivfpq", "ivfpqfs")
 # How far above the target calibration aims. Its queries are indexed vectors (own row left out). On real
 # sciembed-minilm vectors with IVF they measured like held-out papers' vectors, but title queries (the
 # adhoc_query adapter) scored 0.025-0.03 lower at the same nprobe, and with synthetic near-duplicates
 # in the index held-out queries scored ~0.03 lower. In an HNSW graph a query that is a node starts next
 # to its neighbours, which overstates recall at low efSearch (0.85 vs 0.60 at efSearch 16 on 50k TF-IDF
 # vectors, 0.954 vs 0.936 at 256, 0.979 vs 0.974 at 512).
-RECALL_MARGINS = {"hnsw": 0.03, "ivfflat": 0.03}
+# Held-out title queries (calibrate(extra=...)) need no margin of this kind; see PaperIndex.calibrate.
+RECALL_MARGINS = {"hnsw": 0.03, "ivfflat": 0.03, "ivfpqfs": 0.03}
+HELD_OUT_MARGIN = 0.01
 
 
 def _faiss():
@@ -57,13 +68,23 @@ def _pq_subquantizers(dimension: int) -> int:
 
 def resolve_params(kind: str, dimension: int, expected_size: int, params: dict[str, Any] | None) -> dict[str, Any]:
     resolved = {**DEFAULT_PARAMS[kind], **(params or {})}
-    if kind in ("ivfflat", "ivfpq"):
+    if kind in IVF_KINDS:
         resolved.setdefault("nlist", ivf_lists(expected_size))
     if kind in SEARCH_KNOBS:
         resolved.setdefault("recall_target", RECALL_TARGET)
     if kind == "ivfpq":
         resolved.setdefault("m", _pq_subquantizers(dimension))
+    if kind == "ivfpqfs":
+        resolved.setdefault("m", _fast_scan_subquantizers(dimension))
     return resolved
+
+
+def _fast_scan_subquantizers(dimension: int) -> int:
+    """An even m dividing the dimension, as close to dimension / 4 as there is (fast scan packs codes in pairs)."""
+    for m in sorted(range(2, dimension + 1, 2), key=lambda m: abs(m - dimension / 4)):
+        if dimension % m == 0:
+            return m
+    return dimension
 
 
 def ivf_lists(expected_size: int) -> int:
@@ -114,16 +135,24 @@ def new_index(kind: str, dimension: int, params: dict[str, Any]):
         )
         index.nprobe = int(params["nprobe"])
         return index  # IVF indexes take ids natively
+    if kind == "ivfpqfs":
+        quantizer = faiss.IndexFlatIP(dimension)
+        nlist, m = int(params["nlist"]), int(params["m"])
+        index = faiss.IndexIVFPQFastScan(quantizer, dimension, nlist, m, 4, faiss.METRIC_INNER_PRODUCT)
+        index.nprobe = int(params["nprobe"])
+        return index
     raise ValueError(f"unknown index kind {kind!r}")
 
 
 def needs_training(kind: str) -> bool:
-    return kind in ("ivfflat", "ivfpq")
+    return kind in IVF_KINDS
 
 
 TRAIN_POINTS_PER_LIST = 39  # FAISS's minimum for a stable k-means; fewer lists when the sample is smaller
-TRAIN_MAX_POINTS_PER_LIST = 64  # k-means on more points costs time and changes little
-TRAIN_ITERATIONS = 12
+# k-means on more points costs time and changes little: on 1M vectors, 4,096 lists, 160k points x 10
+# iterations took 200 s on the shared 2 cores (the 2.6x larger 64-per-list sample took most of a 25 min build)
+TRAIN_MAX_POINTS_PER_LIST = 40
+TRAIN_ITERATIONS = 10
 
 
 def lists_for_sample(params: dict[str, Any], sample_size: int) -> dict[str, Any]:
@@ -141,6 +170,8 @@ def train(index, sample: np.ndarray, seed: int = 0) -> None:
         raise ValueError(
             f"training an IVF index with nlist={ivf.nlist} needs at least that many vectors, got {len(sample)}"
         )
+    if isinstance(ivf, faiss.IndexIVFPQFastScan) and len(sample) < 16:  # 16 codes per 4-bit sub-quantizer
+        raise ValueError(f"training an IVF-PQ fast-scan index needs at least 16 vectors, got {len(sample)}")
     most = TRAIN_MAX_POINTS_PER_LIST * int(ivf.nlist)
     if len(sample) > most:  # an even subsample
         sample = sample[np.random.default_rng(seed).choice(len(sample), most, replace=False)]
@@ -154,33 +185,12 @@ def configure(index, kind: str, params: dict[str, Any]) -> None:
     faiss = _faiss()
     if kind == "hnsw":
         faiss.downcast_index(index.index).hnsw.efSearch = int(params["efSearch"])
-    elif kind in ("ivfflat", "ivfpq"):
+    elif kind in IVF_KINDS:
         faiss.extract_index_ivf(index).nprobe = int(params["nprobe"])
 
 
 def faiss_ivf_lists(index) -> int:
     return int(_faiss().extract_index_ivf(index).nlist)
-
-
-def exact_search(index, kind: str, queries: np.ndarray, k: int) -> np.ndarray:
-    """Row ids of the exact top-k by inner product over the vectors the index holds (for calibration).
-
-    HNSW-Flat keeps the raw vectors in a flat storage that can be scanned; IVF-Flat probing every list
-    is an exhaustive scan.
-    """
-    faiss = _faiss()
-    queries = normalise(queries)
-    if kind == "hnsw":
-        hnsw = faiss.downcast_index(index.index)
-        storage = faiss.downcast_index(hnsw.storage)
-        _, positions = storage.search(queries, int(k))
-        id_map = faiss.vector_to_array(index.id_map)
-        return np.where(positions >= 0, id_map[np.maximum(positions, 0)], -1)
-    if kind == "ivfflat":
-        ivf = faiss.extract_index_ivf(index)
-        parameters = faiss.SearchParametersIVF(nprobe=int(ivf.nlist))
-        return index.search(queries, int(k), params=parameters)[1]
-    raise ValueError(f"exact search over a {kind} index is not available")
 
 
 def add(index, vectors: np.ndarray, row_ids: np.ndarray) -> None:
@@ -192,7 +202,7 @@ def search_parameters(kind: str, knob_value: int):
     faiss = _faiss()
     if kind == "hnsw":
         return faiss.SearchParametersHNSW(efSearch=int(knob_value))
-    if kind in ("ivfflat", "ivfpq"):
+    if kind in IVF_KINDS:
         return faiss.SearchParametersIVF(nprobe=int(knob_value))
     return None
 
