@@ -44,9 +44,9 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_server(index: Path, model: str | None, port: int) -> subprocess.Popen:
+def start_server(index: Path, model: str | None, port: int, workers: int = 1) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
-    command = [sys.executable, "-m", "sciembed", "serve", str(index), "--port", str(port)]
+    command = [sys.executable, "-m", "sciembed", "serve", str(index), "--port", str(port), "--workers", str(workers)]
     if model:
         command += ["--model", model]
     server = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -67,14 +67,16 @@ def start_server(index: Path, model: str | None, port: int) -> subprocess.Popen:
 def markdown(results: list[dict], meta: dict) -> str:
     lines = [
         f"Loopback load test, {meta['date']}, {meta['device']}; index {meta['index']} ({meta['papers']} papers, "
-        f"{meta['kind']}); `{meta['command']}`",
+        f"{meta['kind']}), {meta.get('workers', 1)} server worker(s); `{meta['command']}`",
         "",
-        "| workload | clients | requests/s | p50 ms | p99 ms | errors | requests | load average 1/5/15 min |",
-        "|---|---|---|---|---|---|---|---|",
+        "| workload | clients | offered req/s | requests/s | p50 ms | p99 ms | errors | requests "
+        "| load average 1/5/15 min |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
+        offered = r.get("offered_rate") or "closed loop"
         lines.append(
-            f"| {r['workload']} | {r['clients']} | {r['requests_per_s']} | {r['p50_ms']} | {r['p99_ms']} | "
+            f"| {r['workload']} | {r['clients']} | {offered} | {r['requests_per_s']} | {r['p50_ms']} | {r['p99_ms']} | "
             f"{r['errors']} | {r['requests']} | {' / '.join(str(x) for x in r['load_average'])} |"
         )
     return "\n".join(lines) + "\n"
@@ -88,15 +90,20 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--workloads", default="search,search_uncached,lookup,batch")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--workers", type=int, default=1, help="`sciembed serve --workers`")
+    parser.add_argument("--rates", default="", help="also run open loop at these total requests/s (comma-separated)")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
     args = parser.parse_args()
     ids, titles = corpus_sample(args.index, 5000, args.seed)
     port = free_port()
-    server = start_server(args.index, args.model, port)
+    server = start_server(args.index, args.model, port, args.workers)
     base = f"http://127.0.0.1:{port}"
     try:
         health = httpx.get(f"{base}/health").json()
-        loads = run_load(base, args.workloads.split(","), args.clients, args.seconds, ids, titles, args.seed)
+        workloads = args.workloads.split(",")
+        loads = run_load(base, workloads, args.clients, args.seconds, ids, titles, args.seed)
+        for rate in [float(r) for r in args.rates.split(",") if r]:
+            loads += run_load(base, workloads, args.clients, args.seconds, ids, titles, args.seed, rate=rate)
         results = [r.to_dict() for r in loads]
     finally:
         server.terminate()
@@ -107,6 +114,7 @@ def main() -> None:
         "index": str(args.index),
         "papers": health["papers"],
         "kind": health["kind"],
+        "workers": args.workers,
         "command": "python " + " ".join(sys.argv),
     }
     args.out.mkdir(parents=True, exist_ok=True)

@@ -116,3 +116,15 @@ def test_build_writes_the_vector_index_at_doubling_checkpoints(tmp_path, papers_
     hits = index.search("proximity", index.vectors("proximity", [5])[5], 3)[0]
     assert hits[0].row_id == 5 and hits[0].score == pytest.approx(1.0, abs=1e-5)
     index.close()
+
+
+def test_several_worker_processes_serve_the_same_index(index_folder, serve_model_folder):
+    """`--workers 2`: uvicorn's supervisor and two worker processes, each opening the index read-only."""
+    with running_server(index_folder, serve_model_folder, "--workers", "2") as base:
+        answers = [
+            httpx.get(f"{base}/graph/v1/paper/search", params={"query": "parsing", "fields": "title"}, timeout=30)
+            for _ in range(6)
+        ]
+        assert {a.status_code for a in answers} == {200}
+        assert len({json.dumps(a.json()) for a in answers}) == 1  # every worker answers alike
+        assert httpx.get(f"{base}/health", timeout=10).json()["papers"] == N_PAPERS

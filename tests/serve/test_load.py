@@ -45,3 +45,12 @@ def test_concurrent_clients_get_no_errors(index_folder, tiny_encoder, capsys):
         assert result.errors == 0, result.error_kinds
         assert result.requests >= CLIENTS, result.line()  # every client got answers
         assert 0 < result.p50_ms <= result.p99_ms
+
+
+def test_open_loop_sends_at_the_offered_rate(index_folder, tiny_encoder):
+    """With a rate, requests go out on a schedule (not back to back): about rate x seconds of them."""
+    ids, titles = corpus_sample(index_folder, N_PAPERS, seed=0)
+    with PaperIndex.open(index_folder) as index, serving_in_thread(create_app(index, tiny_encoder)) as base:
+        (result,) = run_load(base, ("lookup",), 8, 1.5, ids, titles, report=None, rate=40.0)
+    assert result.errors == 0 and result.offered_rate == 40.0
+    assert 40 <= result.requests <= 40 * 1.5 + 8  # the schedule, plus the clients' last requests in flight

@@ -36,24 +36,37 @@ def serve(
     api_keys_file: Path = typer.Option(None, "--api-keys-file", help="File with one KEY or KEY:RATE per line."),
     rate_limit: float = typer.Option(None, "--rate-limit", help="Requests/s per key (or per client address)."),
     device: str = typer.Option("cpu", "--device", help="Device for query embedding."),
+    workers: int = typer.Option(
+        1, "--workers", min=1, help="Worker processes (each answers requests and embeds queries; rate limits split)."
+    ),
 ) -> None:
     """Serve paper lookup, search, recommendations, /embed and the search page."""
     try:
-        import uvicorn
+        import uvicorn  # noqa: F401  (the serve extra)
 
         from ..model import load_model
-        from ..serve.app import ServeConfig, create_app
-        from ..serve.guard import GuardConfig
         from ..serve.index import PaperIndex
+        from ..serve.workers import ServeSpec, build_app, run
     except ImportError as exc:
         _fail(ValueError(f"{exc}; install the serve extra: pip install 'sciembed[serve]'"))
     try:
         keys = _parse_keys(api_key, api_keys_file)
-        index = PaperIndex.open(index_folder)
-        encoder = load_model(model or index.model.source)
-        config = ServeConfig(guard=GuardConfig(api_keys=keys, rate_limit=rate_limit))
-        application = create_app(index, encoder, config, device=device)
+        spec = ServeSpec(str(index_folder), model, keys, rate_limit, device, workers)
+        application = None
+        if workers == 1:
+            application = build_app(spec)
+            count = len(application.state.index)
+        else:  # check the index and the model here, for a one-line error instead of N failing workers
+            with PaperIndex.open(index_folder) as index:
+                count = len(index)
+                encoder = load_model(model or index.model.source)
+                if encoder.fingerprint != index.model.fingerprint:
+                    raise ValueError(
+                        f"model {encoder.name} is not the model the index in {index_folder} was built with "
+                        f"({index.model.name})"
+                    )
+            del encoder
     except (ValueError, FileNotFoundError, OSError) as exc:
         _fail(exc)
-    typer.echo(f"serving {len(index)} papers from {index_folder} at http://{host}:{port}/")
-    uvicorn.run(application, host=host, port=port, log_level="warning")
+    typer.echo(f"serving {count} papers from {index_folder} at http://{host}:{port}/ ({workers} worker(s))")
+    run(spec, host, port, application if workers == 1 else None)

@@ -144,6 +144,7 @@ def create_app(index: PaperIndex, encoder: Any, config: ServeConfig | None = Non
         redoc_url=None,
         lifespan=lifespan,
     )
+    app.state.index = index  # what `sciembed serve` reports and tests inspect
     app.add_middleware(GuardMiddleware, config=config.guard)
 
     # ---- errors in S2's shapes --------------------------------------------------------------------

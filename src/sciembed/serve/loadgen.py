@@ -2,8 +2,11 @@
 
 Used by ``benchmarks/serve_load.py`` (long runs on a large index) and ``tests/serve/test_load.py``
 (a bounded run in CI). One workload at a time: ``clients`` asyncio tasks share one httpx connection
-pool and send requests back to back until the time is up; every answer that is not a 200 (and every
-transport error) counts as an error, 5xx answers are also counted on their own.
+pool and send requests back to back until the time is up (closed loop: with 32 clients, mean latency =
+32 / throughput), or, with ``rate``, at a fixed total rate spread evenly over the clients (open loop:
+each request has a scheduled time and its latency counts from then, so a server that falls behind
+shows its queueing delay instead of slowing the clients down). Every answer that is not a 200 (and
+every transport error) counts as an error, 5xx answers are also counted on their own.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ class LoadResult:
     server_errors: int  # 5xx answers
     error_kinds: dict[str, int] = field(default_factory=dict)
     load_average: tuple[float, float, float] = (0.0, 0.0, 0.0)  # os.getloadavg() when the workload ended
+    offered_rate: float | None = None  # requests/s asked for (open loop), None: back to back
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -47,6 +51,7 @@ class LoadResult:
             f"{self.workload}: {self.requests_per_s:.1f} req/s, p50 {self.p50_ms:.1f} ms, p99 {self.p99_ms:.1f} ms, "
             f"{self.errors} errors ({self.server_errors} 5xx), {self.requests} requests, {self.clients} clients, "
             f"{self.seconds:.1f} s, load average {self.load_average[0]:.1f}"
+            + (f", offered {self.offered_rate:g} req/s" if self.offered_rate else "")
         )
 
 
@@ -97,7 +102,7 @@ def request_maker(workload: str, ids: Sequence[str], titles: Sequence[str], rng:
 
 
 async def run_workload(
-    base: str, workload: str, clients: int, seconds: float, ids, titles, seed: int = 0
+    base: str, workload: str, clients: int, seconds: float, ids, titles, seed: int = 0, rate: float | None = None
 ) -> LoadResult:
     import httpx
 
@@ -118,9 +123,18 @@ async def run_workload(
             await asyncio.gather(*(once(q) for q in dict.fromkeys(titles[:QUERY_POOL])))
         stop = time.monotonic() + seconds
 
-        async def worker() -> None:
+        began_at = time.perf_counter()
+
+        async def worker(slot: int) -> None:
+            sent = 0
             while time.monotonic() < stop:
                 started = time.perf_counter()
+                if rate:  # this client's n-th request is due at (n * clients + slot) / rate
+                    due = began_at + (sent * clients + slot) / rate
+                    sent += 1
+                    if due > started:
+                        await asyncio.sleep(due - started)
+                    started = due
                 try:
                     response = await make(client)
                     key = None if response.status_code == 200 else str(response.status_code)
@@ -131,7 +145,7 @@ async def run_workload(
                     errors[key] = errors.get(key, 0) + 1
 
         began = time.monotonic()
-        await asyncio.gather(*(worker() for _ in range(clients)))
+        await asyncio.gather(*(worker(slot) for slot in range(clients)))
         elapsed = time.monotonic() - began
     ms = np.asarray(latencies or [float("nan")]) * 1000
     return LoadResult(
@@ -146,16 +160,25 @@ async def run_workload(
         server_errors=sum(n for k, n in errors.items() if k.startswith("5")),
         error_kinds=errors,
         load_average=tuple(round(x, 2) for x in os.getloadavg()),
+        offered_rate=rate,
     )
 
 
 def run_load(
-    base: str, workloads: Sequence[str], clients: int, seconds: float, ids, titles, seed: int = 0, report=print
+    base: str,
+    workloads: Sequence[str],
+    clients: int,
+    seconds: float,
+    ids,
+    titles,
+    seed: int = 0,
+    report=print,
+    rate: float | None = None,
 ) -> list[LoadResult]:
     """Each workload in turn; ``report`` gets each result's one-line summary as it finishes."""
     results = []
     for workload in workloads:
-        result = asyncio.run(run_workload(base, workload, clients, seconds, ids, titles, seed))
+        result = asyncio.run(run_workload(base, workload, clients, seconds, ids, titles, seed, rate))
         if report is not None:
             report(result.line())
         results.append(result)
