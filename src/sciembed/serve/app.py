@@ -203,9 +203,7 @@ def create_app(index: PaperIndex, encoder: Any, config: ServeConfig | None = Non
     def neighbours(vector: np.ndarray, k: int, exclude: set[int]) -> tuple[list[dict], list[float]]:
         hits = search_one(vector, k + len(exclude))
         hits = [h for h in hits if h.row_id not in exclude][:k]
-        records = index.get_rows([h.row_id for h in hits])
-        kept = [(r, h.score) for r, h in zip(records, hits, strict=True) if r is not None]
-        return [r for r, _ in kept], [s for _, s in kept]
+        return [h.record for h in hits], [h.score for h in hits]
 
     def check_limit(limit: int, maximum: int) -> None:
         if limit < 1 or limit > maximum:
@@ -237,11 +235,10 @@ def create_app(index: PaperIndex, encoder: Any, config: ServeConfig | None = Non
         def run() -> dict[str, Any]:
             window = config.max_search_window if years else offset + limit
             hits = search_one(vector, min(window, max(1, len(index))))
-            records = index.get_rows([h.row_id for h in hits])
             ranked = [
-                (r, h.score)
-                for r, h in zip(records, hits, strict=True)
-                if r is not None and (years is None or (r["year"] is not None and years[0] <= r["year"] <= years[1]))
+                (h.record, h.score)
+                for h in hits
+                if years is None or (h.record["year"] is not None and years[0] <= h.record["year"] <= years[1])
             ]
             total = len(ranked) if years else len(index)
             page = ranked[offset : offset + limit]

@@ -13,7 +13,7 @@ import fcntl
 import os
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +61,7 @@ class SearchHit:
     paper_id: str
     row_id: int
     score: float
+    record: dict[str, Any] | None = field(default=None, compare=False, repr=False)  # the paper's metadata row
 
 
 @dataclass(frozen=True)
@@ -541,12 +542,12 @@ class PaperIndex:
         if queries.shape[1] != self.dimension:
             raise ValueError(f"query vectors have dimension {queries.shape[1]}, the index holds {self.dimension}")
         scores, ids = self._search_rows(format, queries, k)
-        paper_ids = self._paper_ids({int(i) for i in ids.ravel() if i >= 0})
+        records = self.store.rows_by_row_id(sorted({int(i) for i in ids.ravel() if i >= 0}), self.manifest.generation)
         return [
             [
-                SearchHit(paper_ids[int(i)], int(i), float(s))
+                SearchHit(records[int(i)]["paper_id"], int(i), float(s), records[int(i)])
                 for s, i in zip(row_s, row_i, strict=True)
-                if int(i) in paper_ids
+                if int(i) in records
             ]
             for row_s, row_i in zip(scores, ids, strict=True)
         ]
@@ -584,10 +585,6 @@ class PaperIndex:
             out_s[q, : len(order)] = exact[order]
             out_i[q, : len(order)] = np.asarray(candidates)[order]
         return out_s, out_i
-
-    def _paper_ids(self, row_ids: set[int]) -> dict[int, str]:
-        rows = self.store.rows_by_row_id(sorted(row_ids), self.manifest.generation)
-        return {row_id: row["paper_id"] for row_id, row in rows.items()}
 
     def resolve(self, ids: Sequence[str]) -> list[int | None]:
         """Row ids for paper ids, S2-style prefixed ids (``DOI:``, ``ArXiv:``, ``ACL:``, ``CorpusId:``) or None."""
