@@ -70,14 +70,14 @@ def markdown(results: list[dict], meta: dict) -> str:
         f"{meta['kind']}), {meta.get('workers', 1)} server worker(s); `{meta['command']}`",
         "",
         "| workload | clients | offered req/s | requests/s | p50 ms | p99 ms | errors | requests "
-        "| load average 1/5/15 min |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| load average 1/5/15 min | client |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         offered = r.get("offered_rate") or "closed loop"
         lines.append(
             f"| {r['workload']} | {r['clients']} | {offered} | {r['requests_per_s']} | {r['p50_ms']} | {r['p99_ms']} | "
-            f"{r['errors']} | {r['requests']} | {' / '.join(str(x) for x in r['load_average'])} |"
+            f"{r['errors']} | {r['requests']} | {' / '.join(str(x) for x in r['load_average'])} | {r['transport']} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -92,6 +92,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=1, help="`sciembed serve --workers`")
     parser.add_argument("--rates", default="", help="also run open loop at these total requests/s (comma-separated)")
+    parser.add_argument("--rate-workloads", default="search", help="the workloads of the open-loop runs")
+    parser.add_argument("--transport", default="raw", choices=("raw", "httpx"), help="the load generator's client")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
     args = parser.parse_args()
     ids, titles = corpus_sample(args.index, 5000, args.seed)
@@ -100,10 +102,11 @@ def main() -> None:
     base = f"http://127.0.0.1:{port}"
     try:
         health = httpx.get(f"{base}/health").json()
-        workloads = args.workloads.split(",")
-        loads = run_load(base, workloads, args.clients, args.seconds, ids, titles, args.seed)
+        common = dict(transport=args.transport, warm_every_connection=args.workers > 1)
+        loads = run_load(base, args.workloads.split(","), args.clients, args.seconds, ids, titles, args.seed, **common)
         for rate in [float(r) for r in args.rates.split(",") if r]:
-            loads += run_load(base, workloads, args.clients, args.seconds, ids, titles, args.seed, rate=rate)
+            paced = args.rate_workloads.split(",")
+            loads += run_load(base, paced, args.clients, args.seconds, ids, titles, args.seed, rate=rate, **common)
         results = [r.to_dict() for r in loads]
     finally:
         server.terminate()
