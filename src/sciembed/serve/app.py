@@ -193,7 +193,8 @@ def create_app(index: PaperIndex, encoder: Any, config: ServeConfig | None = Non
                 raise ApiError(400, f"{what}: every id must be a non-empty string of at most 1000 characters")
 
     async def embed_one(item: str | dict, fmt: str) -> np.ndarray:
-        return await asyncio.wrap_future(batcher.submit(item, fmt))
+        hit = batcher.cached(item, fmt)
+        return hit if hit is not None else await asyncio.wrap_future(batcher.submit(item, fmt))
 
     def search_one(vector: np.ndarray, k: int):
         # OpenMP's thread count is per calling thread: set it in the pool thread that searches

@@ -47,6 +47,16 @@ class BatchingEncoder:
         self._queue.put(None)
         self._worker.join(timeout=10)
 
+    def cached(self, item: str | dict, format: str) -> np.ndarray | None:
+        """The cached vector of a query string, or None (the fast path of a repeated query: no future)."""
+        if not isinstance(item, str):
+            return None
+        with self._cache_lock:
+            hit = self._cache.get((format, item))
+            if hit is not None:
+                self._cache.move_to_end((format, item))
+        return hit
+
     def submit(self, item: str | dict, format: str) -> Future:
         """A future of one float32 vector; strings are cached (queries repeat), papers are not."""
         future: Future = Future()

@@ -126,6 +126,17 @@ class RawConnection:
         self.writer: asyncio.StreamWriter | None = None
 
     async def send(self, request: Request) -> int:
+        reused = self.writer is not None
+        try:
+            return await self._send(request)
+        except asyncio.IncompleteReadError as exc:
+            if not reused or exc.partial:
+                raise
+            # the server closed the idle keep-alive connection (uvicorn: after 5 s) before it saw the
+            # request: send it again on a new one, as HTTP clients do
+            return await self._send(request)
+
+    async def _send(self, request: Request) -> int:
         if self.writer is None:
             self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
         head = f"{request.method} {request.target} HTTP/1.1\r\nHost: {self.host}\r\n"
