@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from ..data import Paper
+from ..data.atomic import write_atomic
 from . import vectors as faiss_io
 from .layout import (
     DATABASE,
@@ -406,10 +407,8 @@ class PaperIndex:
         if matrix.ndim != 2 or matrix.shape != (len(paper_ids), self.dimension):
             wanted = (len(paper_ids), self.dimension)
             raise ValueError(f"held-out queries must have shape {wanted}, got {matrix.shape}")
-        tmp = self.folder / f".{HELD_OUT_QUERIES}.tmp"
-        with open(tmp, "wb") as handle:
-            np.savez(handle, paper_ids=np.asarray(list(paper_ids), dtype=str), vectors=matrix)
-        tmp.replace(self.folder / HELD_OUT_QUERIES)
+        ids = np.asarray(list(paper_ids), dtype=str)
+        write_atomic(self.folder / HELD_OUT_QUERIES, lambda handle: np.savez(handle, paper_ids=ids, vectors=matrix))
 
     def _held_out_queries(self) -> tuple[np.ndarray, np.ndarray] | None:
         """(vectors, own row ids) of the held-out queries whose papers are in the index, or None."""
