@@ -169,3 +169,19 @@ def test_models_with_one_tokenizer_share_one_pool(model):
 
     other = make_tiny_model(formats=("proximity",))
     assert tokenizer_pool(model, 1) is tokenizer_pool(other, 1)
+
+
+def test_automatic_processes_follow_the_cores_a_call_may_use(model):
+    """``host_cores`` (a Ray actor's share of its host) sizes the automatic tokeniser processes."""
+    from sciembed.engine.run import AUTO_WORKERS_MIN_DOCS, has_wordpiece_memo
+
+    assert has_wordpiece_memo(model)  # the tiny model's tokenizer is a BERT WordPiece
+    count = AUTO_WORKERS_MIN_DOCS
+    runner = runner_for(model, "proximity", EncodeOptions(pipeline=True))
+    wide = plan_batches(runner, count, EncodeOptions(pipeline=True, host_cores=16), model)
+    narrow = plan_batches(runner, count, EncodeOptions(pipeline=True, host_cores=4), model)
+    explicit = plan_batches(runner, count, EncodeOptions(pipeline=True, host_cores=16, tokenize_workers=0), model)
+    assert (wide.tokenize_workers, wide.wait_for_workers) == (4, False)
+    assert narrow.tokenize_workers == 0 and explicit.tokenize_workers == 0
+    with pytest.raises(ValueError, match="host_cores"):
+        EncodeOptions(host_cores=0)

@@ -31,6 +31,9 @@ class EncodeOptions:
         WordPiece holds the GIL, so a wide host tokenises wider with processes; spawned once per
         model, then kept). None: automatic, see :func:`sciembed.engine.run.auto_tokenize_workers`
         (on a pipelined call on a wide host, processes start in the background and serve once ready).
+    host_cores: the host cores this call may use, for the automatic choices above (None: the cores of
+        this process's affinity; a worker that shares its host with others, e.g. one Ray actor per
+        GPU, passes its share).
     packed: the unpadded forward (None: on CUDA in fp16/bf16 for BERT/RoBERTa bases).
     compile: run the packed forward through ``torch.compile`` (~15 s once; pays for large jobs).
     progress: show a progress bar (None: for calls of at least ``PROGRESS_MIN_DOCS`` documents).
@@ -46,6 +49,7 @@ class EncodeOptions:
     tokenize_ahead: int = 2
     queue_batches: int = 16
     tokenize_workers: int | None = None
+    host_cores: int | None = None
     packed: bool | None = None
     compile: bool = False
     progress: bool | None = None
@@ -57,6 +61,8 @@ class EncodeOptions:
             raise ValueError(f"max_tokens must be at least 1, got {self.max_tokens}")
         if self.tokenize_workers is not None and self.tokenize_workers < 0:
             raise ValueError(f"tokenize_workers must be at least 0, got {self.tokenize_workers}")
+        if self.host_cores is not None and self.host_cores < 1:
+            raise ValueError(f"host_cores must be at least 1, got {self.host_cores}")
         if self.group_size < 1:
             raise ValueError(f"group_size must be at least 1, got {self.group_size}")
         if self.fields is not None:  # one name ("title") or several

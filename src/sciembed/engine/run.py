@@ -80,7 +80,8 @@ def plan_batches(runner: BatchRunner, count: int, options: EncodeOptions, encode
     workers, wait = options.tokenize_workers, True
     if workers is None:
         memo = encoder is not None and has_wordpiece_memo(encoder)
-        workers = auto_tokenize_workers(pipelined, count, usable_cores(), memo, pipelined and main_is_safe_to_spawn())
+        cores = usable_cores() if options.host_cores is None else options.host_cores
+        workers = auto_tokenize_workers(pipelined, count, cores, memo, pipelined and main_is_safe_to_spawn())
         wait = False
     return BatchPlan(
         batch_size=batch_size,

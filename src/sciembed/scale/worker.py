@@ -65,9 +65,10 @@ def model_dimension(encoder: Any) -> int:
     return int(getattr(encoder, "dimension", None) or encoder.hidden_size)
 
 
-def chunk_options(batch_size: int, compile: bool) -> EncodeOptions:
-    """How one chunk is encoded: as ``sciembed embed`` encodes a chunk (``embed_file``), no progress bar."""
-    return EncodeOptions(batch_size=batch_size, compile=compile, progress=False)
+def chunk_options(batch_size: int, compile: bool, host_cores: int | None = None) -> EncodeOptions:
+    """How one chunk is encoded: as ``sciembed embed`` encodes a chunk (``embed_file``), no progress
+    bar; automatic host-side choices (tokeniser processes) sized to the worker's ``host_cores``."""
+    return EncodeOptions(batch_size=batch_size, compile=compile, progress=False, host_cores=host_cores)
 
 
 def load_encoder(model: str | None, backend: str, adapters: dict[str, str] | None = None, threads: int | None = None):
@@ -113,7 +114,7 @@ class EmbedWorker:
         self.config = config
         self.layout = OutputLayout(Path(config.output))
         self.metadata = dict(config.schema_metadata) or None
-        self.options = chunk_options(config.batch_size, config.compile)
+        self.options = chunk_options(config.batch_size, config.compile, max(1, config.threads))
         torch.set_num_threads(max(1, config.threads))  # on CUDA too: host-side tensor work
         self.encoder = load_encoder(config.model, config.backend, dict(config.adapters), max(1, config.threads))
         # Before placing: the fingerprint of the weights as loaded (fp32 on the host), as the driver's.
