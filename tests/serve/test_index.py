@@ -294,3 +294,23 @@ def test_held_out_queries_make_calibration_honest(tmp_path):
     recall = np.mean([len({h.row_id for h in row} & set(t)) / 10 for row, t in zip(hits, truth, strict=True)])
     assert recall >= 0.93
     index.close()
+
+
+def test_an_index_without_unit_vectors_reranks_from_sqlite(tmp_path):
+    """Indexes written before the unit-vector file existed re-rank from SQLite's stored vectors, alike."""
+    rng = np.random.default_rng(6)
+    corpus = rng.normal(size=(600, DIM)).astype(np.float32)
+    folder = tmp_path / "idx"
+    index = PaperIndex.create(folder, INFO, kind="ivfpqfs", params={"nlist": 16, "nprobe": 4})
+    index.train(corpus)
+    index.add(papers(0, 600), {"proximity": corpus}, fingerprint=INFO.fingerprint)
+    queries = rng.normal(size=(5, DIM)).astype(np.float32)
+    mapped = [[(h.row_id, round(h.score, 5)) for h in row] for row in index.search("proximity", queries, 10)]
+    index.close()
+    manifest = json.loads((folder / "index.json").read_text())
+    del manifest["unit_vectors"]
+    (folder / "index.json").write_text(json.dumps(manifest))
+    (folder / "unit-proximity.f32").unlink()
+    old = PaperIndex.open(folder)
+    assert [[(h.row_id, round(h.score, 5)) for h in row] for row in old.search("proximity", queries, 10)] == mapped
+    old.close()

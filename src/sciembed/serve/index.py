@@ -567,23 +567,23 @@ class PaperIndex:
         unit_queries = faiss_io.normalise(queries)
         out_s = np.full((len(queries), k), -np.inf, np.float32)
         out_i = np.full((len(queries), k), -1, np.int64)
-        wanted = np.unique(ids[ids >= 0])
-        mapped = self._unit_rows(format, wanted)
-        if mapped is None:
-            stored = self.store.vectors(format, [int(i) for i in wanted], self.dimension)
-            wanted = np.asarray([i for i in wanted if int(i) in stored], dtype=np.int64)
-            mapped = faiss_io.normalise(np.stack([stored[int(i)] for i in wanted])) if len(wanted) else None
-        if mapped is None:
-            return out_s, out_i
-        position = {int(r): i for i, r in enumerate(wanted)}
+        if self.manifest.unit_vectors.get(format) is None:
+            stored = self.store.vectors(format, [int(i) for i in np.unique(ids[ids >= 0])], self.dimension)
         for q, row in enumerate(ids):
-            candidates = [int(i) for i in row if int(i) in position]
-            if not candidates:
+            candidates = row[row >= 0]
+            if self.manifest.unit_vectors.get(format) is None:
+                candidates = np.asarray([i for i in candidates if int(i) in stored], dtype=np.int64)
+                if not len(candidates):
+                    continue
+                matrix = faiss_io.normalise(np.stack([stored[int(i)] for i in candidates]))
+            elif len(candidates):
+                matrix = self._unit_rows(format, candidates)
+            else:
                 continue
-            exact = mapped[[position[i] for i in candidates]] @ unit_queries[q]
+            exact = matrix @ unit_queries[q]
             order = np.argsort(-exact, kind="stable")[:k]
             out_s[q, : len(order)] = exact[order]
-            out_i[q, : len(order)] = np.asarray(candidates)[order]
+            out_i[q, : len(order)] = candidates[order]
         return out_s, out_i
 
     def resolve(self, ids: Sequence[str]) -> list[int | None]:
