@@ -76,7 +76,7 @@ def build(
     formats: list[str] = typer.Option(
         ["proximity"], "--format", "-f", help="Formats to store (repeat); queries use adhoc_query."
     ),
-    kind: str = typer.Option("auto", "--kind", help="auto, flat (exact), hnsw, ivfflat or ivfpq."),
+    kind: str = typer.Option("auto", "--kind", help="auto, flat (exact), hnsw, ivfflat, ivfpq or ivfpqfs."),
     id_field: str = typer.Option(None, "--id-field", help="Id field (default: paper_id, corpus_id, doc_id or id)."),
     skip_invalid: bool = typer.Option(False, "--skip-invalid", help="Skip bad records and report them."),
     chunk_size: int = typer.Option(10_000, "--chunk-size", help="Papers per committed (resumable) step."),

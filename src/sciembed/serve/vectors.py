@@ -26,7 +26,7 @@ DEFAULT_PARAMS: dict[str, dict[str, Any]] = {
     "ivfpq": {"nprobe": 32, "nbits": 8, "rerank": 8},
     # m filled in (dimension / 4: one 4-bit code per 4 dimensions); rerank x k candidates (at most
     # RERANK_MAX) re-scored exactly. On 1M sciembed-minilm vectors a query scans 48-byte codes instead of
-    # 1,536-byte rows: nprobe 128 took 1.4 ms where IVF-Flat needed 11 ms (docs/PERFORMANCE.md)
+    # 1,536-byte rows: nprobe 128 took 1.4 ms where IVF-Flat needed 11 ms (other loads; docs/PERFORMANCE.md)
     "ivfpqfs": {"nprobe": 64, "rerank": 20},
 }
 RERANK_MAX = 1000  # candidates re-scored per query, whatever k asks for
