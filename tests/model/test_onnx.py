@@ -170,3 +170,22 @@ def test_static_int8_is_calibrated_qdq_and_stays_close(model, tmp_path):
     assert cosines(encoder.encode(MANY, format="proximity"), model.encode(MANY, format="proximity")).min() > 0.99
     with pytest.raises(ValueError, match="int8 must be"):
         export_onnx(model, tmp_path / "bad", int8="weird")
+
+
+def test_large_calls_run_one_batch_per_core_with_the_same_vectors(int8_folder):
+    """Streams: with at least STREAM_MIN_BATCHES batches per core, each core runs its own batch on a
+    one-thread session; the vectors equal those of the same batches run one at a time. (Dynamic int8
+    scales its activations per batch, so the same batches are compared, not one big batch.)"""
+    from sciembed.engine.backends.onnx import STREAM_MIN_BATCHES
+    from sciembed.model.onnx_backend import load_onnx
+
+    papers = MANY * 2
+    batch_size = max(1, len(papers) // (STREAM_MIN_BATCHES * 2))
+    streamed, single = load_onnx(int8_folder, threads=2), load_onnx(int8_folder, threads=1)
+    vectors = streamed.encode(papers, format="proximity", batch_size=batch_size)
+    assert list(streamed.__dict__.get("_sessions_by_threads", {})) == [("proximity", 1)]  # the streams ran
+    one_at_a_time = single.encode(papers, format="proximity", batch_size=batch_size)
+    assert "_sessions_by_threads" not in single.__dict__  # one core: no streams
+    np.testing.assert_allclose(vectors, one_at_a_time, atol=1e-6)
+    small = streamed.encode(papers[:3], format="proximity", batch_size=batch_size)  # too few batches: no streams
+    np.testing.assert_allclose(small, single.encode(papers[:3], format="proximity", batch_size=batch_size), atol=1e-5)

@@ -44,15 +44,25 @@ class OnnxEncoder(ExportedEncoder):
             return super().place(device, dtype)
         return super().place(None, dtype)
 
-    def session(self, format: str | None):
-        """The onnxruntime session of ``format``'s graph."""
-        return self.compiled(format)
+    def session(self, format: str | None, threads: int | None = None):
+        """The onnxruntime session of ``format``'s graph with ``threads`` intra-op threads (default:
+        the encoder's, all usable cores); each kind is made once."""
+        if threads is None or threads == self.threads:
+            return self.compiled(format)
+        key = (self.graph_name(format), threads)
+        sessions = self.__dict__.setdefault("_sessions_by_threads", {})
+        if key not in sessions:
+            sessions[key] = self._open(self.folder / self.graphs[key[0]], threads)
+        return sessions[key]
 
     def compile_graph(self, path: Path):
+        return self._open(path, self.threads)
+
+    def _open(self, path: Path, threads: int):
         import onnxruntime as ort
 
         options = ort.SessionOptions()
-        options.intra_op_num_threads = self.threads
+        options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         return ort.InferenceSession(str(path), options, providers=self.providers)

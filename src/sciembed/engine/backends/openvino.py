@@ -11,16 +11,14 @@ from .onnx import OnnxRunner
 class OpenVinoRunner(OnnxRunner):
     """Batches as the ONNX runner pads them; one infer request, reused for every batch."""
 
-    def __init__(self, encoder, adapter: str | None):
-        self.encoder = encoder
-        self.request = encoder.compiled(adapter).create_infer_request()
-        self.out: np.ndarray | None = None
+    streamable = False  # one compiled model with its own threads (streams are OpenVINO's setting)
 
-    def run(self, batch: tuple[dict[str, np.ndarray], list[int]]) -> int:
-        inputs, rows = batch
-        self.out[rows] = self.request.infer(inputs)[0]
-        return len(rows)
+    def open(self, encoder, adapter: str | None):
+        return encoder.compiled(adapter).create_infer_request()
+
+    def infer(self, request, inputs: dict[str, np.ndarray]) -> np.ndarray:
+        return request.infer(inputs)[0]
 
 
 def runner(encoder, adapter: str | None, options: EncodeOptions) -> OpenVinoRunner:
-    return OpenVinoRunner(encoder, adapter)
+    return OpenVinoRunner(encoder, adapter, options.batch_size)
