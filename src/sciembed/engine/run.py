@@ -19,7 +19,8 @@ import numpy as np
 
 from ..data import Paper, as_item_list, as_paper
 from ..data.progress import progress_bar
-from ..model.wordpiece import MEMO_MAX_CORES, usable_cores
+from ..model.host import available_cores
+from ..model.wordpiece import MEMO_MAX_CORES
 from .backends import BatchRunner, runner_for
 from .batching import groups, length_sorted_batches
 from .options import EncodeOptions
@@ -54,7 +55,7 @@ class BatchPlan:
 
 # The automatic tokeniser processes: for pipelined calls of at least this many documents on hosts
 # with more than MEMO_MAX_CORES cores, one process per AUTO_CORES_PER_WORKER cores, at most
-# AUTO_MAX_WORKERS (each process imports the package: ~0.3 GB of memory).
+# AUTO_MAX_WORKERS.
 AUTO_WORKERS_MIN_DOCS = 4096
 AUTO_CORES_PER_WORKER = 4
 AUTO_MAX_WORKERS = 8
@@ -79,10 +80,11 @@ def plan_batches(runner: BatchRunner, count: int, options: EncodeOptions, encode
         batch_size = max_tokens = runner.default_max_tokens  # the token budget alone caps a batch
     workers, wait = options.tokenize_workers, True
     if workers is None:
-        memo = encoder is not None and has_wordpiece_memo(encoder)
-        cores = usable_cores() if options.host_cores is None else options.host_cores
-        workers = auto_tokenize_workers(pipelined, count, cores, memo, pipelined and main_is_safe_to_spawn())
-        wait = False
+        workers, wait = 0, False
+        if pipelined and count >= AUTO_WORKERS_MIN_DOCS:  # the probes below read files: small calls skip them
+            memo = encoder is not None and has_wordpiece_memo(encoder)
+            cores = available_cores() if options.host_cores is None else options.host_cores
+            workers = auto_tokenize_workers(pipelined, count, cores, memo, main_is_safe_to_spawn())
     return BatchPlan(
         batch_size=batch_size,
         max_tokens=max_tokens,

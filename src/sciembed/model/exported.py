@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -22,14 +21,8 @@ from .encoding import EngineEncode
 from .export_names import BASE_GRAPH
 from .export_tokenizer import export_tokenizer
 from .formats import canonical_format
+from .host import available_cores
 from .text import TextMixin, pad_ids
-
-
-def available_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
 
 
 def graph_files(folder: Path, graphs: dict[str, str]) -> list[Path]:

@@ -17,7 +17,6 @@ returns None). The tests compare the ids with the Hugging Face tokenizer on ever
 from __future__ import annotations
 
 import json
-import os
 import re
 import threading
 from array import array
@@ -25,6 +24,8 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
+
+from .host import available_cores
 
 # ASCII characters BertNormalizer(clean_text=True) deletes: controls (category Cc) but \t \n \r,
 # which it maps to a space. ``str.split`` treats \x0b \x0c \x1c-\x1f as white space, so they must go first.
@@ -279,11 +280,6 @@ def fast_wordpiece(
 MEMO_MAX_CORES = 4
 
 
-def usable_cores() -> int:
-    """The cores this process may run on."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-
-
 def memo_pays(cores: int | None = None) -> bool:
     """Whether the chunk memo should tokenise on a host with ``cores`` usable cores (default: this one)."""
-    return (usable_cores() if cores is None else cores) <= MEMO_MAX_CORES
+    return (available_cores() if cores is None else cores) <= MEMO_MAX_CORES

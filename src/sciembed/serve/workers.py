@@ -60,7 +60,7 @@ def app_from_environment() -> Any:
     if spec.workers > 1:
         import torch
 
-        from ..model.exported import available_cores
+        from ..model.host import available_cores
 
         torch.set_num_threads(max(1, available_cores() // spec.workers))  # the workers share the cores
     return build_app(spec)
