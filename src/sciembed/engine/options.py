@@ -36,6 +36,8 @@ class EncodeOptions:
         GPU, passes its share).
     packed: the unpadded forward (None: on CUDA in fp16/bf16 for BERT/RoBERTa bases).
     compile: run the packed forward through ``torch.compile`` (~15 s once; pays for large jobs).
+    fp8: the packed forward's matrix products in FP8 e4m3 (:mod:`sciembed.model.fp8`; GPUs of
+        compute capability 8.9 or more, else ignored).
     progress: show a progress bar (None: for calls of at least ``PROGRESS_MIN_DOCS`` documents).
     """
 
@@ -52,6 +54,7 @@ class EncodeOptions:
     host_cores: int | None = None
     packed: bool | None = None
     compile: bool = False
+    fp8: bool = False
     progress: bool | None = None
 
     def __post_init__(self) -> None:

@@ -20,6 +20,7 @@ from .config import SciEmbedConfig
 from .delta import LowRankDelta
 from .encoding import EngineEncode
 from .formats import canonical_format
+from .fp8 import Fp8Layer, fp8_layers
 from .injection import AdapterRouter, encoder_layers, install_router
 from .packed import Packed, packed_hidden, packed_pool, supports_packed
 from .pooling import pool
@@ -70,6 +71,7 @@ class SciEmbedModel(EngineEncode, TextMixin, nn.Module):
         self._fingerprint: tuple[Any, str] | None = None  # (weights and settings key, digest)
         # The packed layer stack, through torch.compile after compile_packed() (None: eager).
         self._compiled_hidden: Callable[..., torch.Tensor] | None = None
+        self._fp8: tuple[Any, tuple[Fp8Layer, ...]] | None = None  # (weights key, FP8 weights)
         install_router(base, self.router)
 
     backend = "torch"  # the engine's batch runners for this model: sciembed.engine.backends.torch
@@ -180,10 +182,20 @@ class SciEmbedModel(EngineEncode, TextMixin, nn.Module):
         self._compiled_hidden = torch.compile(packed_hidden, dynamic=True, mode=mode, backend=backend)
         return self
 
-    def _packed_hidden(self, packed: Packed, adapters: LayerAdapters | None) -> torch.Tensor:
+    def fp8_layers(self) -> tuple[Fp8Layer, ...]:
+        """The base's matrix products in FP8 for the packed forward (:mod:`sciembed.model.fp8`), made
+        once and remade whenever a weight changes or moves."""
+        key = self._weights_key()
+        if self._fp8 is None or self._fp8[0] != key:
+            self._fp8 = (key, fp8_layers(self.base))
+        return self._fp8[1]
+
+    def _packed_hidden(
+        self, packed: Packed, adapters: LayerAdapters | None, fp8: tuple[Fp8Layer, ...] | None = None
+    ) -> torch.Tensor:
         if self._compiled_hidden is not None:
             try:
-                return self._compiled_hidden(self.base, packed, adapters)
+                return self._compiled_hidden(self.base, packed, adapters, fp8)
             except Exception as exc:  # noqa: BLE001  no compiler / Triton here: stay correct, run eager
                 warnings.warn(
                     f"torch.compile of the packed forward failed ({type(exc).__name__}: {exc}); running it eagerly",
@@ -191,13 +203,20 @@ class SciEmbedModel(EngineEncode, TextMixin, nn.Module):
                     stacklevel=3,
                 )
                 self._compiled_hidden = None
-        return packed_hidden(self.base, packed, adapters)
+        return packed_hidden(self.base, packed, adapters, fp8)
 
-    def forward_packed(self, packed: Packed, format: str | None = None, normalize: bool | None = None) -> torch.Tensor:
+    def forward_packed(
+        self,
+        packed: Packed,
+        format: str | None = None,
+        normalize: bool | None = None,
+        fp8: tuple[Fp8Layer, ...] | None = None,
+    ) -> torch.Tensor:
         """Embeddings of a :class:`~sciembed.model.packed.Packed` batch: the same function as
-        :meth:`forward` on the padded batch, computed on real tokens only."""
+        :meth:`forward` on the padded batch, computed on real tokens only (``fp8``: with the matrix
+        products of :meth:`fp8_layers`)."""
         name = self.adapter_for_format(format)
-        hidden = self._packed_hidden(packed, self.adapters[name] if name is not None else None)
+        hidden = self._packed_hidden(packed, self.adapters[name] if name is not None else None, fp8)
         pooled = packed_pool(hidden, packed, self.config.pooling)
         if self.config.normalize if normalize is None else normalize:
             pooled = nn.functional.normalize(pooled.float(), dim=-1).to(pooled.dtype)

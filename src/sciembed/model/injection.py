@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import copy
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import torch
@@ -68,10 +68,15 @@ def encoder_layers(base: nn.Module) -> nn.ModuleList:
 
 
 def output_block(
-    output: nn.Module, hidden_states: torch.Tensor, input_tensor: torch.Tensor, adapter: BottleneckAdapter | None
+    output: nn.Module,
+    hidden_states: torch.Tensor,
+    input_tensor: torch.Tensor,
+    adapter: BottleneckAdapter | None,
+    dense: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> torch.Tensor:
-    """A BERT-style output block (dense, dropout, residual LayerNorm) with ``adapter`` inside it."""
-    hidden = output.dropout(output.dense(hidden_states))
+    """A BERT-style output block (dense, dropout, residual LayerNorm) with ``adapter`` inside it
+    (``dense``: another implementation of the block's dense layer, e.g. its FP8 weights)."""
+    hidden = output.dropout((dense or output.dense)(hidden_states))
     if adapter is None:
         return output.LayerNorm(hidden + input_tensor)
     return adapter.around_output(hidden, input_tensor, output.LayerNorm)

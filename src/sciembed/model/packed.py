@@ -25,6 +25,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from .adapters import LayerAdapters
+from .fp8 import Fp8Layer
 from .injection import output_block
 
 SUPPORTED_BASES = ("BertModel", "RobertaModel", "XLMRobertaModel")
@@ -178,25 +179,40 @@ def packed_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, packed: 
 
 
 # ---- the encoder ----------------------------------------------------------------------------------
-def _layer_forward(layer: nn.Module, hidden: torch.Tensor, packed: Packed, adapter: nn.Module | None) -> torch.Tensor:
+def _layer_forward(
+    layer: nn.Module, hidden: torch.Tensor, packed: Packed, adapter: nn.Module | None, fp8: Fp8Layer | None = None
+) -> torch.Tensor:
     attention = layer.attention
     core = attention.self
     heads, size = core.num_attention_heads, core.attention_head_size
-    weight = torch.cat([core.query.weight, core.key.weight, core.value.weight])
-    bias = torch.cat([core.query.bias, core.key.bias, core.value.bias])
-    q, k, v = F.linear(hidden, weight, bias).view(-1, 3, heads, size).unbind(1)
+    if fp8 is None:
+        weight = torch.cat([core.query.weight, core.key.weight, core.value.weight])
+        bias = torch.cat([core.query.bias, core.key.bias, core.value.bias])
+        qkv = F.linear(hidden, weight, bias)
+    else:
+        qkv = fp8.qkv(hidden)
+    q, k, v = qkv.view(-1, 3, heads, size).unbind(1)
     dropout_p = float(core.dropout.p) if core.training else 0.0
     context = packed_attention(q, k, v, packed, dropout_p).reshape(-1, heads * size)
-    hidden = attention.output(context, hidden)  # dense, dropout, residual LayerNorm
+    if fp8 is None:
+        hidden = attention.output(context, hidden)  # dense, dropout, residual LayerNorm
+        intermediate = layer.intermediate(hidden)
+    else:  # the same blocks with the FP8 matrix products
+        block = attention.output
+        hidden = block.LayerNorm(block.dropout(fp8.attention_out(context)) + hidden)
+        intermediate = layer.intermediate.intermediate_act_fn(fp8.intermediate(hidden))
     # FFN, the adapter, residual LayerNorm: the same block as the padded path's patched output forward
-    return output_block(layer.output, layer.intermediate(hidden), hidden, adapter)
+    return output_block(layer.output, intermediate, hidden, adapter, dense=None if fp8 is None else fp8.output)
 
 
-def packed_hidden(base: nn.Module, packed: Packed, adapters: LayerAdapters | None = None) -> torch.Tensor:
+def packed_hidden(
+    base: nn.Module, packed: Packed, adapters: LayerAdapters | None = None, fp8: Sequence[Fp8Layer] | None = None
+) -> torch.Tensor:
     """Last hidden states ``(T, hidden)`` of the packed documents through ``adapters`` (None: the base).
 
     The adapters are an argument, not the router's state, so concurrent calls with different formats
-    do not interfere and ``torch.compile`` guards on them.
+    do not interfere and ``torch.compile`` guards on them. ``fp8``: the layers' FP8 weights
+    (:func:`sciembed.model.fp8.fp8_layers`) to run the matrix products in FP8.
     """
     embeddings = base.embeddings
     positions = packed.local + position_offset(base) if position_offset(base) else packed.local
@@ -205,7 +221,7 @@ def packed_hidden(base: nn.Module, packed: Packed, adapters: LayerAdapters | Non
     hidden = embeddings.dropout(embeddings.LayerNorm(hidden))
     for index, layer in enumerate(base.encoder.layer):
         adapter = adapters.for_layer(index) if adapters is not None else None
-        hidden = _layer_forward(layer, hidden, packed, adapter)
+        hidden = _layer_forward(layer, hidden, packed, adapter, None if fp8 is None else fp8[index])
     return hidden
 
 

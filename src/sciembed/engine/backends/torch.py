@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from ...model.fp8 import fp8_available
 from ...model.packed import pack_host
 from ...model.text import HostPadded
 from ..options import EncodeOptions
@@ -64,15 +65,16 @@ class PaddedRunner(_TorchRunner):
 
 
 class PackedRunner(_TorchRunner):
-    def __init__(self, model, adapter: str | None):
+    def __init__(self, model, adapter: str | None, fp8: bool = False):
         super().__init__(model, adapter, DEFAULT_PACKED_MAX_TOKENS)
+        self.fp8 = model.fp8_layers() if fp8 else None
 
     def prepare(self, seqs: Sequence[np.ndarray], rows: Sequence[int]):
         return pack_host(seqs, rows, pin=self.pin)
 
     def run(self, batch) -> int:
         packed, index = batch.to(self.device)
-        vectors = self.model.forward_packed(packed, format=self.adapter)
+        vectors = self.model.forward_packed(packed, format=self.adapter, fp8=self.fp8)
         self.out.index_copy_(0, index, vectors.float())
         return packed.batch
 
@@ -82,5 +84,5 @@ def runner(model, adapter: str | None, options: EncodeOptions) -> _TorchRunner:
     if uses_packed(model, options):
         if options.compile and not model.compiled:
             model.compile_packed()
-        return PackedRunner(model, adapter)
+        return PackedRunner(model, adapter, fp8=options.fp8 and fp8_available(model.device))
     return PaddedRunner(model, adapter)

@@ -1,0 +1,165 @@
+"""FP8 matrix products and compilation on the packed GPU path: speed and agreement with fp32 (issue 16).
+
+    python3 benchmarks/fp8_probe.py --arxiv /root/speed/arxiv-sample.jsonl.gz --minilm /root/stage/minilm \
+        --docs 20000 --out $OUT/fp8
+
+For each model (the BERT-base-sized random model of ``embed_speed.py`` and, with ``--minilm``, real
+MiniLM weights) and each variant (dtype, ``EncodeOptions(fp8=)``, ``compile``), in one process: the
+end-to-end ``encode`` rate over ``--docs`` real abstracts (default options otherwise), the GPU-only
+rate of the packed forward over the same batches already on the device, and the min / mean cosine
+of the first ``--check`` documents' vectors to the fp32 padded forward. Prints a markdown table and
+writes JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent / "src"))
+
+import embed_speed  # noqa: E402
+
+from sciembed import EncodeOptions  # noqa: E402
+from sciembed.model.packed import pack  # noqa: E402
+
+VARIANTS = {  # name: (dtype, fp8, compile)
+    "fp16": ("fp16", False, False),
+    "bf16": ("bf16", False, False),
+    "bf16+fp8": ("bf16", True, False),
+    "fp16+fp8": ("fp16", True, False),
+    "bf16+compile": ("bf16", False, True),
+    "bf16+fp8+compile": ("bf16", True, True),
+}
+
+
+def device_batches(model, papers, max_tokens: int = 65536):
+    seqs = model.tokenize(model.texts(papers))
+    order = np.argsort([len(s) for s in seqs], kind="stable")
+    batches, current, tokens = [], [], 0
+    for i in order:
+        if current and tokens + len(seqs[i]) > max_tokens:
+            batches.append(pack([seqs[j] for j in current], device="cuda"))
+            current, tokens = [], 0
+        current.append(i)
+        tokens += len(seqs[i])
+    if current:
+        batches.append(pack([seqs[j] for j in current], device="cuda"))
+    return batches
+
+
+def gpu_only(model, batches, fp8, repeats: int) -> float:
+    with torch.inference_mode():
+        for b in batches[:3]:
+            model.forward_packed(b, format="proximity", fp8=fp8)
+        torch.cuda.synchronize()
+        best = 0.0
+        for _ in range(repeats):
+            start = time.perf_counter()
+            docs = 0
+            for b in batches:
+                model.forward_packed(b, format="proximity", fp8=fp8)
+                docs += b.batch
+            torch.cuda.synchronize()
+            best = max(best, docs / (time.perf_counter() - start))
+    return best
+
+
+def cosines(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
+    a = a / np.linalg.norm(a, axis=1, keepdims=True)
+    b = b / np.linalg.norm(b, axis=1, keepdims=True)
+    c = (a * b).sum(axis=1)
+    return float(c.min()), float(c.mean())
+
+
+def probe(name: str, build, papers, args) -> list[dict]:
+    model = build()
+    model.place("cuda", "fp32")
+    check = papers[: args.check]
+    reference = model.encode(check, format="proximity", options=EncodeOptions(packed=False, batch_size=64))
+    rows = []
+    for variant in args.variants.split(","):
+        dtype, fp8, compiled = VARIANTS[variant]
+        model.place("cuda", dtype)
+        model._compiled_hidden = None
+        options = EncodeOptions(fp8=fp8, compile=compiled)
+        row = {"model": name, "variant": variant}
+        try:
+            start = time.perf_counter()
+            model.encode(papers[:2000], format="proximity", options=options)  # warm-up (and compilation)
+            row["warmup_s"] = round(time.perf_counter() - start, 1)
+            rates = []
+            for _ in range(args.repeats):
+                torch.cuda.synchronize()
+                start = time.perf_counter()
+                model.encode(papers, format="proximity", options=options)
+                rates.append(len(papers) / (time.perf_counter() - start))
+            row["docs_per_s"] = [round(r) for r in rates]
+            vectors = model.encode(check, format="proximity", options=options)
+            row["cos_min"], row["cos_mean"] = cosines(vectors, reference)
+            layers = model.fp8_layers() if fp8 else None
+            row["gpu_only_docs_per_s"] = round(gpu_only(model, device_batches(model, papers), layers, args.repeats))
+        except Exception as exc:  # noqa: BLE001  a variant this build cannot run: say why, go on
+            row["error"] = f"{type(exc).__name__}: {str(exc)[:300]}"
+        print(json.dumps(row), flush=True)
+        rows.append(row)
+    del model
+    torch.cuda.empty_cache()
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--arxiv", type=Path, required=True)
+    parser.add_argument("--minilm", type=Path, default=None, help="a MiniLM model folder (real weights)")
+    parser.add_argument("--docs", type=int, default=20000)
+    parser.add_argument("--check", type=int, default=3000)
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--variants", default=",".join(VARIANTS))
+    parser.add_argument("--models", default="bert-base,minilm")
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args()
+    papers = embed_speed.read_arxiv(args.arxiv, args.docs)
+    embed_speed._MINILM_OVERRIDE = args.minilm
+    rows = []
+    for name in args.models.split(","):
+        if name == "minilm" and args.minilm is None:
+            continue
+        build = embed_speed.bert_base_model if name == "bert-base" else embed_speed.minilm_model
+        rows += probe(name, build, papers, args)
+    meta = {
+        "device": torch.cuda.get_device_name(),
+        "torch": torch.__version__,
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "docs": len(papers),
+        "command": " ".join(sys.argv),
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "fp8_probe.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
+    lines = [
+        "| model | variant | docs/s (end to end) | GPU-only docs/s | cos min | cos mean | warm-up s |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        if "error" in r:
+            lines.append(f"| {r['model']} | {r['variant']} | error: {r['error'][:120]} | | | | |")
+            continue
+        lines.append(
+            f"| {r['model']} | {r['variant']} | {', '.join(map(str, r['docs_per_s']))} | {r['gpu_only_docs_per_s']} "
+            f"| {r['cos_min']:.6f} | {r['cos_mean']:.6f} | {r['warmup_s']} |"
+        )
+    table = "\n".join(lines)
+    (args.out / "fp8_probe.md").write_text(f"{json.dumps(meta)}\n\n{table}\n")
+    print(table)
+
+
+if __name__ == "__main__":
+    main()
