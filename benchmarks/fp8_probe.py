@@ -29,19 +29,24 @@ sys.path.insert(0, str(HERE.parent / "src"))
 import embed_speed  # noqa: E402
 
 from sciembed import EncodeOptions  # noqa: E402
+from sciembed.model.fp8 import FP8_PRODUCTS  # noqa: E402
 from sciembed.model.packed import pack  # noqa: E402
 
-VARIANTS = {  # name: (dtype, fp8, compile)
-    "fp16": ("fp16", False, False),
-    "bf16": ("bf16", False, False),
-    "bf16+fp8": ("bf16", True, False),
-    "fp16+fp8": ("fp16", True, False),
-    "bf16+compile": ("bf16", False, True),
-    "bf16+fp8+compile": ("bf16", True, True),
+VARIANTS = {  # name: (dtype, FP8 products (None: none), torch.compile mode (False: eager))
+    "fp16": ("fp16", None, False),
+    "bf16": ("bf16", None, False),
+    "bf16+fp8": ("bf16", FP8_PRODUCTS, False),
+    "fp16+fp8": ("fp16", FP8_PRODUCTS, False),
+    "bf16+fp8ffn": ("bf16", ("intermediate", "output"), False),
+    "bf16+compile": ("bf16", None, None),
+    "fp16+compile": ("fp16", None, None),
+    "bf16+fp8+compile": ("bf16", FP8_PRODUCTS, None),
+    "fp16+compile-autotune": ("fp16", None, "max-autotune-no-cudagraphs"),
 }
 
 
 def device_batches(model, papers, max_tokens: int = 65536):
+    """Length-sorted packed batches on the GPU, and the input position of each row."""
     seqs = model.tokenize(model.texts(papers))
     order = np.argsort([len(s) for s in seqs], kind="stable")
     batches, current, tokens = [], [], 0
@@ -53,7 +58,16 @@ def device_batches(model, papers, max_tokens: int = 65536):
         tokens += len(seqs[i])
     if current:
         batches.append(pack([seqs[j] for j in current], device="cuda"))
-    return batches
+    return batches, order
+
+
+def packed_vectors(model, papers, fp8) -> np.ndarray:
+    batches, order = device_batches(model, papers)
+    with torch.inference_mode():
+        rows = torch.cat([model.forward_packed(b, format="proximity", fp8=fp8).float() for b in batches])
+    out = np.empty((len(papers), rows.shape[1]), dtype=np.float32)
+    out[order] = rows.cpu().numpy()
+    return out
 
 
 def gpu_only(model, batches, fp8, repeats: int) -> float:
@@ -87,26 +101,33 @@ def probe(name: str, build, papers, args) -> list[dict]:
     reference = model.encode(check, format="proximity", options=EncodeOptions(packed=False, batch_size=64))
     rows = []
     for variant in args.variants.split(","):
-        dtype, fp8, compiled = VARIANTS[variant]
+        dtype, products, mode = VARIANTS[variant]
         model.place("cuda", dtype)
         model._compiled_hidden = None
-        options = EncodeOptions(fp8=fp8, compile=compiled)
+        if mode is not False:
+            model.compile_packed(mode=mode)
         row = {"model": name, "variant": variant}
         try:
             start = time.perf_counter()
-            model.encode(papers[:2000], format="proximity", options=options)  # warm-up (and compilation)
+            layers = model.fp8_layers(products) if products else None
+            # end to end through encode where the options can say it (all products in FP8 or none)
+            options = EncodeOptions(fp8=products == FP8_PRODUCTS)
+            end_to_end = products in (None, FP8_PRODUCTS)
+            if end_to_end:
+                model.encode(papers[:2000], format="proximity", options=options)  # warm-up (and compilation)
+            else:
+                packed_vectors(model, papers[:2000], layers)
             row["warmup_s"] = round(time.perf_counter() - start, 1)
             rates = []
-            for _ in range(args.repeats):
+            for _ in range(args.repeats if end_to_end else 0):
                 torch.cuda.synchronize()
                 start = time.perf_counter()
                 model.encode(papers, format="proximity", options=options)
                 rates.append(len(papers) / (time.perf_counter() - start))
             row["docs_per_s"] = [round(r) for r in rates]
-            vectors = model.encode(check, format="proximity", options=options)
+            vectors = packed_vectors(model, check, layers)
             row["cos_min"], row["cos_mean"] = cosines(vectors, reference)
-            layers = model.fp8_layers() if fp8 else None
-            row["gpu_only_docs_per_s"] = round(gpu_only(model, device_batches(model, papers), layers, args.repeats))
+            row["gpu_only_docs_per_s"] = round(gpu_only(model, device_batches(model, papers)[0], layers, args.repeats))
         except Exception as exc:  # noqa: BLE001  a variant this build cannot run: say why, go on
             row["error"] = f"{type(exc).__name__}: {str(exc)[:300]}"
         print(json.dumps(row), flush=True)
@@ -153,7 +174,8 @@ def main() -> None:
             lines.append(f"| {r['model']} | {r['variant']} | error: {r['error'][:120]} | | | | |")
             continue
         lines.append(
-            f"| {r['model']} | {r['variant']} | {', '.join(map(str, r['docs_per_s']))} | {r['gpu_only_docs_per_s']} "
+            f"| {r['model']} | {r['variant']} | {', '.join(map(str, r['docs_per_s'])) or '-'} "
+            f"| {r['gpu_only_docs_per_s']} "
             f"| {r['cos_min']:.6f} | {r['cos_mean']:.6f} | {r['warmup_s']} |"
         )
     table = "\n".join(lines)

@@ -101,7 +101,8 @@ evaluate() {  # base tag
 #   scripts/gpu_generalise.sh eval-lora BASE TAG  evaluate BASE and the L-distill candidates only
 # The mixture: $STAGE/$MIX (default mixture-v3) where staged, else $STAGE/mixture-v2. LORA_EXTRA=1: two more
 # candidates (full adapters; the delta alone at 0.5). LORA_ADAPTER_BUDGET (240): seconds after which stage 2
-# stops and saves (a safety net for the call's time; the log says so); LORA_ADAPTER_EPOCHS: fewer epochs.
+# stops and saves (a safety net for the call's time; the log says so); LORA_ADAPTER_EPOCHS: fewer epochs;
+# LORA_ADAPTER_STEPS: a shorter stage 2 whose learning-rate schedule is laid out over that many steps.
 # SMOKE=1: two (small) steps per training, a CPU rehearsal.
 lora_mixture() {
   local mix="$STAGE/${MIX:-mixture-v3}"
@@ -132,7 +133,8 @@ lora() {  # base tag
   python3 -m sciembed train adapters --config "configs/generalise/$tag-adapters-contrastive.yaml" \
     --base "$run/model" -o "$run-adapters" --set mixture="$mix" --set progress=false \
     --set time_budget_s="${LORA_ADAPTER_BUDGET:-240}" \
-    ${LORA_ADAPTER_EPOCHS:+--epochs "$LORA_ADAPTER_EPOCHS"} ${SMOKE:+--max-steps 2 --batch-size 16} \
+    ${LORA_ADAPTER_EPOCHS:+--epochs "$LORA_ADAPTER_EPOCHS"} ${LORA_ADAPTER_STEPS:+--max-steps "$LORA_ADAPTER_STEPS"} \
+    ${SMOKE:+--max-steps 2 --batch-size 16} \
     > "$OUT/$tag-lora-distill-adapters.log" 2>&1
   echo "$tag-lora-distill-adapters (stage 2): exit $? after $(( $(date +%s) - start )) s" \
     | tee -a "$OUT/$tag-lora-distill-adapters.log"

@@ -20,7 +20,7 @@ from .config import SciEmbedConfig
 from .delta import LowRankDelta
 from .encoding import EngineEncode
 from .formats import canonical_format
-from .fp8 import Fp8Layer, fp8_layers
+from .fp8 import FP8_PRODUCTS, Fp8Layer, fp8_layers
 from .injection import AdapterRouter, encoder_layers, install_router
 from .packed import Packed, packed_hidden, packed_pool, supports_packed
 from .pooling import pool
@@ -182,12 +182,12 @@ class SciEmbedModel(EngineEncode, TextMixin, nn.Module):
         self._compiled_hidden = torch.compile(packed_hidden, dynamic=True, mode=mode, backend=backend)
         return self
 
-    def fp8_layers(self) -> tuple[Fp8Layer, ...]:
-        """The base's matrix products in FP8 for the packed forward (:mod:`sciembed.model.fp8`), made
-        once and remade whenever a weight changes or moves."""
-        key = self._weights_key()
+    def fp8_layers(self, products: tuple[str, ...] = FP8_PRODUCTS) -> tuple[Fp8Layer, ...]:
+        """The base's matrix products (all, or ``products`` of each layer) in FP8 for the packed
+        forward (:mod:`sciembed.model.fp8`), made once and remade whenever a weight changes or moves."""
+        key = (self._weights_key(), tuple(products))
         if self._fp8 is None or self._fp8[0] != key:
-            self._fp8 = (key, fp8_layers(self.base))
+            self._fp8 = (key, fp8_layers(self.base, tuple(products)))
         return self._fp8[1]
 
     def _packed_hidden(

@@ -68,27 +68,36 @@ class Fp8Linear:
 
 @dataclass(frozen=True)
 class Fp8Layer:
-    """One encoder layer's four matrix products in FP8 (Q/K/V fused)."""
+    """One encoder layer's four matrix products (Q/K/V fused); None: that one stays in the model's dtype."""
 
-    qkv: Fp8Linear
-    attention_out: Fp8Linear
-    intermediate: Fp8Linear
-    output: Fp8Linear
+    qkv: Fp8Linear | None
+    attention_out: Fp8Linear | None
+    intermediate: Fp8Linear | None
+    output: Fp8Linear | None
 
 
-def fp8_layer(layer: nn.Module) -> Fp8Layer:
+FP8_PRODUCTS = ("qkv", "attention_out", "intermediate", "output")
+
+
+def fp8_layer(layer: nn.Module, products: tuple[str, ...] = FP8_PRODUCTS) -> Fp8Layer:
+    unknown = set(products) - set(FP8_PRODUCTS)
+    if unknown:
+        raise ValueError(f"unknown FP8 products {sorted(unknown)}; choose from {', '.join(FP8_PRODUCTS)}")
     core = layer.attention.self
-    qkv_weight = torch.cat([core.query.weight, core.key.weight, core.value.weight])
-    qkv_bias = torch.cat([core.query.bias, core.key.bias, core.value.bias])
-    return Fp8Layer(
-        qkv=Fp8Linear.of(qkv_weight, qkv_bias),
-        attention_out=Fp8Linear.of(layer.attention.output.dense.weight, layer.attention.output.dense.bias),
-        intermediate=Fp8Linear.of(layer.intermediate.dense.weight, layer.intermediate.dense.bias),
-        output=Fp8Linear.of(layer.output.dense.weight, layer.output.dense.bias),
-    )
+    linears = {
+        "qkv": (
+            torch.cat([core.query.weight, core.key.weight, core.value.weight]),
+            torch.cat([core.query.bias, core.key.bias, core.value.bias]),
+        ),
+        "attention_out": (layer.attention.output.dense.weight, layer.attention.output.dense.bias),
+        "intermediate": (layer.intermediate.dense.weight, layer.intermediate.dense.bias),
+        "output": (layer.output.dense.weight, layer.output.dense.bias),
+    }
+    return Fp8Layer(**{name: Fp8Linear.of(*linears[name]) if name in products else None for name in FP8_PRODUCTS})
 
 
-def fp8_layers(base: nn.Module) -> tuple[Fp8Layer, ...]:
-    """The FP8 weights of every encoder layer of a BERT/RoBERTa ``base`` (a copy: the base is unchanged)."""
+def fp8_layers(base: nn.Module, products: tuple[str, ...] = FP8_PRODUCTS) -> tuple[Fp8Layer, ...]:
+    """The FP8 weights of every encoder layer of a BERT/RoBERTa ``base`` (a copy: the base is
+    unchanged); ``products``: which of each layer's matrix products run in FP8."""
     with torch.no_grad():
-        return tuple(fp8_layer(layer) for layer in base.encoder.layer)
+        return tuple(fp8_layer(layer, products) for layer in base.encoder.layer)

@@ -185,7 +185,7 @@ def _layer_forward(
     attention = layer.attention
     core = attention.self
     heads, size = core.num_attention_heads, core.attention_head_size
-    if fp8 is None:
+    if fp8 is None or fp8.qkv is None:
         weight = torch.cat([core.query.weight, core.key.weight, core.value.weight])
         bias = torch.cat([core.query.bias, core.key.bias, core.value.bias])
         qkv = F.linear(hidden, weight, bias)
@@ -199,8 +199,8 @@ def _layer_forward(
         intermediate = layer.intermediate(hidden)
     else:  # the same blocks with the FP8 matrix products
         block = attention.output
-        hidden = block.LayerNorm(block.dropout(fp8.attention_out(context)) + hidden)
-        intermediate = layer.intermediate.intermediate_act_fn(fp8.intermediate(hidden))
+        hidden = block.LayerNorm(block.dropout((fp8.attention_out or block.dense)(context)) + hidden)
+        intermediate = layer.intermediate.intermediate_act_fn((fp8.intermediate or layer.intermediate.dense)(hidden))
     # FFN, the adapter, residual LayerNorm: the same block as the padded path's patched output forward
     return output_block(layer.output, intermediate, hidden, adapter, dense=None if fp8 is None else fp8.output)
 
