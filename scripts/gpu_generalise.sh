@@ -102,7 +102,9 @@ evaluate() {  # base tag
 # The mixture: $STAGE/$MIX (default mixture-v3) where staged, else $STAGE/mixture-v2. LORA_EXTRA=1: two more
 # candidates (full adapters; the delta alone at 0.5). LORA_ADAPTER_BUDGET (240): seconds after which stage 2
 # stops and saves (a safety net for the call's time; the log says so); LORA_ADAPTER_EPOCHS: fewer epochs;
-# LORA_ADAPTER_STEPS: a shorter stage 2 whose learning-rate schedule is laid out over that many steps.
+# LORA_ADAPTER_STEPS: stage 2's schedule laid out over this many steps (so that it ends, learning rate
+# decayed, inside the budget: MPNet runs ~1.4 steps/s, e.g. 380 for a 300 s budget). Stage 1 stops and
+# saves at its config's time_budget_s where it has one (MPNet: 180 s), or at LORA_BASE_BUDGET seconds.
 # SMOKE=1: two (small) steps per training, a CPU rehearsal.
 lora_mixture() {
   local mix="$STAGE/${MIX:-mixture-v3}"
@@ -125,7 +127,8 @@ lora() {  # base tag
   start=$(date +%s)
   python3 -m sciembed train base --config "configs/generalise/stage1-mix-$tag-lora-distill.yaml" \
     --set init_model="$base" --set train_triplets="$STAGE/triplets-mix.jsonl.gz" --set output_dir="$run" \
-    --set progress=false ${SMOKE:+--set max_steps=2} > "$OUT/$tag-lora-distill.log" 2>&1
+    --set progress=false ${LORA_BASE_BUDGET:+--set time_budget_s="$LORA_BASE_BUDGET"} ${SMOKE:+--set max_steps=2} \
+    > "$OUT/$tag-lora-distill.log" 2>&1
   echo "$tag-lora-distill (stage 1): exit $? after $(( $(date +%s) - start )) s" | tee -a "$OUT/$tag-lora-distill.log"
   tail -4 "$OUT/$tag-lora-distill.log"
   [ -d "$run/model/delta" ] || { echo "no delta written: see $OUT/$tag-lora-distill.log" >&2; return 1; }

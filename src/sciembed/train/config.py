@@ -227,6 +227,9 @@ class BaseTrainConfig(LoopConfig):
       lora: train a low-rank delta over the frozen starting model instead of all its weights (see
         ``LoraConfig``); null: full fine-tuning. The model folder then also holds ``delta/`` (the
         factors, ~1 MB for MiniLM at rank 16), so it can ship as registry base + delta.
+      time_budget_s: stop training at the first step after this many seconds since the run began
+        (loading and tokenising included) and save the model as it is then (the learning-rate
+        schedule is cut short; the log says at which step); null: no limit; single process only.
     """
 
     init_model: str = "all-minilm-l6-v2"
@@ -250,9 +253,12 @@ class BaseTrainConfig(LoopConfig):
     model_name: str = ""
     save_dtype: str | None = None
     lora: LoraConfig | None = None
+    time_budget_s: float | None = None
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if self.time_budget_s is not None and self.time_budget_s <= 0:
+            raise ConfigError(f"time_budget_s must be positive or null, got {self.time_budget_s}")
         if not self.train_triplets and not self.train_tokens:
             raise ConfigError("train_triplets is required (a triplets file from `sciembed mine-triplets`)")
         if self.max_length < 8:

@@ -61,6 +61,25 @@ class TrainTask(Protocol):
 Hook = Callable[["Trainer", TrainState], None]
 
 
+class StopTraining(Exception):
+    """Raised by a hook to end training after the current step (the hook checkpoints first)."""
+
+
+def time_budget_hook(budget_s: float, start: float, say: Callable[[str], None], stopped_at: list[int]) -> Hook:
+    """A hook that ends training (checkpoint, then :class:`StopTraining`) at the first step after
+    ``budget_s`` seconds since ``start`` (``time.perf_counter()``); the step is appended to ``stopped_at``.
+    Single process only: ranks would disagree on the step to stop at."""
+
+    def hook(trainer: Trainer, state: TrainState) -> None:
+        if time.perf_counter() - start >= budget_s and state.step < trainer.total_steps:
+            say(f"time budget of {budget_s:.0f} s reached at step {state.step}: stopping")
+            stopped_at.append(state.step)
+            trainer.checkpoint()
+            raise StopTraining
+
+    return hook
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % (2**32))

@@ -73,7 +73,8 @@ def plot_curve(records: Sequence[dict[str, Any]], path: str | Path) -> Path:
     left.set_xlabel("step")
     left.set_ylabel("triplet loss")
     left.set_title("loss")
-    left.legend()
+    if left.lines:  # a run stopped (time budget) before its first logged step has none
+        left.legend()
     left.grid(alpha=0.3)
     for key in _val_keys(val):
         if key.startswith("dev_"):

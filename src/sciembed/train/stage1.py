@@ -34,7 +34,7 @@ from ..model.packed import Packed, no_cudnn_attention, pack_host, supports_packe
 from ..model.text import HostPadded
 from .config import BaseTrainConfig, save_config
 from .distributed import DistInfo, barrier, cleanup, init_distributed
-from .loop import Hook, Trainer, read_metrics
+from .loop import Hook, StopTraining, Trainer, read_metrics, time_budget_hook
 from .losses import l2_distance, triplet_objective
 from .lowrank import attach_lowrank, count_trainable, detach_lowrank
 
@@ -484,6 +484,7 @@ def _train_base(
     log: Callable[[str], None],
     model: SciEmbedModel | None,
 ) -> Path:
+    began = time.perf_counter()
     output = Path(config.output_dir)
     if info.is_main:
         output.mkdir(parents=True, exist_ok=True)
@@ -512,9 +513,17 @@ def _train_base(
             f"low-rank stage 1: rank {delta_config.rank}, alpha {delta_config.alpha:g}, {len(updates)} linears, "
             f"{count_trainable(model):,} trainable parameters (base frozen)"
         )
+    hooks, stopped_at = list(hooks), []
+    if config.time_budget_s is not None:
+        if info.world_size > 1:  # ranks would disagree on the step to stop at
+            raise ValueError("time_budget_s is for single-process runs; use max_steps under torchrun")
+        hooks.append(time_budget_hook(config.time_budget_s, began, log, stopped_at))
     trainer = Trainer(config, task.module, task, dist=info, hooks=hooks, log=log)
     start = time.perf_counter()
-    trainer.fit()
+    try:
+        trainer.fit()
+    except StopTraining:  # the time budget: the model is saved as it is at that step
+        log(f"stopped by the time budget at step {stopped_at[0]} of {trainer.total_steps}")
     if updates is not None:
         model.to("cpu")
         detach_lowrank(model, updates, delta_config, config.lora.save_dtype)

@@ -32,7 +32,7 @@ from ...model import BottleneckConfig, SciEmbedModel, load_model, save_model
 from ...model.packed import Packed, no_cudnn_attention, pack_host, supports_packed
 from ...model.text import HostPadded
 from ..distributed import barrier, cleanup, init_distributed
-from ..loop import Trainer, read_metrics
+from ..loop import StopTraining, Trainer, read_metrics, time_budget_hook
 from ..losses import triplet_objective
 from .buckets import BucketedPadded
 from .config import Stage2Config
@@ -74,10 +74,6 @@ class Stage2Result:
         losses = ", ".join(f"{k} {v:.4f}" for k, v in self.final_losses.items())
         resumed = f" (resumed at step {self.resumed_from_step})" if self.resumed_from_step else ""
         return f"{self.steps} steps{resumed} in {self.seconds:.0f}s; last losses: {losses}; model: {self.model_dir}"
-
-
-class StopTraining(Exception):
-    """Raised by the ``stop_after_steps`` hook (the run ends as if killed, after a checkpoint)."""
 
 
 # ---- set-up ---------------------------------------------------------------------------------------------
@@ -337,15 +333,7 @@ def train_stage2(
         if config.time_budget_s is not None:
             if info.world_size > 1:  # ranks would disagree on the step to stop at
                 raise ValueError("time_budget_s is for single-process runs; use max_steps under torchrun")
-
-            def budget_hook(trainer: Trainer, state) -> None:
-                if time.perf_counter() - start >= config.time_budget_s and state.step < trainer.total_steps:
-                    say(f"time budget of {config.time_budget_s:.0f} s reached at step {state.step}: stopping")
-                    out_of_time.append(state.step)
-                    trainer.checkpoint()
-                    raise StopTraining
-
-            hooks.append(budget_hook)
+            hooks.append(time_budget_hook(config.time_budget_s, start, say, out_of_time))
         trainer = Trainer(config, task.module, task, dist=info, hooks=hooks, log=say)
         if info.is_main:
             output.mkdir(parents=True, exist_ok=True)

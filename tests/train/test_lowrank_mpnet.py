@@ -1,0 +1,89 @@
+"""Recipe L-distill on an MPNet base (the GPU run's configs/generalise/stage1-mix-mpnet-lora-distill.yaml):
+every MPNet layer linear gets a delta, the teacher stays the start, the time budget saves a delta."""
+# ruff: noqa: F811  (pytest fixtures imported from trainhelpers are redefined as arguments)
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import make_tiny_model
+from safetensors.torch import load_file
+from trainhelpers import one_thread, triplet_files  # noqa: F401  (fixtures)
+
+from sciembed.model import load_model, save_model
+from sciembed.model.delta import DeltaConfig, LowRankDelta
+from sciembed.model.mpnet_attention import PATCHED
+from sciembed.train.config import ConfigError, load_config
+from sciembed.train.lowrank import attach_lowrank
+from sciembed.train.stage1 import TripletTask, load_init_model, prepare_triplets, train_base
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+CONFIG = Path(__file__).resolve().parents[2] / "configs" / "generalise" / "stage1-mix-mpnet-lora-distill.yaml"
+MPNET_LINEARS = {"attention.attn.q", "attention.attn.k", "attention.attn.v", "attention.attn.o"}
+MPNET_LINEARS |= {"intermediate.dense", "output.dense"}
+
+
+@pytest.fixture(scope="module")
+def tiny_mpnet_folder(tmp_path_factory):
+    """A tiny MPNet model folder stored fp16, like the GPU machine's /root/stage/mpnet."""
+    folder = tmp_path_factory.mktemp("mpnet") / "mpnet"
+    save_model(make_tiny_model("mpnet", pooling="mean", normalize=True), folder, dtype="fp16")
+    return folder
+
+
+def mpnet_config(tmp_path, folder, train, *overrides: str):
+    settings = [f"init_model={folder}", f"train_triplets={train}", f"output_dir={tmp_path / 'run'}"]
+    settings += ["batch_size=8", "max_length=64", "progress=false", "log_every=1", *overrides]
+    return load_config(CONFIG, overrides=settings)
+
+
+def test_mpnet_lora_run_deltas_every_layer_linear_over_the_fp16_start(tmp_path, tiny_mpnet_folder, triplet_files):
+    train, _ = triplet_files
+    config = mpnet_config(tmp_path, tiny_mpnet_folder, train, "max_steps=2")
+    assert (config.lora.rank, config.lora.alpha, config.loss, config.distill_weight) == (16, 32.0, "contrastive", 1.0)
+    messages: list[str] = []
+    folder = train_base(config, log=messages.append)
+    delta = LowRankDelta.load(folder / "delta")
+    paths = {name.split(".", 3)[3] for name in delta.factors}  # encoder.layer.N.<path>
+    assert paths == MPNET_LINEARS and len(delta.factors) == 2 * len(MPNET_LINEARS)
+    assert all(b.abs().max() > 0 for _, b in delta.factors.values())  # every factor trained
+    # the run's weights: the fp16 start (read as fp32) with the saved delta merged, nothing else changed
+    rebuilt = load_model(tiny_mpnet_folder)
+    delta.merge_into(rebuilt.base)
+    trained = load_file(str(folder / "model.safetensors"))
+    for key, value in rebuilt.base.state_dict().items():
+        assert torch.equal(value, trained[key]), key
+    assert not any("time budget" in m for m in messages)
+
+
+def test_distillation_teacher_of_an_sdpa_routed_mpnet_stays_the_start(tiny_mpnet_folder, triplet_files):
+    """The teacher is a deep copy whose SDPA-routed attention is bound to its own weights, not the student's."""
+    train, _ = triplet_files
+    model = load_init_model(str(tiny_mpnet_folder))
+    assert sum(hasattr(m, PATCHED) for m in model.base.modules()) == 2  # MPNet attention through SDPA
+    config = mpnet_config(Path("unused"), tiny_mpnet_folder, train)
+    task = TripletTask(model, prepare_triplets(model, str(train), None), config, torch.device("cpu"))
+    before = task.embed(task.teacher.model, [task.train.docs[i] for i in range(6)])
+    updates = attach_lowrank(model, DeltaConfig(rank=4, alpha=8.0))
+    for update in updates.values():
+        torch.nn.init.normal_(update.lora_B, std=0.5)
+    docs = [task.train.docs[i] for i in range(6)]
+    with torch.no_grad():
+        np.testing.assert_array_equal(task.embed(task.teacher.model, docs), before)
+        assert not torch.allclose(task.embed(model, docs), before, atol=1e-3)
+
+
+def test_stage1_time_budget_stops_and_saves_the_delta(tmp_path, tiny_mpnet_folder, triplet_files):
+    train, _ = triplet_files
+    messages: list[str] = []
+    config = mpnet_config(tmp_path, tiny_mpnet_folder, train, "time_budget_s=0.001", "max_steps=5")
+    folder = train_base(config, log=messages.append)
+    assert any("time budget of 0 s reached at step 1" in m for m in messages), messages
+    assert any("stopped by the time budget at step 1 of 5" in m for m in messages)
+    assert len(LowRankDelta.load(folder / "delta").factors) == 2 * len(MPNET_LINEARS)
+    assert load_model(folder).delta is not None
+    with pytest.raises(ConfigError, match="time_budget_s"):
+        mpnet_config(tmp_path, tiny_mpnet_folder, train, "time_budget_s=0")
