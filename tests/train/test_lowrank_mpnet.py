@@ -87,3 +87,55 @@ def test_stage1_time_budget_stops_and_saves_the_delta(tmp_path, tiny_mpnet_folde
     assert load_model(folder).delta is not None
     with pytest.raises(ConfigError, match="time_budget_s"):
         mpnet_config(tmp_path, tiny_mpnet_folder, train, "time_budget_s=0")
+
+
+def test_mpnet_run_ships_as_registry_base_plus_delta_plus_adapters(tmp_path, triplet_files, monkeypatch):
+    """The GPU chain for sciembed-mpnet: registry MPNet (fp32) -> staged fp16 copy -> L-distill stage 1 ->
+    adapters on top -> the run's folder without its base weights (what the GPU script's tar brings back)
+    -> `release_model(base_model=...)` -> `load_model("sciembed-mpnet")` builds it over the registry base."""
+    import shutil
+
+    from test_multitask import make_config
+
+    from sciembed.model.bases import RegistryBase
+    from sciembed.model.hashing import sha256_file
+    from sciembed.train.multitask import train_stage2
+    from sciembed.train.multitask.release import release_model
+
+    registry_dir = save_model(make_tiny_model("mpnet", pooling="mean", normalize=True), tmp_path / "registry")
+    registry = (
+        RegistryBase("tiny-mpnet", ("tiny-mpnet",), sha256_file(registry_dir / "model.safetensors"), (), "tiny MPNet",
+                     folder=registry_dir),
+    )  # fmt: skip
+    staged = save_model(load_model("tiny-mpnet", registry=registry), tmp_path / "stage" / "mpnet", dtype="fp16")
+    train, _ = triplet_files
+    stage1 = train_base(mpnet_config(tmp_path, staged, train, "max_steps=2"), log=lambda _: None)
+    (tmp_path / "mix").mkdir()
+    run = train_stage2(make_config(tmp_path / "mix", max_steps=2), str(stage1), tmp_path / "s2", log=None).model_dir
+    trained = load_model(run)
+    back = tmp_path / "back" / "model"
+    shutil.copytree(run, back, ignore=shutil.ignore_patterns("model.safetensors", "tokenizer*", "vocab.txt"))
+
+    release = release_model(back, tmp_path / "models" / "sciembed-mpnet", name="sciembed-mpnet",
+                            base_model="tiny-mpnet", registry=registry)  # fmt: skip
+    shipped = {p.name for p in release.iterdir()}
+    assert {"adapters", "delta", "heads", "sciembed.json", "README.md"} <= shipped
+    assert "model.safetensors" not in shipped  # the base comes from the registry at load
+    card = (release / "README.md").read_text()
+    assert card.count("# sciembed-mpnet") == 1 and "a tiny MPNet encoder (32 dimensions)" in card
+    assert "MiniLM" not in card.split("## Scores")[0]
+    monkeypatch.setenv("SCIEMBED_MODELS", str(tmp_path / "models"))
+    loaded = load_model("sciembed-mpnet", registry=registry)
+    assert loaded.config.base_model == "tiny-mpnet" and loaded.config.name == "sciembed-mpnet"
+    assert loaded.delta is not None and loaded.formats == trained.formats
+    assert loaded.config.max_length == trained.config.max_length == 64  # as trained, not the base's 512
+    papers = [{"paper_id": str(i), "title": f"graph parsing {i}", "abstract": "citation " * i} for i in range(4)]
+    # exactly the registry base + the run's fp16 delta + its adapters ...
+    expected = load_model("tiny-mpnet", registry=registry)
+    delta = LowRankDelta.load(back / "delta")
+    delta.merge_into(expected.base)
+    assert torch.equal(loaded.base.state_dict()["encoder.layer.0.attention.attn.q.weight"],
+                       expected.base.state_dict()["encoder.layer.0.attention.attn.q.weight"])  # fmt: skip
+    # ... which is the evaluated run up to the fp16 rounding of the staged base
+    for fmt in ("proximity", "classification"):
+        np.testing.assert_allclose(loaded.encode(papers, format=fmt), trained.encode(papers, format=fmt), atol=2e-3)

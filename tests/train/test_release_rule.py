@@ -103,3 +103,13 @@ def test_cli_check_only_exit_codes(tmp_path):
     assert result.exit_code != 0 and "refused: regression" in result.output and "not released" in result.output
     result = runner.invoke(app, ["train", "release", "--from", "x", "--check", str(good)])
     assert result.exit_code != 0 and "--base" in result.output
+
+
+def test_cli_release_goes_to_models_slash_its_name_by_default(tmp_path, tiny_model_folder, monkeypatch):
+    """`--name sciembed-mpnet` without `--to` must not replace models/sciembed-minilm."""
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, ["train", "release", "--from", str(tiny_model_folder), "--name", "sciembed-mpnet"])
+    assert result.exit_code == 0, result.output
+    released = tmp_path / "models" / "sciembed-mpnet"
+    assert json.loads((released / "sciembed.json").read_text())["name"] == "sciembed-mpnet"
+    assert not (tmp_path / "models" / "sciembed-minilm").exists()

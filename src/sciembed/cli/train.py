@@ -137,7 +137,7 @@ def train_build_mixture(
 @train_app.command("release")
 def train_release(
     model: Path = typer.Option(..., "--from", help="A trained model folder (e.g. runs/stage2-adapters/model)."),
-    output: Path = typer.Option(Path("models/sciembed-minilm"), "--to", help="Release folder."),
+    output: Path = typer.Option(None, "--to", help="Release folder (default: models/<--name>)."),
     scores: Path = typer.Option(None, "--scores", help="Markdown table of sciembed-lite scores for the card."),
     results: Path = typer.Option(
         None, "--check", help="results.json of `sciembed evaluate` holding --base and the candidate: apply the rule."
@@ -174,6 +174,7 @@ def train_release(
             return
     elif check_only:
         _fail(ValueError("--check-only needs --check results.json"))
+    output = output if output is not None else Path("models") / name  # never another model's folder by default
     try:
         folder = release_model(model, output, scores, name=name, base_model=base_model, card=card)
     except (ValueError, FileNotFoundError) as exc:

@@ -12,7 +12,7 @@ from ...evaluate.benchmark import read_results
 from ...evaluate.bootstrap import N_BOOT, SEED, compare_models
 from ...evaluate.results import Interval, ModelResult
 from ...model import load_model, save_model
-from ...model.bases import REGISTRY_BASES, RegistryBase
+from ...model.bases import REGISTRY_BASES, RegistryBase, find_base
 from .heads import HEADS_DIR
 
 CARD = """---
@@ -20,20 +20,20 @@ license: apache-2.0
 library_name: sciembed
 tags: [scientific-documents, embeddings, specter2, adapters]
 ---
-# sciembed-minilm
+# {name}
 
-Scientific-document embeddings in the style of SPECTER2: a MiniLM-L6 encoder (384 dimensions) plus one
+Scientific-document embeddings in the style of SPECTER2: a {start} encoder ({dimension} dimensions) plus one
 bottleneck adapter per task format: `proximity` ([PRX], the default, for similarity / recommendation),
 `classification` ([CLF]), `regression` ([RGN]) and `adhoc_query` ([QRY], short search queries; their
 candidates use `proximity`). Input: `title [SEP] abstract`; pooling and normalisation as in `sciembed.json`.
 
 ```
-sciembed embed papers.jsonl out.parquet                 # this model is the default
-sciembed embed papers.jsonl out.parquet -f classification
+sciembed embed papers.jsonl out.parquet -m {name}
+sciembed embed papers.jsonl out.parquet -m {name} -f classification
 ```
 
 ## Training
-1. Start: `sentence-transformers/all-MiniLM-L6-v2` (Apache-2.0).
+1. Start: `sentence-transformers/{start}` (Apache-2.0).
 2. Stage 1 (base): SPECTER-style citation triplets mined from the ACL Anthology Network 2013 graph
    (held-out evaluation citing papers excluded), triplet loss with margin 1.
 3. Stage 2 (adapters, this release): base frozen; four Pfeiffer bottleneck adapters (reduction factor
@@ -55,7 +55,7 @@ above 0) and no format's out-of-training average is lower beyond noise.
 
 ## Data and licenses
 arXiv metadata (CC0), S2ORC sample (ODC-By 1.0), ACL Anthology (CC BY 4.0), AAN citation graph (AAN
-terms, research use), SciTLDR (Apache-2.0). Weights: Apache-2.0, as the MiniLM starting point.
+terms, research use), SciTLDR (Apache-2.0). Weights: Apache-2.0, as the {start} starting point.
 
 ## Limits
 Trained on small data (tens of thousands of examples, mostly computer science and NLP); titles only
@@ -214,6 +214,8 @@ def release_model(
             load_adapter(model, folder.name, folder)
     else:
         model = load_model(run_model, registry=registry)
+    registry_base = find_base(base_model, registry) if base_model is not None else None
+    start = registry_base.display_name if registry_base is not None else "all-MiniLM-L6-v2"
     model.config.name = name
     if target.exists():
         shutil.rmtree(target)
@@ -247,7 +249,15 @@ def release_model(
     text = (
         Path(card).read_text()
         if card is not None
-        else CARD.format(recipe=recipe, mixture=mixture, reduction=reduction, scores=table)
+        else CARD.format(
+            name=name,
+            start=start,
+            dimension=model.dimension,
+            recipe=recipe,
+            mixture=mixture,
+            reduction=reduction,
+            scores=table,
+        )
     )
     (target / "README.md").write_text(text)
     size = sum(p.stat().st_size for p in target.rglob("*") if p.is_file())
