@@ -23,8 +23,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..model import canonical_format
 from .batching import BatchingEncoder
+from .fastpath import FastPath, FastPathAPI
 from .fields import FieldError, FieldSelection, paper_json, parse_fields
-from .guard import GuardConfig, GuardMiddleware
+from .guard import Guard, GuardConfig, GuardMiddleware
 from .index import PaperIndex
 from .vectors import normalise, set_threads
 
@@ -46,6 +47,7 @@ class ServeConfig:
     refresh_seconds: float = 2.0  # pick up generations that `sciembed index add` commits meanwhile
     search_threads: int = 1  # FAISS threads: requests run concurrently, each search is small
     batch_window_ms: float = 2.0  # how long the query encoder waits for more queries to batch with
+    fast_path: bool = True  # answer the hot GET routes without FastAPI's routing and validation (fastpath.py)
     guard: GuardConfig = field(default_factory=GuardConfig)
 
 
@@ -79,12 +81,16 @@ class EmbedRequest(BaseModel):
     queries: list[str] | None = None
 
 
-def _json(body: Any, config: ServeConfig, status: int = 200) -> Response:
+def _payload(body: Any, config: ServeConfig) -> bytes:
     payload = json.dumps(body, ensure_ascii=False, allow_nan=False).encode()
     if len(payload) > config.max_response_bytes:
         mb = config.max_response_bytes / 1e6
         raise ApiError(400, f"Response would exceed maximum size of {mb:g} MB; ask for fewer papers or fields")
-    return Response(payload, status_code=status, media_type="application/json")
+    return payload
+
+
+def _json(body: Any, config: ServeConfig, status: int = 200) -> Response:
+    return Response(_payload(body, config), status_code=status, media_type="application/json")
 
 
 def _not_found(paper_id: str) -> ApiError:
@@ -133,7 +139,7 @@ def create_app(index: PaperIndex, encoder: Any, config: ServeConfig | None = Non
         task.cancel()
         batcher.close()
 
-    app = FastAPI(
+    app = FastPathAPI(
         title="sciembed",
         version="1",
         description=(
@@ -145,7 +151,8 @@ def create_app(index: PaperIndex, encoder: Any, config: ServeConfig | None = Non
         lifespan=lifespan,
     )
     app.state.index = index  # what `sciembed serve` reports and tests inspect
-    app.add_middleware(GuardMiddleware, config=config.guard)
+    guard = Guard(config.guard)
+    app.add_middleware(GuardMiddleware, guard=guard)
 
     # ---- errors in S2's shapes --------------------------------------------------------------------
     @app.exception_handler(ApiError)
@@ -211,16 +218,9 @@ def create_app(index: PaperIndex, encoder: Any, config: ServeConfig | None = Non
             raise ApiError(400, f"limit must be between 1 and {maximum}, got {limit}")
 
     # ---- Graph API --------------------------------------------------------------------------------
-    @app.get("/graph/v1/paper/search", tags=["Graph API"], summary="Search papers by relevance (dense retrieval)")
-    async def search_papers(
-        query: str = Query(..., description="Plain-text search query"),
-        offset: int = Query(0, ge=0, le=10_000),
-        limit: int = Query(10, ge=-10_000, le=10_000, description="At most 100"),
-        fields: str | None = Query(
-            None, description="Comma-separated fields (paperId is always returned); `score` too"
-        ),
-        year: str | None = Query(None, description="2019, 2016-2020, 2010- or -2015"),
-    ) -> Response:
+    # The hot routes' work, shared by the FastAPI routes and the fast path (fastpath.py), which reads the same
+    # parameters from the query string itself: both answer with these bytes or raise the same ApiError.
+    async def search_payload(query: str, offset: int, limit: int, fields: str | None, year: str | None) -> bytes:
         check_limit(limit, config.max_search_limit)
         if offset + limit > config.max_search_window:
             raise ApiError(400, f"offset + limit must be <= {config.max_search_window}")
@@ -233,7 +233,7 @@ def create_app(index: PaperIndex, encoder: Any, config: ServeConfig | None = Non
         years = _year_filter(year)
         vector = await embed_one(text, query_format)
 
-        def run() -> dict[str, Any]:
+        def run() -> bytes:
             window = config.max_search_window if years else offset + limit
             hits = search_one(vector, min(window, max(1, len(index))))
             ranked = [
@@ -248,9 +248,51 @@ def create_app(index: PaperIndex, encoder: Any, config: ServeConfig | None = Non
             if offset + limit < reachable:
                 body["next"] = offset + limit
             body["data"] = render([r for r, _ in page], sel, [s for _, s in page])
-            return body
+            return _payload(body, config)
 
-        return _json(await run_in_threadpool(run), config)
+        return await run_in_threadpool(run)
+
+    async def paper_payload(paper_id: str, fields: str | None) -> bytes:
+        check_ids([paper_id], "paper_id", 1)
+        sel = selection(fields)
+
+        def run() -> bytes:
+            record = index.get([paper_id])[0]
+            if record is None:
+                raise _not_found(paper_id)
+            return _payload(render([record], sel)[0], config)
+
+        return await run_in_threadpool(run)
+
+    async def for_paper_payload(paper_id: str, limit: int, fields: str | None) -> bytes:
+        check_limit(limit, config.max_recommendations)
+        check_ids([paper_id], "paper_id", 1)
+        sel = selection(fields, allow_score=True)
+
+        def run() -> bytes:
+            row_id = index.resolve([paper_id])[0]
+            if row_id is None:
+                raise _not_found(paper_id)
+            vector = index.vectors(paper_format, [row_id]).get(row_id)
+            if vector is None:
+                raise _not_found(paper_id)
+            records, scores = neighbours(vector, limit, {row_id})
+            return _payload({"recommendedPapers": render(records, sel, scores)}, config)
+
+        return await run_in_threadpool(run)
+
+    # ---- Graph API --------------------------------------------------------------------------------
+    @app.get("/graph/v1/paper/search", tags=["Graph API"], summary="Search papers by relevance (dense retrieval)")
+    async def search_papers(
+        query: str = Query(..., description="Plain-text search query"),
+        offset: int = Query(0, ge=0, le=10_000),
+        limit: int = Query(10, ge=-10_000, le=10_000, description="At most 100"),
+        fields: str | None = Query(
+            None, description="Comma-separated fields (paperId is always returned); `score` too"
+        ),
+        year: str | None = Query(None, description="2019, 2016-2020, 2010- or -2015"),
+    ) -> Response:
+        return Response(await search_payload(query, offset, limit, fields, year), media_type="application/json")
 
     @app.post("/graph/v1/paper/batch", tags=["Graph API"], summary="Details for up to 500 papers, in request order")
     async def paper_batch(body: BatchRequest, fields: str | None = Query(None)) -> Response:
@@ -263,12 +305,7 @@ def create_app(index: PaperIndex, encoder: Any, config: ServeConfig | None = Non
         paper_id: str = Path(..., description="paperId, CorpusId:<n>, DOI:<doi>, ArXiv:<id>, ACL:<id>, PMID:<id> ..."),
         fields: str | None = Query(None),
     ) -> Response:
-        check_ids([paper_id], "paper_id", 1)
-        sel = selection(fields)
-        record = (await run_in_threadpool(index.get, [paper_id]))[0]
-        if record is None:
-            raise _not_found(paper_id)
-        return _json(render([record], sel)[0], config)
+        return Response(await paper_payload(paper_id, fields), media_type="application/json")
 
     # ---- Recommendations API ----------------------------------------------------------------------
     @app.get(
@@ -282,21 +319,7 @@ def create_app(index: PaperIndex, encoder: Any, config: ServeConfig | None = Non
         fields: str | None = Query(None),
         from_: str = Query("recent", alias="from", description="Accepted for compatibility; the pool is the index"),
     ) -> Response:
-        check_limit(limit, config.max_recommendations)
-        check_ids([paper_id], "paper_id", 1)
-        sel = selection(fields, allow_score=True)
-
-        def run() -> dict[str, Any]:
-            row_id = index.resolve([paper_id])[0]
-            if row_id is None:
-                raise _not_found(paper_id)
-            vector = index.vectors(paper_format, [row_id]).get(row_id)
-            if vector is None:
-                raise _not_found(paper_id)
-            records, scores = neighbours(vector, limit, {row_id})
-            return {"recommendedPapers": render(records, sel, scores)}
-
-        return _json(await run_in_threadpool(run), config)
+        return Response(await for_paper_payload(paper_id, limit, fields), media_type="application/json")
 
     async def recommend(body: RecommendationRequest, limit: int, fields: str | None) -> Response:
         check_limit(limit, config.max_recommendations)
@@ -423,6 +446,17 @@ def create_app(index: PaperIndex, encoder: Any, config: ServeConfig | None = Non
                 ],
             },
             config,
+        )
+
+    if config.fast_path:
+        app.fast_path = FastPath(
+            guard,
+            {
+                "search": search_payload,
+                "paper": paper_payload,
+                "for_paper": for_paper_payload,
+            },
+            ApiError,
         )
 
     @app.get("/", include_in_schema=False)

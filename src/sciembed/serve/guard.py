@@ -65,40 +65,55 @@ async def _send_json(
     await send({"type": "http.response.body", "body": payload})
 
 
-class GuardMiddleware:
-    def __init__(self, app: Any, config: GuardConfig):
-        self.app = app
+class Guard:
+    """The API-key and rate-limit decision, with its token buckets: one per app, shared by the middleware and
+    the hand-written fast path (``fastpath.py``), so that both count against the same limits."""
+
+    def __init__(self, config: GuardConfig):
         self.config = config
         self.buckets = TokenBuckets()
 
-    def _is_public(self, path: str) -> bool:
-        return path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES)
+    def refusal(self, path: str, key: str | None, address: Any) -> tuple[int, dict, dict | None] | None:
+        """(status, JSON body, headers) of the 403 / 429 answer for this request, or None to let it through.
+
+        ``key``: its ``x-api-key`` header (the last one), ``address``: ASGI's ``scope["client"]``."""
+        if path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES):
+            return None
+        config = self.config
+        if config.api_keys:
+            if key is None or key not in config.api_keys:
+                return 403, FORBIDDEN, None
+            client = f"key:{key}"
+            rate = config.api_keys[key] or config.rate_limit
+        else:
+            client = f"addr:{(address or ('unknown', 0))[0]}"
+            rate = config.rate_limit
+        if rate:
+            wait = self.buckets.take(client, rate, config.burst or max(1.0, rate))
+            if wait > 0:
+                return 429, TOO_MANY, {"retry-after": str(max(1, math.ceil(wait)))}
+        return None
+
+
+async def send_refusal(send: Callable[..., Awaitable[None]], refusal: tuple[int, dict, dict | None]) -> None:
+    await _send_json(send, *refusal)
+
+
+class GuardMiddleware:
+    def __init__(self, app: Any, guard: Guard):
+        self.app = app
+        self.guard = guard
 
     async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
-        config = self.config
-        client = None
-        if not self._is_public(scope.get("path", "")):
-            key = headers.get("x-api-key")
-            if config.api_keys:
-                if key is None or key not in config.api_keys:
-                    await _send_json(send, 403, FORBIDDEN)
-                    return
-                client = f"key:{key}"
-                rate = config.api_keys[key] or config.rate_limit
-            else:
-                address = scope.get("client") or ("unknown", 0)
-                client = f"addr:{address[0]}"
-                rate = config.rate_limit
-            if rate:
-                burst = config.burst or max(1.0, rate)
-                wait = self.buckets.take(client, rate, burst)
-                if wait > 0:
-                    await _send_json(send, 429, TOO_MANY, {"retry-after": str(max(1, math.ceil(wait)))})
-                    return
+        config = self.guard.config
+        refusal = self.guard.refusal(scope.get("path", ""), headers.get("x-api-key"), scope.get("client"))
+        if refusal is not None:
+            await send_refusal(send, refusal)
+            return
         length = headers.get("content-length")
         if length is not None and (not length.isdigit() or int(length) > config.max_body_bytes):
             await _send_json(send, 413, {"error": f"request body larger than {config.max_body_bytes} bytes"})

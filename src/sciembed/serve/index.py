@@ -137,7 +137,7 @@ class PaperIndex:
         lock = _lock_writer(folder) if writable else None
         if writable:
             manifest = read_manifest(folder)  # re-read under the lock
-        store = PaperStore(folder / DATABASE)
+        store = PaperStore(folder / DATABASE, thread_reads=not writable)  # a reader: one connection per thread
         index = cls(folder, manifest, store, writable=writable, lock=lock)
         if writable:
             index._recover()
@@ -173,9 +173,10 @@ class PaperIndex:
             rows = path.stat().st_size // (4 * self.dimension) if path.exists() else 0
             if rows < needed:
                 raise RuntimeError(f"{path} holds {rows} rows, the index refers to row {needed - 1}")
-            units = np.memmap(path, dtype="<f4", mode="r", shape=(rows, self.dimension))
+            # a plain ndarray over the map: indexing a np.memmap builds memmap objects (a tenth of a ms per query)
+            units = np.asarray(np.memmap(path, dtype="<f4", mode="r", shape=(rows, self.dimension)))
             self._units[format] = units
-        return np.asarray(units[row_ids], dtype=np.float32)
+        return units[row_ids]
 
     def _write_units(self, format: str, row_ids: np.ndarray, vectors: np.ndarray) -> None:
         """Rows at their row ids' offsets (an add's row ids are consecutive); fsynced at commit."""
