@@ -99,6 +99,8 @@ evaluate() {  # base tag
 #                                                 distillation), contrastive adapters on top, candidates at
 #                                                 adapter scale 0.5 with delta scale 1.0 / 0.5
 #   scripts/gpu_generalise.sh eval-lora BASE TAG  evaluate BASE and the L-distill candidates only
+#   scripts/gpu_generalise.sh pack-lora TAG CAND  one candidate's weights (delta, adapters, heads) into $OUT in
+#                                                 15 MB parts, where the lora tar was too large to hold them
 # The mixture: $STAGE/$MIX (default mixture-v3) where staged, else $STAGE/mixture-v2. LORA_EXTRA=1: two more
 # candidates (full adapters; the delta alone at 0.5). LORA_ADAPTER_BUDGET (240): seconds after which stage 2
 # stops and saves (a safety net for the call's time; the log says so); LORA_ADAPTER_EPOCHS: fewer epochs;
@@ -153,10 +155,30 @@ lora() {  # base tag
       >> "$OUT/derive-lora.log" 2>&1
   fi
   tail -4 "$OUT/derive-lora.log"
-  # what comes back: deltas (fp16 factors), adapters, heads, configs and curves; not the merged bases
-  tar -cf "$OUT/$tag-lora-runs.tar" -C "$RUNS" --exclude='*/checkpoints' --exclude='model.safetensors' \
-    --exclude='tokenizer*' --exclude='vocab.txt' $(cd "$RUNS" && ls -d "$tag"-lora-distill*)
+  # what comes back: deltas (fp16 factors), adapters, heads, configs and curves; not the merged bases. A file
+  # comes back only up to 16 MiB: where the weights make it larger (MPNet: ~65 MB), the tar holds configs,
+  # logs and curves only, and `pack-lora TAG CANDIDATE` sends one candidate's weights in 15 MB parts.
+  local runs
+  runs=$(cd "$RUNS" && ls -d "$tag"-lora-distill*)
+  tar -cf "$OUT/$tag-lora-runs.tar" -C "$RUNS" "${LORA_TAR_EXCLUDES[@]}" $runs
+  if [ "$(stat -c %s "$OUT/$tag-lora-runs.tar")" -gt 15000000 ]; then
+    tar -cf "$OUT/$tag-lora-runs.tar" -C "$RUNS" "${LORA_TAR_EXCLUDES[@]}" --exclude='*.safetensors' $runs
+    echo "weights left out of $tag-lora-runs.tar (over 15 MB): scripts/gpu_generalise.sh pack-lora $tag CANDIDATE"
+  fi
   ls -la "$OUT"
+}
+
+# what a candidate needs to ship (scripts/gpu_generalise.sh pack-lora TAG CANDIDATE, e.g. pack-lora mpnet
+# mpnet-lora-distill-adapters-scale0.5): delta/, adapters/ (safetensors), heads/, configs, curves
+LORA_TAR_EXCLUDES=(--exclude='*/checkpoints' --exclude='model.safetensors' --exclude='tokenizer*'
+  --exclude='vocab.txt' --exclude='pytorch_adapter.bin')
+pack_lora() {  # tag candidate: the run folder $RUNS/CANDIDATE in parts of 15 MB ($OUT/CANDIDATE.tar.part0, 1 ...)
+  local tag=$1 name=$2
+  case $name in "$tag"-lora-distill*) ;; *) echo "pack-lora: $name is not a $tag-lora-distill run" >&2; return 2 ;; esac
+  [ -d "$RUNS/$name/model" ] || { echo "pack-lora: no $RUNS/$name/model" >&2; return 1; }
+  tar -cf - -C "$RUNS" "${LORA_TAR_EXCLUDES[@]}" "$name" | split -b 15000000 -d -a 1 - "$OUT/$name.tar.part"
+  ls -la "$OUT"
+  echo "join: cat $name.tar.part* | tar -xf -   then: sciembed train release --from $name/model --base-model BASE ..."
 }
 
 evaluate_lora() {  # base tag
@@ -174,5 +196,7 @@ case ${1:-} in
   eval) evaluate "$2" "$3" ;;
   lora) lora "$2" "$3" ;;
   eval-lora) evaluate_lora "$2" "$3" ;;
-  *) echo "usage: $0 stage DIR... | train BASE TAG | eval BASE TAG | lora BASE TAG | eval-lora BASE TAG" >&2; exit 2 ;;
+  pack-lora) pack_lora "$2" "$3" ;;
+  *) echo "usage: $0 stage DIR... | train BASE TAG | eval BASE TAG | lora BASE TAG | eval-lora BASE TAG" \
+       "| pack-lora TAG CANDIDATE" >&2; exit 2 ;;
 esac

@@ -122,7 +122,7 @@ def test_mpnet_run_ships_as_registry_base_plus_delta_plus_adapters(tmp_path, tri
     assert {"adapters", "delta", "heads", "sciembed.json", "README.md"} <= shipped
     assert "model.safetensors" not in shipped  # the base comes from the registry at load
     card = (release / "README.md").read_text()
-    assert card.count("# sciembed-mpnet") == 1 and "a tiny MPNet encoder (32 dimensions)" in card
+    assert card.count("# sciembed-mpnet") == 1 and "an encoder from tiny MPNet (32 dimensions)" in card
     assert "MiniLM" not in card.split("## Scores")[0]
     monkeypatch.setenv("SCIEMBED_MODELS", str(tmp_path / "models"))
     loaded = load_model("sciembed-mpnet", registry=registry)

@@ -22,7 +22,7 @@ tags: [scientific-documents, embeddings, specter2, adapters]
 ---
 # {name}
 
-Scientific-document embeddings in the style of SPECTER2: a {start} encoder ({dimension} dimensions) plus one
+Scientific-document embeddings in the style of SPECTER2: an encoder from {start} ({dimension} dimensions) plus one
 bottleneck adapter per task format: `proximity` ([PRX], the default, for similarity / recommendation),
 `classification` ([CLF]), `regression` ([RGN]) and `adhoc_query` ([QRY], short search queries; their
 candidates use `proximity`). Input: `title [SEP] abstract`; pooling and normalisation as in `sciembed.json`.
