@@ -105,7 +105,7 @@ evaluate() {  # base tag
 # candidates (full adapters; the delta alone at 0.5). LORA_ADAPTER_BUDGET (240): seconds after which stage 2
 # stops and saves (a safety net for the call's time; the log says so); LORA_ADAPTER_EPOCHS: fewer epochs;
 # LORA_ADAPTER_STEPS: stage 2's schedule laid out over this many steps (so that it ends, learning rate
-# decayed, inside the budget: MPNet runs ~1.4 steps/s, e.g. 380 for a 300 s budget). Stage 1 stops and
+# decayed, inside the budget: MPNet runs ~1.4 steps/s; its configs say 380, for a 300 s budget). Stage 1 stops and
 # saves at its config's time_budget_s where it has one (MPNet: 180 s), or at LORA_BASE_BUDGET seconds.
 # SMOKE=1: two (small) steps per training, a CPU rehearsal.
 lora_mixture() {
