@@ -124,6 +124,7 @@ def test_mpnet_run_ships_as_registry_base_plus_delta_plus_adapters(tmp_path, tri
     card = (release / "README.md").read_text()
     assert card.count("# sciembed-mpnet") == 1 and "an encoder from tiny MPNet (32 dimensions)" in card
     assert "MiniLM" not in card.split("## Scores")[0]
+    assert "low-rank delta over the frozen start: rank 16, alpha 32, on every" in card and "(12 linears" in card
     monkeypatch.setenv("SCIEMBED_MODELS", str(tmp_path / "models"))
     loaded = load_model("sciembed-mpnet", registry=registry)
     assert loaded.config.base_model == "tiny-mpnet" and loaded.config.name == "sciembed-mpnet"
@@ -139,3 +140,28 @@ def test_mpnet_run_ships_as_registry_base_plus_delta_plus_adapters(tmp_path, tri
     # ... which is the evaluated run up to the fp16 rounding of the staged base
     for fmt in ("proximity", "classification"):
         np.testing.assert_allclose(loaded.encode(papers, format=fmt), trained.encode(papers, format=fmt), atol=2e-3)
+
+
+def test_shipped_mpnet_release_is_compact_and_fits_all_mpnet_base_v2():
+    """models/sciembed-mpnet (once released) holds only what training changed, for the registry MPNet."""
+    folder = Path(__file__).resolve().parents[2] / "models" / "sciembed-mpnet"
+    if not (folder / "sciembed.json").is_file():
+        pytest.skip("models/sciembed-mpnet is not released yet (docs/TRAINING.md: L-distill on MPNet)")
+    check_mpnet_release(folder)
+
+
+def check_mpnet_release(folder: Path) -> None:
+    """What a sciembed-mpnet release folder must hold (also run on a rehearsal release by hand)."""
+    import json
+
+    size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+    assert size < 60e6 and not (folder / "model.safetensors").exists()  # issue 10: ~60 MB at most
+    config = json.loads((folder / "sciembed.json").read_text())
+    assert (config["name"], config["base_model"], config["delta"]) == ("sciembed-mpnet", "all-mpnet-base-v2", "delta")
+    delta = LowRankDelta.load(folder / "delta")
+    shapes = {name.split(".", 3)[3]: (b.shape[0], a.shape[1]) for name, (a, b) in delta.factors.items()}
+    assert set(shapes) <= MPNET_LINEARS and len(delta.factors) <= 12 * len(MPNET_LINEARS)
+    assert shapes.get("intermediate.dense", (3072, 768)) == (3072, 768)
+    assert all(s[1] in (768, 3072) and s[0] in (768, 3072) for s in shapes.values())
+    for fmt in config["formats"]:
+        assert json.loads((folder / "adapters" / fmt / "adapter_config.json").read_text())["hidden_size"] == 768

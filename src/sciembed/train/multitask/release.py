@@ -34,8 +34,7 @@ sciembed embed papers.jsonl out.parquet -m {name} -f classification
 
 ## Training
 1. Start: `sentence-transformers/{start}` (Apache-2.0).
-2. Stage 1 (base): SPECTER-style citation triplets mined from the ACL Anthology Network 2013 graph
-   (held-out evaluation citing papers excluded), triplet loss with margin 1.
+2. {stage1}
 3. Stage 2 (adapters, this release): base frozen; four Pfeiffer bottleneck adapters (reduction factor
    {reduction}) trained jointly with one head per task (dropout 0.2 + linear) on a mixed proportional
    mixture; total loss = sum of per-task means (CE, BCE-with-logits, MSE, triplet). Recipe:
@@ -65,6 +64,13 @@ computer-science categories: on biomedical (MeSH) and fields-of-study labels it 
 and below all-MiniLM-L6-v2, so for classification outside computer science try the `proximity`
 format as well. Weights are stored in fp16.
 """
+
+
+STAGE1_FULL = """Stage 1 (base): SPECTER-style citation triplets mined from the ACL Anthology Network 2013 graph
+   (held-out evaluation citing papers excluded), triplet loss with margin 1."""
+STAGE1_DELTA = """Stage 1 (base) as a low-rank delta over the frozen start: rank {rank}, alpha {alpha:g}, on every
+   attention and feed-forward linear ({linears} linears, {parameters:,} parameters), trained on citation
+   triplets (see the run's config); `delta/` holds the fp16 factors, merged into the base once at load."""
 
 
 FORMAT_NAMES = {
@@ -179,6 +185,16 @@ def check_release_rule(
 EMBEDDING_SETTINGS = ("max_length", "pooling", "normalize", "text_fields")
 
 
+def _stage1_text(model) -> str:
+    delta = model.delta
+    if delta is None:
+        return STAGE1_FULL
+    config = delta.config
+    return STAGE1_DELTA.format(
+        rank=config.rank, alpha=config.alpha, linears=len(delta.factors), parameters=delta.num_parameters
+    )
+
+
 def release_model(
     run_model: str | Path,
     target: str | Path,
@@ -253,6 +269,7 @@ def release_model(
             name=name,
             start=start,
             dimension=model.dimension,
+            stage1=_stage1_text(model),
             recipe=recipe,
             mixture=mixture,
             reduction=reduction,
