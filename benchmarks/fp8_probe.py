@@ -137,6 +137,31 @@ def probe(name: str, build, papers, args) -> list[dict]:
     return rows
 
 
+def plot(rows: list[dict], path: Path) -> None:
+    """Bars: end-to-end (best round) and GPU-only docs/s per variant, each labelled with its min cosine."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [r for r in rows if "error" not in r]
+    labels = [f"{r['model']}\n{r['variant']}" for r in rows]
+    x = np.arange(len(rows))
+    fig, ax = plt.subplots(figsize=(max(6, 1.3 * len(rows)), 4.5))
+    ends = [max(r["docs_per_s"]) if r["docs_per_s"] else 0 for r in rows]
+    ax.bar(x - 0.2, ends, 0.4, label="encode, end to end (best round)")
+    ax.bar(x + 0.2, [r["gpu_only_docs_per_s"] for r in rows], 0.4, label="packed forward, GPU only")
+    for i, r in enumerate(rows):
+        ax.annotate(f"cos {r['cos_min']:.4f}", (i, max(ends[i], r["gpu_only_docs_per_s"])), ha="center", va="bottom")
+    ax.axhline(10000, color="grey", linestyle="--", linewidth=1, label="goal 10,000 docs/s")
+    ax.set_xticks(x, labels, fontsize=8)
+    ax.set_ylabel("documents / s")
+    ax.set_title("FP8 and compilation on the packed path (min cosine to fp32 above the bars)")
+    ax.legend(fontsize=8, loc="upper left")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--arxiv", type=Path, required=True)
@@ -147,7 +172,11 @@ def main() -> None:
     parser.add_argument("--variants", default=",".join(VARIANTS))
     parser.add_argument("--models", default="bert-base,minilm")
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--replot", action="store_true", help="only redraw OUT/fp8_probe.png from OUT/fp8_probe.json")
     args = parser.parse_args()
+    if args.replot:
+        plot(json.loads((args.out / "fp8_probe.json").read_text())["rows"], args.out / "fp8_probe.png")
+        return
     papers = embed_speed.read_arxiv(args.arxiv, args.docs)
     embed_speed._MINILM_OVERRIDE = args.minilm
     rows = []
@@ -180,6 +209,7 @@ def main() -> None:
         )
     table = "\n".join(lines)
     (args.out / "fp8_probe.md").write_text(f"{json.dumps(meta)}\n\n{table}\n")
+    plot(rows, args.out / "fp8_probe.png")
     print(table)
 
 
