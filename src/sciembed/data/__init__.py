@@ -4,6 +4,7 @@ from .errors import InputFileError, InvalidRecordError
 from .readers import (
     ReadReport,
     detect_format,
+    has_at_least,
     iter_parsed,
     iter_raw_records,
     iter_records,
@@ -39,6 +40,7 @@ __all__ = [
     "as_item_list",
     "as_paper_list",
     "detect_format",
+    "has_at_least",
     "is_missing",
     "iter_parsed",
     "iter_raw_records",

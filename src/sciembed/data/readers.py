@@ -326,6 +326,32 @@ def iter_raw_records(path: str | Path) -> Iterator[tuple[int, Any]]:
     return records()
 
 
+def has_at_least(path: str | Path, count: int, chunk_bytes: int = 1 << 20) -> bool:
+    """Whether the file holds at least ``count`` records, for decisions that only change speed (such as
+    compiling the model for a large job): a Parquet file's row count, a JSON-lines file's lines
+    (read until ``count``; blank lines count), False for one JSON document."""
+    with open_input(check_input_path(path)) as (fmt, stream):
+        if fmt == "parquet":
+            import pyarrow.parquet as pq
+
+            try:
+                return pq.ParquetFile(str(path)).metadata.num_rows >= count
+            except (OSError, ValueError):  # compressed or damaged: the reader itself will say what is wrong
+                return False
+        if fmt != "jsonl":
+            return False
+        lines = 0
+        try:
+            while lines < count:
+                block = stream.read(chunk_bytes)
+                if not block:
+                    return False
+                lines += block.count(b"\n")
+        except GZIP_ERRORS:
+            return False
+        return True
+
+
 def _json_object(record: Any, _line: int) -> dict[str, Any]:
     if not isinstance(record, dict):
         raise ValueError(f"expected a JSON object, got {type(record).__name__}")

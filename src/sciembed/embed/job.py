@@ -5,11 +5,11 @@ from __future__ import annotations
 import itertools
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from ..data import Paper, ReadReport, read_papers
+from ..data import Paper, ReadReport, has_at_least, read_papers
 from ..data.progress import progress_bar
 from ..data.readers import check_input_path
 from ..engine import EncodeOptions
@@ -92,6 +92,7 @@ def embed_file(
     # fingerprint on CPU and GPU, and the one that `sciembed embed --ray` records.
     fingerprint = model.fingerprint
     model.place(options.device, options.dtype)
+    options = _job_compile(model, options, input_path, limit)
     job = {
         "input": _input_identity(input_path),
         "model": fingerprint,
@@ -130,6 +131,20 @@ def embed_file(
     finally:
         writer.close()
     return EmbedReport(output_path, rows=rows, chunks=chunks, resumed_chunks=writer.resumed_chunks, read=read)
+
+
+def _job_compile(model: Encoder, options: EncodeOptions, input_path: Path, limit: int | None) -> EncodeOptions:
+    """The automatic compile choice (``options.compile`` None) made once for the whole job by its
+    size, since each chunk alone is far below the size from which compiling pays."""
+    if options.compile is not None or getattr(model, "backend", "torch") != "torch":
+        return options
+    from ..engine.backends.torch import AUTO_COMPILE_MIN_DOCS, auto_compile
+
+    if limit is not None and limit < AUTO_COMPILE_MIN_DOCS:
+        return replace(options, compile=False)
+    if not auto_compile(model, options, AUTO_COMPILE_MIN_DOCS):  # no packed CUDA forward here
+        return replace(options, compile=False)
+    return replace(options, compile=has_at_least(input_path, AUTO_COMPILE_MIN_DOCS))
 
 
 def _check_finished_parts(writer: ResumableParquetWriter, metadata: EmbeddingMetadata) -> None:

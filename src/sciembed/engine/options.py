@@ -35,7 +35,10 @@ class EncodeOptions:
         this process's affinity; a worker that shares its host with others, e.g. one Ray actor per
         GPU, passes its share).
     packed: the unpadded forward (None: on CUDA in fp16/bf16 for BERT/RoBERTa bases).
-    compile: run the packed forward through ``torch.compile`` (~15 s once; pays for large jobs).
+    compile: run the packed forward through ``torch.compile`` (13-28 s once on an H200; ~+25 % for
+        BERT-base). None: automatic, on for calls (and ``embed_file`` jobs) of at least
+        ``AUTO_COMPILE_MIN_DOCS`` documents where the packed CUDA forward runs and Triton is
+        installed (see :func:`sciembed.engine.backends.torch.auto_compile`).
     fp8: the packed forward's matrix products in FP8 e4m3 (:mod:`sciembed.model.fp8`; GPUs of
         compute capability 8.9 or more, else ignored).
     progress: show a progress bar (None: for calls of at least ``PROGRESS_MIN_DOCS`` documents).
@@ -53,7 +56,7 @@ class EncodeOptions:
     tokenize_workers: int | None = None
     host_cores: int | None = None
     packed: bool | None = None
-    compile: bool = False
+    compile: bool | None = None
     fp8: bool = False
     progress: bool | None = None
 

@@ -12,7 +12,7 @@ import contextlib
 import time
 import warnings
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -179,6 +179,10 @@ def run_encode(
     adapter = encoder.adapter_for_format(format)  # a bad format fails before any thread starts
     if not papers:
         return EncodeResult(np.zeros((0, encoder.dimension), dtype=np.float32), 0.0, 0.0, 0, False)
+    if options.compile is None and _is_torch(encoder):  # the automatic choice, by this call's size
+        from .backends.torch import auto_compile  # torch only here: exported models never import it
+
+        options = replace(options, compile=auto_compile(encoder, options, len(papers)))
     runner = runner_for(encoder, adapter, options)
     plan = plan_batches(runner, len(papers), options, encoder)
     batches = host_batches(encoder, papers, runner, plan, options.fields)

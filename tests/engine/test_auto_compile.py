@@ -1,0 +1,68 @@
+"""The automatic compile choice: only for jobs large enough to pay for compiling, only where it can run."""
+
+import gzip
+import importlib.util
+import json
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from conftest import PAPERS, make_tiny_model
+
+from sciembed import EncodeOptions
+from sciembed.data import has_at_least
+from sciembed.embed.job import _job_compile, embed_file
+from sciembed.engine.backends.torch import AUTO_COMPILE_MIN_DOCS, auto_compile
+
+TRITON = importlib.util.find_spec("triton") is not None
+
+
+def _jsonl(path, rows: int, gz: bool = False):
+    opener = gzip.open if gz else open
+    with opener(path, "wt", encoding="utf-8") as handle:
+        for i in range(rows):
+            handle.write(json.dumps({"paper_id": f"p{i}", "title": f"title {i}"}) + "\n")
+    return path
+
+
+@pytest.mark.parametrize("gz", [False, True])
+def test_has_at_least_counts_json_lines(tmp_path, gz):
+    path = _jsonl(tmp_path / ("p.jsonl.gz" if gz else "p.jsonl"), 300, gz)
+    assert has_at_least(path, 300, chunk_bytes=64)
+    assert has_at_least(path, 10, chunk_bytes=64)
+    assert not has_at_least(path, 301, chunk_bytes=64)
+
+
+def test_has_at_least_reads_a_parquet_row_count_and_refuses_json_documents(tmp_path):
+    pq.write_table(pa.table({"paper_id": [f"p{i}" for i in range(50)], "title": ["t"] * 50}), tmp_path / "p.parquet")
+    assert has_at_least(tmp_path / "p.parquet", 50) and not has_at_least(tmp_path / "p.parquet", 51)
+    (tmp_path / "p.json").write_text(json.dumps([{"paper_id": "a", "title": "t"}] * 5))
+    assert not has_at_least(tmp_path / "p.json", 1)  # one document: never counted, never compiled
+
+
+def test_auto_compile_needs_a_large_job_and_the_packed_forward():
+    model = make_tiny_model()
+    packed = EncodeOptions(packed=True)
+    assert auto_compile(model, packed, AUTO_COMPILE_MIN_DOCS) is TRITON
+    assert not auto_compile(model, packed, AUTO_COMPILE_MIN_DOCS - 1)
+    assert not auto_compile(model, EncodeOptions(), AUTO_COMPILE_MIN_DOCS)  # fp32 on CPU: padded forward
+    assert auto_compile(model, EncodeOptions(compile=True), 1)  # asked: always
+    assert not auto_compile(model, EncodeOptions(packed=True, compile=False), 10**9)
+
+
+def test_embed_job_decides_once_by_the_input_size(tmp_path):
+    model = make_tiny_model()
+    small = _jsonl(tmp_path / "small.jsonl", 20)
+    packed = EncodeOptions(packed=True)
+    assert _job_compile(model, packed, small, None).compile is False
+    assert _job_compile(model, packed.but(compile=True), small, None).compile is True
+    assert _job_compile(model, EncodeOptions(), small, None).compile is False  # CPU fp32
+    assert _job_compile(model, packed, small, limit=5).compile is False
+
+
+def test_small_embed_job_does_not_compile(tmp_path):
+    model = make_tiny_model()
+    path = tmp_path / "papers.jsonl"
+    path.write_text("".join(json.dumps(p) + "\n" for p in PAPERS))
+    embed_file(model, path, tmp_path / "out.parquet", options=EncodeOptions(packed=True), show_progress=False)
+    assert not model.compiled
