@@ -35,7 +35,7 @@ import httpx
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
-from sciembed.serve.loadgen import corpus_sample, run_load  # noqa: E402
+from sciembed.serve.loadgen import corpus_sample, process_tree_cpu_s, run_load  # noqa: E402
 
 
 def free_port() -> int:
@@ -44,11 +44,15 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_server(index: Path, model: str | None, port: int, workers: int = 1) -> subprocess.Popen:
+def start_server(
+    index: Path, model: str | None, port: int, workers: int = 1, fast_path: bool = True
+) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
     command = [sys.executable, "-m", "sciembed", "serve", str(index), "--port", str(port), "--workers", str(workers)]
     if model:
         command += ["--model", model]
+    if not fast_path:
+        command += ["--no-fast-path"]
     server = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
@@ -67,17 +71,19 @@ def start_server(index: Path, model: str | None, port: int, workers: int = 1) ->
 def markdown(results: list[dict], meta: dict) -> str:
     lines = [
         f"Loopback load test, {meta['date']}, {meta['device']}; index {meta['index']} ({meta['papers']} papers, "
-        f"{meta['kind']}), {meta.get('workers', 1)} server worker(s); `{meta['command']}`",
+        f"{meta['kind']}), {meta.get('workers', 1)} server worker(s), "
+        f"fast path {'on' if meta.get('fast_path', True) else 'off'}; `{meta['command']}`",
         "",
         "| workload | clients | offered req/s | requests/s | p50 ms | p99 ms | errors | requests "
-        "| load average 1/5/15 min | client |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| server CPU ms/request | load average 1/5/15 min | client |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         offered = r.get("offered_rate") or "closed loop"
         lines.append(
             f"| {r['workload']} | {r['clients']} | {offered} | {r['requests_per_s']} | {r['p50_ms']} | {r['p99_ms']} | "
-            f"{r['errors']} | {r['requests']} | {' / '.join(str(x) for x in r['load_average'])} | {r['transport']} |"
+            f"{r['errors']} | {r['requests']} | {r.get('server_cpu_ms')} | "
+            f"{' / '.join(str(x) for x in r['load_average'])} | {r['transport']} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -94,15 +100,20 @@ def main() -> None:
     parser.add_argument("--rates", default="", help="also run open loop at these total requests/s (comma-separated)")
     parser.add_argument("--rate-workloads", default="search", help="the workloads of the open-loop runs")
     parser.add_argument("--transport", default="raw", choices=("raw", "httpx"), help="the load generator's client")
+    parser.add_argument("--no-fast-path", action="store_true", help="`sciembed serve --no-fast-path` (FastAPI only)")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
     args = parser.parse_args()
     ids, titles = corpus_sample(args.index, 5000, args.seed)
     port = free_port()
-    server = start_server(args.index, args.model, port, args.workers)
+    server = start_server(args.index, args.model, port, args.workers, fast_path=not args.no_fast_path)
     base = f"http://127.0.0.1:{port}"
     try:
         health = httpx.get(f"{base}/health").json()
-        common = dict(transport=args.transport, warm_every_connection=args.workers > 1)
+        common = dict(
+            transport=args.transport,
+            warm_every_connection=args.workers > 1,
+            server_cpu=lambda: process_tree_cpu_s(server.pid),
+        )
         loads = run_load(base, args.workloads.split(","), args.clients, args.seconds, ids, titles, args.seed, **common)
         for rate in [float(r) for r in args.rates.split(",") if r]:
             paced = args.rate_workloads.split(",")
@@ -118,6 +129,7 @@ def main() -> None:
         "papers": health["papers"],
         "kind": health["kind"],
         "workers": args.workers,
+        "fast_path": not args.no_fast_path,
         "command": "python " + " ".join(sys.argv),
     }
     args.out.mkdir(parents=True, exist_ok=True)

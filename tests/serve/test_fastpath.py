@@ -214,3 +214,19 @@ def test_the_schema_still_documents_the_fast_routes(clients):
         assert "get" in schema["paths"][path]
     names = {p["name"] for p in schema["paths"][SEARCH]["get"]["parameters"]}
     assert names == {"query", "offset", "limit", "fields", "year"}
+
+
+def test_serve_spec_switches_the_fast_path(index_folder, serve_model_folder):
+    """`sciembed serve --no-fast-path` (ServeSpec.fast_path, also across worker processes) serves FastAPI only."""
+    import gc
+
+    from sciembed.serve.workers import ServeSpec, build_app
+
+    for fast in (True, False):
+        spec = ServeSpec.from_json(ServeSpec(str(index_folder), str(serve_model_folder), fast_path=fast).to_json())
+        try:
+            app = build_app(spec)
+        finally:
+            gc.unfreeze()  # build_app freezes the server process's objects; not this test process's
+        assert (app.fast_path is not None) == fast
+        app.state.index.close()

@@ -8,6 +8,7 @@ so the numbers are lower than a separate server's. The full-size measurement is 
 
 from __future__ import annotations
 
+import os
 import time
 
 from servehelpers import (  # noqa: F401  (fixtures)
@@ -21,7 +22,7 @@ from servehelpers import (  # noqa: F401  (fixtures)
 
 from sciembed.serve import PaperIndex
 from sciembed.serve.app import create_app
-from sciembed.serve.loadgen import corpus_sample, run_load
+from sciembed.serve.loadgen import corpus_sample, process_tree_cpu_s, run_load
 
 CLIENTS = 32
 SECONDS = 2.0
@@ -51,6 +52,29 @@ def test_open_loop_sends_at_the_offered_rate(index_folder, tiny_encoder):
     """With a rate, requests go out on a schedule (not back to back): about rate x seconds of them."""
     ids, titles = corpus_sample(index_folder, N_PAPERS, seed=0)
     with PaperIndex.open(index_folder) as index, serving_in_thread(create_app(index, tiny_encoder)) as base:
-        (result,) = run_load(base, ("lookup",), 8, 1.5, ids, titles, report=None, rate=40.0)
+        meter = lambda: process_tree_cpu_s(os.getpid())  # noqa: E731  (the server is a thread of this process)
+        (result,) = run_load(base, ("lookup",), 8, 1.5, ids, titles, report=None, rate=40.0, server_cpu=meter)
     assert result.errors == 0 and result.offered_rate == 40.0
+    assert result.server_cpu_ms is not None and result.server_cpu_ms > 0  # server and clients here: both count
     assert 40 <= result.requests <= 40 * 1.5 + 8  # the schedule, plus the clients' last requests in flight
+
+
+def test_process_tree_cpu_counts_children():
+    """The server's CPU of benchmarks/serve_load.py: the process and its descendants (uvicorn's workers)."""
+    import subprocess
+    import sys
+
+    busy = "import time\nend = time.process_time() + 0.3\nwhile time.process_time() < end: pass\ntime.sleep(30)"
+    child = subprocess.Popen([sys.executable, "-c", busy])
+    try:
+        deadline = time.monotonic() + 20
+        own = process_tree_cpu_s(child.pid)
+        while own < 0.3 and time.monotonic() < deadline:  # the child burns 0.3 s, then sleeps
+            time.sleep(0.1)
+            own = process_tree_cpu_s(child.pid)
+        assert own >= 0.3
+        assert process_tree_cpu_s(os.getpid()) >= own  # the child is a descendant of this process
+    finally:
+        child.kill()
+        child.wait()
+    assert process_tree_cpu_s(child.pid) is None  # gone

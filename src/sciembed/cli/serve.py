@@ -39,6 +39,9 @@ def serve(
     workers: int = typer.Option(
         1, "--workers", min=1, help="Worker processes (each answers requests and embeds queries; rate limits split)."
     ),
+    fast_path: bool = typer.Option(
+        True, "--fast-path/--no-fast-path", help="Answer search and lookups without FastAPI's routing (same answers)."
+    ),
 ) -> None:
     """Serve paper lookup, search, recommendations, /embed and the search page."""
     try:
@@ -51,7 +54,7 @@ def serve(
         _fail(ValueError(f"{exc}; install the serve extra: pip install 'sciembed[serve]'"))
     try:
         keys = _parse_keys(api_key, api_keys_file)
-        spec = ServeSpec(str(index_folder), model, keys, rate_limit, device, workers)
+        spec = ServeSpec(str(index_folder), model, keys, rate_limit, device, workers, fast_path)
         application = None
         if workers == 1:
             application = build_app(spec)

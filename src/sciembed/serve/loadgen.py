@@ -45,6 +45,9 @@ class LoadResult:
     load_average: tuple[float, float, float] = (0.0, 0.0, 0.0)  # os.getloadavg() when the workload ended
     offered_rate: float | None = None  # requests/s asked for (open loop), None: back to back
     transport: str = "raw"
+    # CPU seconds the server's processes spent during the timed run, per request, in ms (None: not measured).
+    # On a shared machine it moves much less with the other jobs than latency does.
+    server_cpu_ms: float | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -55,6 +58,7 @@ class LoadResult:
             f"{self.errors} errors ({self.server_errors} 5xx), {self.requests} requests, {self.clients} clients, "
             f"{self.seconds:.1f} s, load average {self.load_average[0]:.1f}"
             + (f", offered {self.offered_rate:g} req/s" if self.offered_rate else "")
+            + (f", server CPU {self.server_cpu_ms:.2f} ms/request" if self.server_cpu_ms is not None else "")
         )
 
 
@@ -178,11 +182,13 @@ async def run_workload(
     rate: float | None = None,
     transport: str = "raw",
     warm_every_connection: bool = False,
+    server_cpu: Callable[[], float | None] | None = None,
 ) -> LoadResult:
     """``transport``: ``raw`` (:class:`RawConnection`, one per client) or ``httpx`` (one shared pool).
     ``warm_every_connection``: before a ``search`` run, every connection sends every pool query (each
     server worker process has its own query cache and keeps the connections it accepted); otherwise
-    each pool query is sent once."""
+    each pool query is sent once. ``server_cpu``: the server's CPU seconds so far (e.g.
+    :func:`process_tree_cpu_s`), read before and after the timed run."""
     import httpx
 
     make = request_maker(workload, ids, titles, random.Random(seed))
@@ -217,6 +223,7 @@ async def run_workload(
                         await send(slot, request)
 
             await asyncio.gather(*(warm(slot) for slot in range(clients)))
+        cpu_before = server_cpu() if server_cpu is not None else None
         stop = time.monotonic() + seconds
         began_at = time.perf_counter()
 
@@ -242,6 +249,7 @@ async def run_workload(
         began = time.monotonic()
         await asyncio.gather(*(worker(slot) for slot in range(clients)))
         elapsed = time.monotonic() - began
+        cpu_after = server_cpu() if server_cpu is not None else None
         for connection in connections:
             await connection.close()
     ms = np.asarray(latencies or [float("nan")]) * 1000
@@ -259,7 +267,38 @@ async def run_workload(
         load_average=tuple(round(x, 2) for x in os.getloadavg()),
         offered_rate=rate,
         transport=transport,
+        server_cpu_ms=(
+            round(1000 * (cpu_after - cpu_before) / max(1, len(latencies)), 3)
+            if cpu_before is not None and cpu_after is not None
+            else None
+        ),
     )
+
+
+def process_tree_cpu_s(pid: int) -> float | None:
+    """User + system CPU seconds of process ``pid`` and its descendants (e.g. uvicorn's supervisor and its
+    worker processes), from Linux's /proc; None where there is no /proc."""
+    parents: dict[int, int] = {}
+    ticks: dict[int, int] = {}
+    try:
+        entries = [e for e in os.listdir("/proc") if e.isdigit()]
+    except OSError:
+        return None
+    for entry in entries:
+        try:
+            with open(f"/proc/{entry}/stat") as handle:
+                fields = handle.read().rsplit(")", 1)[1].split()
+        except OSError:  # it ended meanwhile
+            continue
+        parents[int(entry)], ticks[int(entry)] = int(fields[1]), int(fields[11]) + int(fields[12])
+    if pid not in ticks:
+        return None
+    tree, frontier = {pid}, [pid]
+    while frontier:
+        children = [child for child, parent in parents.items() if parent in frontier and child not in tree]
+        tree.update(children)
+        frontier = children
+    return sum(ticks[p] for p in tree) / os.sysconf("SC_CLK_TCK")
 
 
 def run_load(
@@ -274,12 +313,15 @@ def run_load(
     rate: float | None = None,
     transport: str = "raw",
     warm_every_connection: bool = False,
+    server_cpu: Callable[[], float | None] | None = None,
 ) -> list[LoadResult]:
     """Each workload in turn; ``report`` gets each result's one-line summary as it finishes."""
     results = []
     for workload in workloads:
         result = asyncio.run(
-            run_workload(base, workload, clients, seconds, ids, titles, seed, rate, transport, warm_every_connection)
+            run_workload(
+                base, workload, clients, seconds, ids, titles, seed, rate, transport, warm_every_connection, server_cpu
+            )
         )
         if report is not None:
             report(result.line())

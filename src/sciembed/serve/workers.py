@@ -27,6 +27,7 @@ class ServeSpec:
     rate_limit: float | None = None
     device: str = "cpu"
     workers: int = 1
+    fast_path: bool = True  # ServeConfig.fast_path
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -52,7 +53,7 @@ def build_app(spec: ServeSpec) -> Any:
     encoder = load_model(spec.model or index.model.source)
     keys = {key: _share(rate, workers) for key, rate in spec.api_keys.items()}
     guard = GuardConfig(api_keys=keys, rate_limit=_share(spec.rate_limit, workers))
-    app = create_app(index, encoder, ServeConfig(guard=guard), device=spec.device)
+    app = create_app(index, encoder, ServeConfig(guard=guard, fast_path=spec.fast_path), device=spec.device)
     # The model, the index and the libraries are ~430k objects that live as long as the process. Python's
     # full (generation-2) collections traverse them all: 100-350 ms each on this machine, a pause of every
     # request in flight (the closed-loop p99). Frozen, the collector no longer looks at them.
