@@ -171,6 +171,11 @@ def load_model(
         folder = base_folder(registry_base, verify)
     elif name.lower() in SHIPPED_MODELS and shipped_model_path(name.lower()) is not None:
         folder = shipped_model_path(name.lower())
+    elif name.lower() in SHIPPED_MODELS and not Path(name).exists():
+        raise FileNotFoundError(
+            f"{name} is not in this checkout's models/ (nor $SCIEMBED_MODELS): it has not been released "
+            "(no candidate has passed the release rule yet; docs/TRAINING.md)"
+        )
     elif name.rstrip("/") in ("allenai/specter2", "specter2"):
         folder = _resolve_folder(SPECTER2_BASE)
         extra_adapters = {**SPECTER2_ADAPTERS, **extra_adapters}
