@@ -44,6 +44,14 @@ def exact_top(corpus: np.ndarray, query: np.ndarray, k: int) -> list[int]:
     return list(np.argsort(-(unit @ (query / np.linalg.norm(query))))[:k])
 
 
+def random_query_recall(index: PaperIndex, corpus: np.ndarray, rng: np.random.Generator) -> float:
+    """recall@10 of 100 random unit queries against exact search over the (unit) ``corpus``."""
+    queries = faiss_io.normalise(rng.normal(size=(100, corpus.shape[1])).astype(np.float32))
+    truth = np.argsort(-(corpus @ queries.T), axis=0)[:10].T
+    hits = index.search("proximity", queries, 10)
+    return float(np.mean([len({h.row_id for h in row} & set(t)) / 10 for row, t in zip(hits, truth, strict=True)]))
+
+
 def test_flat_index_is_exact_and_incremental(tmp_path):
     corpus = vectors(300)
     index = PaperIndex.create(tmp_path / "idx", INFO, formats=("proximity",), expected_size=300)
@@ -238,11 +246,7 @@ def test_calibration_raises_the_search_knob_until_recall_meets_the_target(tmp_pa
     index.close()
     reader = PaperIndex.open(folder)  # the chosen setting is what a server opens
     assert reader.manifest.params[knob] == calibration[knob]
-    queries = faiss_io.normalise(rng.normal(size=(100, 24)).astype(np.float32))
-    truth = np.argsort(-(corpus @ queries.T), axis=0)[:10].T
-    hits = reader.search("proximity", queries, 10)
-    recall = np.mean([len({h.row_id for h in row} & set(t)) / 10 for row, t in zip(hits, truth, strict=True)])
-    assert recall >= 0.9
+    assert random_query_recall(reader, corpus, rng) >= 0.9
     reader.close()
 
 
@@ -288,11 +292,7 @@ def test_held_out_queries_make_calibration_honest(tmp_path):
     calibration = index.manifest.params["calibration"]
     assert {"recall_at_10_indexed", "recall_at_10_held_out"} <= set(calibration)
     assert calibration["recall_at_10_held_out"] >= 0.95 + faiss_io.HELD_OUT_MARGIN or calibration["nprobe"] == 64
-    queries = faiss_io.normalise(rng.normal(size=(100, dim)).astype(np.float32))
-    truth = np.argsort(-(corpus @ queries.T), axis=0)[:10].T
-    hits = index.search("proximity", queries, 10)
-    recall = np.mean([len({h.row_id for h in row} & set(t)) / 10 for row, t in zip(hits, truth, strict=True)])
-    assert recall >= 0.93
+    assert random_query_recall(index, corpus, rng) >= 0.93
     index.close()
 
 

@@ -14,7 +14,8 @@ PROGRESS_MIN_DOCS = 2048
 
 @dataclass(frozen=True)
 class EncodeOptions:
-    """Settings of one ``encode`` call; none of them changes the embeddings beyond float rounding.
+    """Settings of one ``encode`` call; none of them changes the embeddings beyond float rounding, except
+    ``fp8`` (min cosine ~0.996 to fp32, docs/PERFORMANCE.md).
 
     batch_size: documents per batch (on CUDA the token budget ``max_tokens`` caps batches instead).
     max_tokens: token budget per batch (batch size x longest document, padding included; packed

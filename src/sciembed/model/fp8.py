@@ -2,9 +2,11 @@
 
 Each linear's weight is stored once in float8 e4m3 with one scale per output row; activations are
 quantised per token (row) on the fly, and ``torch._scaled_mm`` multiplies them on the FP8 tensor
-cores (twice the bf16 rate) with the scales, the bias and the bf16 output in its epilogue. e4m3
-keeps ~6 % relative precision at every magnitude within a row, so per-channel outliers (which ruin
-int8) cost little. Attention, LayerNorm, the adapters and pooling stay in bf16.
+cores (twice the bf16 rate) with the scales, the bias and the output (in the activations' dtype) in
+its epilogue. e4m3 keeps ~6 % relative precision at every magnitude within a row, so per-channel
+outliers (which ruin int8) cost little. Attention, LayerNorm, the adapters and pooling stay in the
+model's dtype. Measured on an H200 it is slower than the compiled fp16 forward and below the 0.999
+cosine guard, so it is an option (``EncodeOptions(fp8=True)``), not the default (docs/PERFORMANCE.md).
 """
 
 from __future__ import annotations
