@@ -103,7 +103,7 @@ def probe(name: str, build, papers, args) -> list[dict]:
     for variant in args.variants.split(","):
         dtype, products, mode = VARIANTS[variant]
         model.place("cuda", dtype)
-        model._compiled_hidden = None
+        model.uncompile_packed()
         if mode is not False:
             model.compile_packed(mode=mode)
         row = {"model": name, "variant": variant}

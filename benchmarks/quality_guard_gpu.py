@@ -12,7 +12,7 @@ The GPU machine has neither the lite data nor pytrec-eval, so the guard runs in 
 Step 3 feeds the GPU vectors to ``sciembed.evaluate`` through its embedding cache (under a separate
 fingerprint); a text without a GPU vector is an error, so every score comes from GPU embeddings.
 Writes ``guard-LABEL.md`` / ``.json``: per task the fp32 and GPU main scores and their difference,
-against the issue's limit (0.3 points).
+against the limit (``--limit``, 0.1 points: issue 16).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-LIMIT = 0.3
+LIMIT = 0.1  # issue 16: every sciembed-lite score within 0.1 point of fp32 (it was 0.3 before)
 
 
 def _lite(cache_dir: str | Path | None, wrapped, seen: dict | None = None) -> dict[str, dict]:
@@ -74,24 +74,43 @@ def collect(args: argparse.Namespace) -> None:
     print(f"{len(seen)} (format, text) pairs -> {args.out}")
 
 
+def _load_for_gpu(model: str, base_folder: Path | None):
+    """The model on a bare machine: ``base_folder`` stands in for its registry base (e.g. the same
+    weights stored in fp16, which the GPU path computes in anyway); its sha256 is taken as it is."""
+    from sciembed.train.stage1 import load_init_model  # loads a local folder on a bare machine too
+
+    if base_folder is None:
+        return load_init_model(model)
+    import dataclasses
+    import hashlib
+
+    from sciembed.model import load_model
+    from sciembed.model.bases import REGISTRY_BASES
+
+    sha = hashlib.sha256((base_folder / "model.safetensors").read_bytes()).hexdigest()
+    registry = [dataclasses.replace(b, folder=base_folder, sha256=sha) for b in REGISTRY_BASES]
+    return load_model(model, registry=registry)
+
+
 def embed(args: argparse.Namespace) -> None:
     from sciembed.engine import EncodeOptions
     from sciembed.engine.backends.torch import uses_packed
-    from sciembed.train.stage1 import load_init_model  # loads a local folder on a bare machine too
 
-    model = load_init_model(args.model).place(args.device, args.dtype)
+    model = _load_for_gpu(args.model, args.base_folder).place(args.device, args.dtype)
+    options = EncodeOptions(device=args.device, compile=True if args.compile else False)
     rows = [json.loads(line) for line in gzip.open(args.texts, "rt", encoding="utf-8")]
     out: dict[str, np.ndarray] = {}
     for fmt in sorted({r["format"] for r in rows}):
         texts = [r["text"] for r in rows if r["format"] == fmt]
         if model.texts(texts) != texts:
             raise ValueError("a recorded text does not pass through model.texts unchanged")
-        vectors = model.encode(texts, format=fmt, device=args.device)
+        vectors = model.encode(texts, format=fmt, options=options)
         out[f"{fmt}/vectors"] = vectors.astype(np.float32)
         out[f"{fmt}/texts"] = np.asarray(texts)
-        print(f"{fmt}: {len(texts)} texts, packed={uses_packed(model, EncodeOptions())}", flush=True)
+        print(f"{fmt}: {len(texts)} texts, packed={uses_packed(model, options)}", flush=True)
     args.out.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(args.out / f"vectors-{args.dtype}.npz", **out)
+    label = args.dtype + ("-compiled" if args.compile else "")
+    np.savez_compressed(args.out / f"vectors-{label}.npz", **out)
 
 
 def _score_vectors(model, groups: dict[str, tuple[list[str], np.ndarray]], tag: str) -> dict[str, dict]:
@@ -177,12 +196,12 @@ def score(args: argparse.Namespace) -> None:
                 "fp32": ref["score"],
                 "gpu": scores[task]["score"],
                 "diff": diff,
-                "within_limit": abs(diff) <= LIMIT,
+                "within_limit": abs(diff) <= args.limit,
                 "control_diffs": spread,
             }
         )
     head = (
-        f"| task | metric | CPU fp32 | GPU {args.label} | diff | within {LIMIT} "
+        f"| task | metric | CPU fp32 | GPU {args.label} | diff | within {args.limit} "
         "| same-size random perturbations: diffs |"
     )
     lines = [head, "|---|---|---|---|---|---|---|"]
@@ -218,6 +237,8 @@ def main() -> None:
     two.add_argument("--device", default="cuda")
     two.add_argument("--dtype", default="bf16", help="bf16 (the default GPU path) or fp16")
     two.add_argument("--out", type=Path, required=True)
+    two.add_argument("--base-folder", type=Path, default=None, help="a folder standing in for the registry base")
+    two.add_argument("--compile", action="store_true", help="the compiled packed path (automatic for 1M+ documents)")
     three = sub.add_parser("score")
     three.add_argument("--model", default="models/sciembed-minilm")
     three.add_argument("--guard", type=Path, default=REPO / "out" / "carry" / "guard")
@@ -226,6 +247,7 @@ def main() -> None:
     three.add_argument("--controls", type=int, default=3, help="random perturbations of the same size")
     three.add_argument("--label", default="bf16", help="what the GPU vectors are (column name, file suffix)")
     three.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "quality-gpu")
+    three.add_argument("--limit", type=float, default=LIMIT, help="largest allowed score change (points)")
     args = parser.parse_args()
     {"collect": collect, "embed": embed, "score": score}[args.step](args)
 

@@ -109,3 +109,25 @@ def test_killed_process_resumes_to_identical_file(tmp_path, tiny_model_folder):
     a, b = pq.read_table(tmp_path / "out.parquet"), pq.read_table(clean)
     assert a.num_rows == 300 and a.equals(b)
     assert a.column("paper_id").to_pylist() == [f"id{i}" for i in range(300)]
+
+
+def test_resume_with_fp8_switched_is_refused(tmp_path, tiny_model):
+    """FP8 products move vectors beyond rounding: a job begun without them must not finish with them."""
+    from sciembed.engine import EncodeOptions
+
+    src = write_papers(tmp_path / "p.jsonl", 30)
+    out = tmp_path / "out.parquet"
+    with pytest.raises(SimulatedCrash):
+        crashing = RecordingEncoder(tiny_model, fail_on=2, error=SimulatedCrash("killed"))
+        embed_file(crashing, src, out, chunk_size=10, show_progress=False)
+    manifest = json.loads((tmp_path / "out.parquet.parts" / "manifest.json").read_text())
+    assert "fp8" not in manifest  # off: not recorded, so jobs written before stay resumable
+    with pytest.raises(ValueError, match="unfinished job with other settings"):
+        embed_file(tiny_model, src, out, chunk_size=10, show_progress=False, options=EncodeOptions(fp8=True))
+    assert embed_file(tiny_model, src, out, chunk_size=10, show_progress=False).resumed_chunks == 1
+
+
+def test_uncompile_packed_restores_the_eager_forward(tiny_model):
+    tiny_model.compile_packed(backend="eager")
+    assert tiny_model.compiled
+    assert tiny_model.uncompile_packed() is tiny_model and not tiny_model.compiled

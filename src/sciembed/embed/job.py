@@ -105,6 +105,8 @@ def embed_file(
         "dtype": str(model.dtype),
         "device_type": model.device.type,
     }
+    if options.fp8:  # FP8 products move vectors beyond rounding: chunks with and without must not mix
+        job["fp8"] = True  # recorded only when on, so that jobs written before stay resumable
     metadata = metadata_for(model, fmt)
     writer = ResumableParquetWriter(output_path, job, metadata.schema_metadata(), inputs=[input_path])
     try:

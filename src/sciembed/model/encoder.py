@@ -182,6 +182,11 @@ class SciEmbedModel(EngineEncode, TextMixin, nn.Module):
         self._compiled_hidden = torch.compile(packed_hidden, dynamic=True, mode=mode, backend=backend)
         return self
 
+    def uncompile_packed(self) -> SciEmbedModel:
+        """Undo :meth:`compile_packed`: the packed forward runs eagerly again."""
+        self._compiled_hidden = None
+        return self
+
     def fp8_layers(self, products: tuple[str, ...] = FP8_PRODUCTS) -> tuple[Fp8Layer, ...]:
         """The base's matrix products (all, or ``products`` of each layer) in FP8 for the packed
         forward (:mod:`sciembed.model.fp8`), made once and remade whenever a weight changes or moves."""
