@@ -1,11 +1,12 @@
 """Where the embedding time goes on the GPU: producer alone, GPU alone, end to end, torch.profiler.
 
-    python benchmarks/profile_embed.py [--docs 20000] [--model bert-base|minilm] [--producer-only]
+    python benchmarks/profile_embed.py [--docs 20000] [--model bert-base|minilm] [--compile] [--producer-only]
 
 Prints: tokenisation and producer (tokenise + pack/collate + pin) seconds with the device idle; the
 forward loop alone on batches already on the device; encode() end to end for the padded and the
 packed paths and several token budgets; agreement with fp32; the top CUDA and CPU ops of a short
-packed run.
+packed run, and its CUDA kernel time by family (GEMM, attention, fused elementwise, ...); with
+``--compile`` the same for the compiled packed path.
 """
 
 from __future__ import annotations
@@ -79,6 +80,31 @@ def producer_only(model, papers) -> None:
             measure(label, lambda o=overlap: producer_seconds(model, papers, True, 65536, overlap=o, pin=pin))
 
 
+KERNEL_FAMILIES = (  # (family, substrings of CUDA kernel names), first match wins
+    ("GEMM (cuBLAS / CUTLASS)", ("gemm", "xmma", "cutlass", "sm90_", "sm80_", "ampere_", "cublas")),
+    ("attention (FlashAttention varlen)", ("flash", "fmha", "attn")),
+    ("fused elementwise (inductor Triton)", ("triton_",)),
+    ("LayerNorm", ("layer_norm", "layernorm")),
+    ("GELU", ("gelu",)),
+    ("copies, index, gather", ("copy", "index", "gather", "scatter", "memcpy", "memset", "cat")),
+    ("other elementwise / reductions", ("elementwise", "reduce", "vectorized", "unrolled")),
+)
+
+
+def kernel_families(prof) -> list[tuple[str, float, float]]:
+    """CUDA kernel time of a profile by family: (family, ms, share), largest first."""
+    totals: dict[str, float] = {}
+    for event in prof.key_averages():
+        us = float(getattr(event, "self_device_time_total", 0) or getattr(event, "self_cuda_time_total", 0) or 0)
+        if us <= 0:
+            continue
+        name = event.key.lower()
+        family = next((f for f, keys in KERNEL_FAMILIES if any(k in name for k in keys)), "other")
+        totals[family] = totals.get(family, 0.0) + us / 1000
+    whole = sum(totals.values()) or 1.0
+    return sorted(((f, ms, ms / whole) for f, ms in totals.items()), key=lambda r: -r[1])
+
+
 def main() -> None:
     from sciembed.engine import EncodeOptions
 
@@ -88,6 +114,7 @@ def main() -> None:
     parser.add_argument("--arxiv", type=Path, default=Path("out/carry/arxiv-sample.jsonl.gz"))
     parser.add_argument("--minilm", type=Path, default=Path("out/carry/minilm-fp16"))
     parser.add_argument("--dtype", default="fp16", choices=["fp16", "bf16"], help="GPU dtype (default: the default)")
+    parser.add_argument("--compile", action="store_true", help="profile the compiled packed path as well")
     parser.add_argument(
         "--producer-only", action="store_true", help="time text building, tokenisation and the producer only"
     )
@@ -141,11 +168,20 @@ def main() -> None:
 
     from torch.profiler import ProfilerActivity, profile
 
-    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
-        model.encode(papers[:4000], "proximity")
-        torch.cuda.synchronize()
-    print(prof.key_averages().table(sort_by="cuda_time_total", row_limit=18, max_name_column_width=60))
-    print(prof.key_averages().table(sort_by="cpu_time_total", row_limit=12, max_name_column_width=60))
+    variants = [("eager", EncodeOptions(compile=False))]
+    if args.compile:
+        variants.append(("compiled", EncodeOptions(compile=True)))
+    for label, options in variants:
+        model.encode(papers[:2048], "proximity", options=options)  # warm-up (compiles once)
+        with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+            model.encode(papers[:4000], "proximity", options=options)
+            torch.cuda.synchronize()
+        print(f"\n## {label}: CUDA kernel time by family (4,000 documents)")
+        print("| family | ms | share |\n|---|---|---|")
+        for family, ms, share in kernel_families(prof):
+            print(f"| {family} | {ms:.1f} | {share:.0%} |")
+        print(prof.key_averages().table(sort_by="cuda_time_total", row_limit=18, max_name_column_width=60))
+        print(prof.key_averages().table(sort_by="cpu_time_total", row_limit=12, max_name_column_width=60))
 
 
 if __name__ == "__main__":
