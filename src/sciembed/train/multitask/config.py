@@ -43,6 +43,7 @@ TASK_FORMATS: dict[str, tuple[str, str]] = {
 FORMAT_SYNONYMS = {"multi-label": "multi_label", "multilabel": "multi_label", "search": "adhoc_search"}
 LOSSES = ("ce", "bce", "mse", "triplet")
 MODES = ("adapters", "multitask")
+DISTILL_LOSS = "distill"  # the distillation term's name among the per-task losses (metrics.jsonl)
 
 
 @dataclass
@@ -109,6 +110,10 @@ class Stage2Config(LoopConfig):
         normalisation (as in stage 1); ``model``: the embedding as served (unit length when the
         model normalises, which squeezes the heads' logits and collapsed the space, docs/TRAINING.md).
       task_weights: loss weight per task name (overrides the task's own ``weight``).
+      distill_weight: ``adapters`` mode only: weight of a distillation term that keeps each adapted
+        embedding's direction close to the frozen base's own (no adapter) embedding of the same
+        sequence, ``1 - cosine``, summed over a task's roles and averaged over its sequences like the
+        task losses (stage 1's ``distill_weight`` scaling); logged as the ``distill`` loss; 0: off.
       save_dtype: dtype of the saved model weights (``fp32``, ``fp16``, ``bf16``; null: fp32).
       time_budget_s: stop training (and save the model) at the first step after this many seconds
         since the run began, loading and tokenising included (null: no limit; single process only).
@@ -130,6 +135,7 @@ class Stage2Config(LoopConfig):
     contrastive_scale: float = 20.0
     loss_embedding: str = "raw"
     task_weights: dict[str, float] = field(default_factory=dict)
+    distill_weight: float = 0.0
     save_dtype: str | None = None
     bucket_overhead_tokens: int = 2048
     time_budget_s: float | None = None
@@ -155,6 +161,14 @@ class Stage2Config(LoopConfig):
             raise ConfigError(f"task_weights names unknown tasks {unknown}; tasks: {names}")
         if self.loss_embedding not in LOSS_EMBEDDINGS:
             raise ConfigError(f"loss_embedding must be one of {LOSS_EMBEDDINGS}, got {self.loss_embedding!r}")
+        if self.distill_weight < 0:
+            raise ConfigError(f"distill_weight must be non-negative, got {self.distill_weight}")
+        if self.distill_weight > 0 and self.mode != "adapters":
+            raise ConfigError(
+                f"distill_weight needs mode 'adapters' (a frozen base to distil towards); mode is {self.mode!r}"
+            )
+        if self.distill_weight > 0 and DISTILL_LOSS in names:
+            raise ConfigError(f"a task may not be named {DISTILL_LOSS!r} when distill_weight is on (its loss's name)")
         if self.triplet_loss not in TRIPLET_LOSSES:
             raise ConfigError(f"triplet_loss must be one of {TRIPLET_LOSSES}, got {self.triplet_loss!r}")
         if self.contrastive_scale <= 0:

@@ -35,7 +35,7 @@ from ..distributed import barrier, cleanup, init_distributed
 from ..loop import StopTraining, Trainer, read_metrics, time_budget_hook
 from ..losses import triplet_objective
 from .buckets import BucketedPadded
-from .config import Stage2Config
+from .config import DISTILL_LOSS, Stage2Config
 from .data import MixedBatches, TaskExamples, load_all_examples
 from .heads import HeadConfig, TaskHead, head_loss, save_heads
 
@@ -151,7 +151,8 @@ class Stage2Module(nn.Module):
     """The encoder and the task heads: what the loop trains and DDP wraps.
 
     ``forward`` returns each task's weighted mean loss, computed entirely inside the call so that DDP
-    sees every parameter a step uses.
+    sees every parameter a step uses; with ``distill_weight`` > 0 also a ``distill`` entry (see
+    :meth:`drift`).
     """
 
     def __init__(
@@ -162,6 +163,7 @@ class Stage2Module(nn.Module):
         margin: float,
         triplet_loss: str = "margin",
         contrastive_scale: float = 20.0,
+        distill_weight: float = 0.0,
     ):
         super().__init__()
         self.encoder = encoder
@@ -170,6 +172,7 @@ class Stage2Module(nn.Module):
         self.margin = margin
         self.triplet_loss = triplet_loss
         self.contrastive_scale = contrastive_scale
+        self.distill_weight = distill_weight
 
     def embed(self, group: ForwardGroup) -> torch.Tensor:
         if isinstance(group.inputs, Packed):
@@ -185,13 +188,43 @@ class Stage2Module(nn.Module):
             group.inputs["input_ids"], group.inputs["attention_mask"], format=group.adapter, normalize=self.normalize
         )
 
+    def drift(self, group: ForwardGroup, adapted: torch.Tensor) -> torch.Tensor:
+        """The distillation term of one adapter's group: ``1 - cosine(adapted, base)`` per sequence,
+        averaged over each (task, role) part's sequences and summed over the parts.
+
+        ``base`` is the same sequences' embedding without any adapter; the base is frozen, so that is
+        the starting model's embedding. It runs in eval mode (no dropout: a clean target, as stage 1's
+        frozen teacher), without gradients. Scaling mirrors stage 1, whose per-triplet loss is the
+        triplet loss plus ``distill_weight`` times the sum of its 3 documents' drifts: here each task's
+        loss is a mean over its examples, so each task gets ``distill_weight`` times the sum over its
+        roles of the mean drift (3 roles for a triplet task, 1 for a head task), and weight 1.0 is as
+        strong against each task's loss as in stage 1. Task weights do not scale it (they weigh the
+        tasks' objectives, not how much of the start to keep).
+        """
+        was_training = self.encoder.training
+        self.encoder.eval()
+        try:
+            with torch.no_grad():
+                base = self.embed(dataclasses.replace(group, adapter=None)).float()
+        finally:
+            self.encoder.train(was_training)
+        per_sequence = 1.0 - nn.functional.cosine_similarity(adapted, base, dim=-1)
+        parts = per_sequence.split([count for _, _, count in group.parts])
+        return torch.stack([part.mean() for part in parts]).sum()
+
     def forward(self, step: StepInputs) -> dict[str, torch.Tensor]:
         embedded: dict[tuple[str, str], torch.Tensor] = {}
+        drifts: list[torch.Tensor] = []
         for group in step.groups:
-            vectors = self.embed(group).float().split([count for _, _, count in group.parts])
+            adapted = self.embed(group).float()
+            if self.distill_weight > 0 and group.adapter is not None:
+                drifts.append(self.drift(group, adapted))
+            vectors = adapted.split([count for _, _, count in group.parts])
             for (task, role, _), chunk in zip(group.parts, vectors, strict=True):
                 embedded[(task, role)] = chunk
         losses: dict[str, torch.Tensor] = {}
+        if drifts:
+            losses[DISTILL_LOSS] = self.distill_weight * torch.stack(drifts).sum()
         for task, kind in step.losses.items():
             if kind == "triplet":
                 query, pos, neg = (embedded[(task, role)] for role in ("query", "pos", "neg"))
@@ -225,7 +258,13 @@ class Stage2Task:
         heads = build_heads(examples, model.hidden_size, config.head_dropout)
         normalize = False if config.loss_embedding == "raw" else None
         self.module = Stage2Module(
-            model, heads, normalize, config.triplet_margin, config.triplet_loss, config.contrastive_scale
+            model,
+            heads,
+            normalize,
+            config.triplet_margin,
+            config.triplet_loss,
+            config.contrastive_scale,
+            config.distill_weight,
         )
         self.packed = device.type == "cuda" and supports_packed(model.base)
         self.pin = config.pin_memory and device.type == "cuda"
