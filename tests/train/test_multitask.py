@@ -384,14 +384,15 @@ def test_train_adapters_command_with_overrides(tmp_path):
 
 def test_adapters_train_under_ddp_with_two_gloo_processes(tmp_path):
     """Two CPU processes (gloo): the run finishes, every rank ends with the same adapters, the base
-    stays bitwise frozen, and rank 0 writes the model (tasks absent from a shard leave heads idle)."""
+    stays bitwise frozen, and rank 0 writes the model (tasks absent from a shard leave heads idle).
+    With the distillation term on: its no-grad, eval-mode base forward runs inside DDP's forward."""
     import os
     import subprocess
     import sys
 
     from sciembed.model import save_model
 
-    config = make_config(tmp_path, max_steps=3, batch_size=8)
+    config = make_config(tmp_path, max_steps=3, batch_size=8, distill_weight=1.0)
     data = config.to_dict()
     data.pop("root")
     data["root"] = str(tmp_path)
@@ -415,6 +416,8 @@ def test_adapters_train_under_ddp_with_two_gloo_processes(tmp_path):
         assert torch.equal(ranks[0]["state"][f"base.{name}"], value), name
     assert (tmp_path / "run" / "model" / "sciembed.json").is_file()
     assert sorted(load_heads(tmp_path / "run" / "model")) == ["clf", "ml", "reg"]
+    logged = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert all(r["task_losses"]["distill"] > 0 for r in logged if r["kind"] == "train")
 
 
 def test_contrastive_triplet_loss_in_stage2(tmp_path):
