@@ -4,10 +4,10 @@ The GPU machine has neither the lite data nor pytrec-eval, so the guard runs in 
 
     # 1. CPU: score the model in fp32 and record every text each task embeds (and in which format)
     python benchmarks/quality_guard_gpu.py collect --model models/sciembed-minilm --out out/carry/guard
-    # 2. GPU: embed those texts with the fast path (bf16, packed; --dtype fp16) -> vectors-bf16.npz
+    # 2. GPU: embed those texts with the fast path (bf16, packed; --dtype fp16) -> vectors-bf16-*.npz
     python benchmarks/quality_guard_gpu.py embed --texts out/carry/guard/texts.jsonl.gz --out $OUT
     # 3. CPU: score the GPU vectors with the same tasks and compare
-    python benchmarks/quality_guard_gpu.py score --guard out/carry/guard --vectors vectors-bf16.npz
+    python benchmarks/quality_guard_gpu.py score --guard out/carry/guard --vectors vectors-bf16-*.npz
 
 Step 3 feeds the GPU vectors to ``sciembed.evaluate`` through its embedding cache (under a separate
 fingerprint); a text without a GPU vector is an error, so every score comes from GPU embeddings.
@@ -99,18 +99,21 @@ def embed(args: argparse.Namespace) -> None:
     model = _load_for_gpu(args.model, args.base_folder).place(args.device, args.dtype)
     options = EncodeOptions(device=args.device, compile=True if args.compile else False)
     rows = [json.loads(line) for line in gzip.open(args.texts, "rt", encoding="utf-8")]
-    out: dict[str, np.ndarray] = {}
+    args.out.mkdir(parents=True, exist_ok=True)
+    label = args.dtype + ("-compiled" if args.compile else "")
     for fmt in sorted({r["format"] for r in rows}):
         texts = [r["text"] for r in rows if r["format"] == fmt]
         if model.texts(texts) != texts:
             raise ValueError("a recorded text does not pass through model.texts unchanged")
-        vectors = model.encode(texts, format=fmt, options=options)
-        out[f"{fmt}/vectors"] = vectors.astype(np.float32)
-        out[f"{fmt}/texts"] = np.asarray(texts)
+        vectors = model.encode(texts, format=fmt, options=options).astype(np.float32)
         print(f"{fmt}: {len(texts)} texts, packed={uses_packed(model, options)}", flush=True)
-    args.out.mkdir(parents=True, exist_ok=True)
-    label = args.dtype + ("-compiled" if args.compile else "")
-    np.savez_compressed(args.out / f"vectors-{label}.npz", **out)
+        # files of at most --per-file vectors: what comes back from the GPU machine is limited per file
+        for part, start in enumerate(range(0, len(texts), args.per_file)):
+            chunk = slice(start, start + args.per_file)
+            np.savez_compressed(
+                args.out / f"vectors-{label}-{fmt}-{part}.npz",
+                **{f"{fmt}/vectors": vectors[chunk], f"{fmt}/texts": np.asarray(texts[chunk])},
+            )
 
 
 def _score_vectors(model, groups: dict[str, tuple[list[str], np.ndarray]], tag: str) -> dict[str, dict]:
@@ -140,10 +143,18 @@ def _score_vectors(model, groups: dict[str, tuple[list[str], np.ndarray]], tag: 
         return _lite(root, given)
 
 
-def _gpu_groups(path: Path) -> dict[str, tuple[list[str], np.ndarray]]:
-    data = np.load(path, allow_pickle=False)
-    formats = [k[: -len("/vectors")] for k in data.files if k.endswith("/vectors")]
-    return {f: ([str(t) for t in data[f"{f}/texts"]], data[f"{f}/vectors"]) for f in formats}
+def _gpu_groups(paths: list[Path]) -> dict[str, tuple[list[str], np.ndarray]]:
+    """format -> (texts, vectors) over every given file (``embed`` writes one file per format and part)."""
+    texts: dict[str, list[str]] = {}
+    vectors: dict[str, list[np.ndarray]] = {}
+    for path in paths:
+        data = np.load(path, allow_pickle=False)
+        for key in data.files:
+            if key.endswith("/vectors"):
+                fmt = key[: -len("/vectors")]
+                texts.setdefault(fmt, []).extend(str(t) for t in data[f"{fmt}/texts"])
+                vectors.setdefault(fmt, []).append(data[key])
+    return {f: (texts[f], np.concatenate(vectors[f])) for f in texts}
 
 
 def _fp32_groups(model, cache_dir: str, texts_by_format: dict[str, list[str]]):
@@ -238,11 +249,12 @@ def main() -> None:
     two.add_argument("--dtype", default="bf16", help="bf16 (the default GPU path) or fp16")
     two.add_argument("--out", type=Path, required=True)
     two.add_argument("--base-folder", type=Path, default=None, help="a folder standing in for the registry base")
+    two.add_argument("--per-file", type=int, default=6000, help="vectors per npz file (returned files are limited)")
     two.add_argument("--compile", action="store_true", help="the compiled packed path (automatic for 1M+ documents)")
     three = sub.add_parser("score")
     three.add_argument("--model", default="models/sciembed-minilm")
     three.add_argument("--guard", type=Path, default=REPO / "out" / "carry" / "guard")
-    three.add_argument("--vectors", type=Path, required=True)
+    three.add_argument("--vectors", type=Path, nargs="+", required=True, help="the npz files `embed` wrote")
     three.add_argument("--cache-dir", default=str(REPO / ".cache" / "embeddings"), help="fp32 embedding cache")
     three.add_argument("--controls", type=int, default=3, help="random perturbations of the same size")
     three.add_argument("--label", default="bf16", help="what the GPU vectors are (column name, file suffix)")
