@@ -81,7 +81,7 @@ def producer_only(model, papers) -> None:
 
 
 KERNEL_FAMILIES = (  # (family, substrings of CUDA kernel names), first match wins
-    ("GEMM (cuBLAS / CUTLASS)", ("gemm", "xmma", "cutlass", "sm90_", "sm80_", "ampere_", "cublas")),
+    ("GEMM (cuBLAS / CUTLASS)", ("gemm", "nvjet", "xmma", "cutlass", "sm90_", "sm80_", "ampere_", "cublas")),
     ("attention (FlashAttention varlen)", ("flash", "fmha", "attn")),
     ("fused elementwise (inductor Triton)", ("triton_",)),
     ("LayerNorm", ("layer_norm", "layernorm")),
@@ -95,10 +95,13 @@ def kernel_families(prof) -> list[tuple[str, float, float]]:
     """CUDA kernel time of a profile by family: (family, ms, share), largest first."""
     totals: dict[str, float] = {}
     for event in prof.key_averages():
-        us = float(getattr(event, "self_device_time_total", 0) or getattr(event, "self_cuda_time_total", 0) or 0)
-        if us <= 0:
+        # kernels only: the aten ops above them report the same device time again
+        if "cuda" not in str(getattr(event, "device_type", "")).lower():
             continue
+        us = float(getattr(event, "self_device_time_total", 0) or getattr(event, "self_cuda_time_total", 0) or 0)
         name = event.key.lower()
+        if us <= 0 or "command buffer" in name:  # a CUPTI marker, not a kernel
+            continue
         family = next((f for f, keys in KERNEL_FAMILIES if any(k in name for k in keys)), "other")
         totals[family] = totals.get(family, 0.0) + us / 1000
     whole = sum(totals.values()) or 1.0
