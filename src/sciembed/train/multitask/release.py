@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ...evaluate.benchmark import read_results
 from ...evaluate.bootstrap import N_BOOT, SEED, compare_models
-from ...evaluate.results import Interval, ModelResult
+from ...evaluate.results import Comparison, Interval, ModelResult
 from ...model import load_model, save_model
 from ...model.bases import REGISTRY_BASES, RegistryBase, find_base
 from .heads import HEADS_DIR
@@ -164,19 +164,28 @@ def check_release_rule(
                 )
     pair = replace(suite, models=[entries["base"], entries["candidate"]], comparisons=None)
     comparison = compare_models(pair, entries["base"].name, [entries["candidate"].name], n_boot, seed)
-    differences = comparison.models[entries["candidate"].name]
+    try:
+        return release_check(comparison, entries["candidate"].name)
+    except ValueError as exc:
+        raise ValueError(f"{results}: {exc}") from None
+
+
+def release_check(comparison: Comparison, candidate: str) -> ReleaseCheck:
+    """The rule on ``candidate``'s paired-bootstrap differences vs ``comparison.reference`` (the model
+    training started from), e.g. the ``comparisons`` a ``sciembed evaluate`` run stored."""
+    differences = comparison.models[candidate]
     out = differences.average("out_of_training")
     if out is None:
-        raise ValueError(f"{results}: no out-of-training task; the rule cannot be applied")
+        raise ValueError("no out-of-training task; the rule cannot be applied")
     formats = {fmt: iv for fmt in FORMAT_NAMES if (iv := differences.average(f"out_of_training/{fmt}")) is not None}
     return ReleaseCheck(
-        base=entries["base"].name,
-        candidate=entries["candidate"].name,
+        base=comparison.reference,
+        candidate=candidate,
         out_of_training=out,
         formats=formats,
         in_training=differences.average("in_training"),
         overall=differences.average("overall"),
-        n_boot=n_boot,
+        n_boot=comparison.n_boot,
         confidence=comparison.confidence,
     )
 
