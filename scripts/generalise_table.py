@@ -362,6 +362,16 @@ def start_markdown(table: StartTable) -> str:
     return "\n".join(lines) + "\n"
 
 
+def unlisted_results(manifest: Manifest) -> list[Path]:
+    """``results-*.json[.gz]`` files next to the listed ones that the manifest leaves out."""
+    listed = {r.file.resolve() for r in manifest.runs}
+    folders = dict.fromkeys(r.file.parent for r in manifest.runs)
+    found = {
+        p.resolve(): p for f in folders for pattern in ("results-*.json", "results-*.json.gz") for p in f.glob(pattern)
+    }
+    return sorted(p for key, p in found.items() if key not in listed)
+
+
 def _shown(path: Path) -> str:
     """``path`` relative to the repository when it is inside it."""
     try:
@@ -378,7 +388,7 @@ def markdown(tables: Sequence[StartTable], manifest: Manifest, command: str, cha
         "",
         f"`{command}` from the `sciembed evaluate` results in {folders}: {files} (GPU runs on one H200; "
         f"model names are the GPU machine's paths) and the manifest `{_shown(manifest.path)}` (which model "
-        "is which candidate). "
+        "is which candidate; a new round: list its file there and re-run the command). "
         "R*n*: the round of docs/TRAINING.md. Release rule (`sciembed train release --check`): against the "
         "start, out-of-training average above noise and no format's out-of-training average lower beyond "
         "noise.",
@@ -386,6 +396,10 @@ def markdown(tables: Sequence[StartTable], manifest: Manifest, command: str, cha
         f"![out-of-training difference vs the start, every candidate]({chart_link})",
         "",
     ]
+    unlisted = unlisted_results(manifest)
+    if unlisted:
+        names = ", ".join(f"`{_shown(p)}`" for p in unlisted)
+        head += [f"**Not in these tables** (results files that the manifest does not list): {names}.", ""]
     return "\n".join(head) + "\n" + "\n".join(start_markdown(t) for t in tables)
 
 
@@ -487,6 +501,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    for path in unlisted_results(load_manifest(args.manifest)):
+        print(f"warning: {path} is not in the manifest, so not in the tables", file=sys.stderr)
     print(f"wrote {md} and {png}")
     return 0
 

@@ -70,7 +70,7 @@ def _row(text: str, first: str) -> list[str]:
     raise AssertionError(f"no row {first!r}")
 
 
-def test_table_holds_the_runs_scores_differences_and_verdicts(results, tmp_path):
+def test_table_holds_the_runs_scores_differences_and_verdicts(results, tmp_path, capsys):
     folder = tmp_path / "gen"
     folder.mkdir()
     shutil.copy(results, folder / "a.json")
@@ -110,6 +110,12 @@ def test_table_holds_the_runs_scores_differences_and_verdicts(results, tmp_path)
     assert all(v.startswith("passes" if rule.passed else "**refused**") for v in verdicts)
     assert _row(text, "shipped") == ["v9", "-"]
     assert "identical in every results file" in text and "Note:" not in text
+    assert "Not in these tables" not in text
+
+    shutil.copy(results, folder / "results-new.json")  # a new round's file, not yet in the manifest
+    assert _script().main(["--manifest", str(manifest), "--out", str(folder / "all")]) == 0
+    assert "(results files that the manifest does not list): `" in (folder / "all.md").read_text()
+    assert "results-new.json is not in the manifest" in capsys.readouterr().err
 
 
 def test_a_start_that_differs_between_files_is_reported_and_missing_comparisons_are_computed(results, tmp_path):
