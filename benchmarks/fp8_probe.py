@@ -14,6 +14,7 @@ writes JSON.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 import time
@@ -42,7 +43,27 @@ VARIANTS = {  # name: (dtype, FP8 products (None: none), torch.compile mode (Fal
     "fp16+compile": ("fp16", None, None),
     "bf16+fp8+compile": ("bf16", FP8_PRODUCTS, None),
     "fp16+compile-autotune": ("fp16", None, "max-autotune-no-cudagraphs"),
+    # the FFN's bias + GELU in cuBLASLt's GEMM epilogue (tanh-approximate GELU on CUDA: it must pass
+    # the cosine guard), eager and compiled: the next lever after the late-round profile
+    "fp16+gelu-epilogue": ("fp16", None, False),
+    "fp16+gelu-epilogue+compile": ("fp16", None, None),
 }
+
+
+def _gelu_epilogue(dense: torch.nn.Linear, hidden: torch.Tensor) -> torch.Tensor:
+    return torch._addmm_activation(dense.bias, hidden, dense.weight.t(), use_gelu=True)
+
+
+def gelu_epilogue(model, on: bool) -> None:
+    """Each layer's ``intermediate`` (dense, then GELU) as one GEMM with a bias + GELU epilogue, or back."""
+    for layer in model.base.encoder.layer:
+        block = layer.intermediate
+        if on:
+            if getattr(model.base.config, "hidden_act", None) != "gelu":
+                raise ValueError(f"the GELU epilogue needs hidden_act 'gelu', not {model.base.config.hidden_act!r}")
+            block.forward = functools.partial(_gelu_epilogue, block.dense)
+        elif "forward" in vars(block):
+            del block.forward  # the class's forward again
 
 
 def device_batches(model, papers, max_tokens: int = 65536):
@@ -104,6 +125,7 @@ def probe(name: str, build, papers, args) -> list[dict]:
         dtype, products, mode = VARIANTS[variant]
         model.place("cuda", dtype)
         model.uncompile_packed()
+        gelu_epilogue(model, "gelu-epilogue" in variant)
         if mode is not False:
             model.compile_packed(mode=mode)
         row = {"model": name, "variant": variant}
@@ -132,6 +154,7 @@ def probe(name: str, build, papers, args) -> list[dict]:
             row["error"] = f"{type(exc).__name__}: {str(exc)[:300]}"
         print(json.dumps(row), flush=True)
         rows.append(row)
+    gelu_epilogue(model, False)
     del model
     torch.cuda.empty_cache()
     return rows
