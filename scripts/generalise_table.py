@@ -19,7 +19,6 @@ report step (no measurement of its own, unlike benchmarks/).
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
 import math
 import os
@@ -29,6 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sciembed.data.atomic import atomic_write_bytes
+from sciembed.evaluate.benchmark import read_results
 from sciembed.evaluate.bootstrap import compare_models, group_members
 from sciembed.evaluate.results import Comparison, Interval, ModelComparison, SuiteResult
 from sciembed.train.multitask.release import ReleaseCheck, release_check
@@ -128,11 +129,9 @@ def load_manifest(path: Path) -> Manifest:
 
 def read_suite(path: Path) -> SuiteResult:
     """A ``results.json`` written by ``sciembed evaluate``, plain or gzip-compressed."""
-    opener = gzip.open if path.name.endswith(".gz") else open
     try:
-        with opener(path, "rt", encoding="utf-8") as handle:
-            return SuiteResult.from_json(json.load(handle))
-    except (OSError, json.JSONDecodeError, KeyError) as exc:
+        return read_results(path)
+    except (OSError, EOFError, json.JSONDecodeError, KeyError) as exc:
         raise ValueError(
             f"{path}: not a readable sciembed evaluate results file ({type(exc).__name__}: {exc})"
         ) from None
@@ -459,12 +458,6 @@ def chart(tables: Sequence[StartTable], path: Path) -> None:
     tmp.replace(path)
 
 
-def _replace_atomically(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
-
-
 def update_docs(docs: Path, section: str) -> None:
     """Put ``section`` between the docs file's markers (which must be there, once, in this order)."""
     text = docs.read_text()
@@ -472,7 +465,7 @@ def update_docs(docs: Path, section: str) -> None:
     _, sep2, tail = rest.partition(DOCS_END)
     if not sep or not sep2 or DOCS_BEGIN in tail:
         raise ValueError(f"{docs}: needs one line {DOCS_BEGIN!r} and, after it, one line {DOCS_END!r}")
-    _replace_atomically(docs, head + DOCS_BEGIN + "\n" + section + "\n" + DOCS_END + tail)
+    atomic_write_bytes(docs, (head + DOCS_BEGIN + "\n" + section + "\n" + DOCS_END + tail).encode())
 
 
 def write(manifest_path: Path, out: Path, command: str, docs: Path | None = None) -> tuple[Path, Path]:
@@ -481,7 +474,7 @@ def write(manifest_path: Path, out: Path, command: str, docs: Path | None = None
     out.parent.mkdir(parents=True, exist_ok=True)
     md, png = out.with_name(out.name + ".md"), out.with_name(out.name + ".png")
     chart(tables, png)
-    _replace_atomically(md, markdown(tables, manifest, command, png.name))
+    atomic_write_bytes(md, markdown(tables, manifest, command, png.name).encode())
     if docs is not None:
         link = Path(os.path.relpath(png.resolve(), docs.resolve().parent)).as_posix()
         update_docs(docs, markdown(tables, manifest, command, link))

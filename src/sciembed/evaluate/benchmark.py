@@ -10,6 +10,7 @@ the other tasks still run.
 
 from __future__ import annotations
 
+import gzip
 import json
 import math
 import os
@@ -579,8 +580,11 @@ def _json_default(value: Any) -> Any:
 
 
 def read_results(path: str | Path) -> SuiteResult:
-    """A ``results.json`` (of this or an older version) as a :class:`SuiteResult`."""
-    return SuiteResult.from_json(json.loads(Path(path).read_text()))
+    """A ``results.json`` (of this or an older version; ``.gz``: gzip-compressed, as results are kept
+    in benchmarks/results/) as a :class:`SuiteResult`."""
+    path = Path(path)
+    raw = gzip.decompress(path.read_bytes()) if path.name.endswith(".gz") else path.read_bytes()
+    return SuiteResult.from_json(json.loads(raw))
 
 
 def write_reports(report: SuiteResult, output_dir: str | Path) -> dict[str, Path]:
