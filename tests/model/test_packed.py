@@ -122,3 +122,31 @@ def test_compile_failure_falls_back_to_eager_with_a_warning():
         plain, packed = _encode_both(model, MANY, "proximity")
     assert not model.compiled
     np.testing.assert_allclose(packed, plain, atol=2e-5, rtol=1e-4)
+
+
+def test_gelu_epilogue_matches_the_modules_and_applies_only_to_gpu_inference():
+    from sciembed.model.packed import gelu_epilogue_applies, gelu_epilogue_forward, intermediate_forward
+
+    model = make_tiny_model()
+    block = model.base.encoder.layer[0].intermediate
+    hidden = torch.randn(37, block.dense.in_features)
+    with torch.no_grad():
+        expected = block(hidden)
+        # the one-GEMM form (bias and GELU in the epilogue) computes the same function as dense + GELU
+        assert torch.allclose(gelu_epilogue_forward(block, hidden), expected, atol=1e-5)
+        # on the CPU the modules run as they are
+        assert not gelu_epilogue_applies(block, hidden.half())
+        assert torch.equal(intermediate_forward(block, hidden), expected)
+
+    class HalfOnCuda:  # what the conditions read of a CUDA fp16 activation (no GPU on CI)
+        is_cuda, dtype = True, torch.float16
+
+        def dim(self):
+            return 2
+
+    with torch.no_grad():
+        assert gelu_epilogue_applies(block, HalfOnCuda())
+        relu = type(block)(model.base.config)
+        relu.intermediate_act_fn = torch.nn.ReLU()
+        assert not gelu_epilogue_applies(relu, HalfOnCuda())  # only exact GELU is replaced
+    assert not gelu_epilogue_applies(block, HalfOnCuda())  # with gradients (training) the modules run

@@ -124,24 +124,32 @@ class BottleneckAdapter(nn.Module):
             output = output + residual
         return output
 
-    def around_output(self, hidden: torch.Tensor, input_tensor: torch.Tensor, layer_norm: nn.Module) -> torch.Tensor:
+    def around_output(
+        self, hidden: torch.Tensor, input_tensor: torch.Tensor, layer_norm: nn.Module, add_norm=None
+    ) -> torch.Tensor:
         """The feed-forward block's residual + LayerNorm with this adapter in it.
 
         ``hidden`` is the FFN output after dropout; ``input_tensor`` the attention block's output.
+        ``add_norm(x, residual, ln)``: another implementation of ``ln(x + residual)`` (a fused kernel).
         Mirrors AdapterHub's pre_forward / forward / post_forward.
         """
         config = self.config
+
+        def norm_of_sum(x: torch.Tensor) -> torch.Tensor:
+            return add_norm(x, input_tensor, layer_norm) if add_norm else layer_norm(x + input_tensor)
+
         residual = hidden if config.residual_before_ln is True else None
         if config.original_ln_before:
-            hidden = hidden + input_tensor
             if config.residual_before_ln == "post_add":
-                residual = hidden
-            hidden = layer_norm(hidden)
+                hidden = residual = hidden + input_tensor
+                hidden = layer_norm(hidden)
+            else:
+                hidden = norm_of_sum(hidden)
         if not config.residual_before_ln:
             residual = hidden
         hidden = self(hidden, residual)
         if config.original_ln_after:
-            hidden = layer_norm(hidden + input_tensor)
+            hidden = norm_of_sum(hidden)
         return hidden
 
 
