@@ -1,0 +1,115 @@
+"""What-if: a candidate whose FORMAT is served by the frozen base, scored from stored per-item results.
+
+    python scripts/format_fallback_whatif.py --format proximity \
+        benchmarks/results/generalise/results-mpnet.json.gz benchmarks/results/generalise/results-mpnet-distill.json.gz \
+        --out benchmarks/results/generalise/proximity-from-base.md
+
+For a candidate trained with a frozen base (adapters only), serving one format with the base alone
+gives exactly the start's embeddings for that format, so its per-item results on that format's
+tasks are the start's. This builds that variant of every candidate in each results file (the first
+model is the start), runs the same paired bootstrap as ``sciembed evaluate`` and the release rule,
+and writes a markdown table. It is an analysis of runs already made, chosen after their results were
+seen: a variant that passes here is a recipe to pre-register and re-run, not a model to ship.
+Candidates with a low-rank or full delta are marked: for them the base is not the start, so the
+what-if does not describe a model that exists.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import gzip
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+from sciembed.data.atomic import atomic_write_bytes
+from sciembed.evaluate.benchmark import read_results
+from sciembed.evaluate.bootstrap import compare_models
+from sciembed.train.multitask.release import release_check
+
+GROUPS = ("out_of_training", "out_of_training/classification", "out_of_training/regression")
+
+
+def _read_json(path: Path) -> dict:
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+def with_fallback(results: dict, fmt: str) -> tuple[dict, list[tuple[str, str]]]:
+    """``results`` with, after each candidate, its variant whose ``fmt`` tasks carry the start's items."""
+    start, candidates = results["models"][0], results["models"][1:]
+    names = [t["name"] for t in results["tasks"] if t["type"] == fmt]
+    if not names:
+        raise ValueError(f"no task of format {fmt!r} in the results")
+    models, pairs = [start], []
+    for model in candidates:
+        variant = copy.deepcopy(model)
+        variant["name"] = variant["spec"] = f"{model['name']} [{fmt} from base]"
+        for name in names:
+            variant["tasks"][name] = copy.deepcopy(start["tasks"][name])
+        models += [model, variant]
+        pairs.append((model["name"], variant["name"]))
+    return {**results, "models": models, "comparisons": None}, pairs
+
+
+def _cell(averages: dict, group: str) -> str:
+    entry = averages.get(group)
+    iv = entry.interval if entry is not None else None
+    if iv is None:
+        return "-"
+    text = f"{iv.diff:+.2f} [{iv.low:+.2f}, {iv.high:+.2f}]"
+    return f"**{text}**" if iv.low > 0 or iv.high < 0 else text
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("results", type=Path, nargs="+", help="sciembed evaluate results (.json or .json.gz)")
+    parser.add_argument("--format", default="proximity", help="the format served by the base")
+    parser.add_argument("--delta", nargs="*", default=["lora"], help="name parts of candidates with a delta")
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args(argv)
+
+    fmt = args.format
+    groups = (*GROUPS, "out_of_training/proximity", "out_of_training/adhoc_search", "in_training")
+    header = ["results file", "candidate", "served by the base"] + [g.replace("_", "-") for g in groups] + ["rule"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for path in args.results:
+        try:
+            raw = _read_json(path)
+        except (OSError, EOFError, json.JSONDecodeError) as exc:
+            print(f"error: {path}: not a readable results file ({type(exc).__name__}: {exc})", file=sys.stderr)
+            return 2
+        try:
+            results, pairs = with_fallback(raw, fmt)
+        except (ValueError, KeyError, IndexError) as exc:
+            print(f"error: {path}: {exc}", file=sys.stderr)
+            return 2
+        with tempfile.TemporaryDirectory() as tmp:
+            staged = Path(tmp) / "results.json"
+            staged.write_text(json.dumps(results), encoding="utf-8")
+            suite = read_results(staged)
+        comparison = compare_models(suite, results["models"][0]["name"])
+        for original, variant in pairs:
+            delta = any(part in original for part in args.delta)
+            for name, served in ((original, "-"), (variant, fmt + (" (has a delta: not a real model)" if delta else ""))):
+                averages = comparison.models[name].averages
+                rule = release_check(comparison, name)
+                verdict = "passes" if rule.passed else "refused"
+                cells = [path.name, f"`{original}`", served] + [_cell(averages, g) for g in groups] + [verdict]
+                lines.append("| " + " | ".join(cells) + " |")
+    note = (
+        f"\nDifferences vs the start (paired bootstrap, {comparison.n_boot} resamples, "
+        f"{comparison.confidence:.0%} interval; bold: excludes 0). Rows '{fmt}': the same candidate with the "
+        f"{fmt} format served by the frozen base (its {fmt} tasks carry the start's per-item results). "
+        "A what-if over runs already seen, not a release.\n"
+    )
+    atomic_write_bytes(args.out, ("\n".join(lines) + "\n" + note).encode("utf-8"))
+    print("\n".join(lines) + "\n" + note)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
