@@ -1,8 +1,9 @@
 """What-if: a candidate whose FORMAT is served by the frozen base, scored from stored per-item results.
 
     python scripts/format_fallback_whatif.py --format proximity \
-        benchmarks/results/generalise/results-mpnet.json.gz benchmarks/results/generalise/results-mpnet-distill.json.gz \
-        --out benchmarks/results/generalise/proximity-from-base.md
+        benchmarks/results/generalise/results-mpnet.json.gz \
+        benchmarks/results/generalise/results-mpnet-distill.json.gz \
+        --out benchmarks/results/generalise/proximity-from-base-mpnet.md
 
 For a candidate trained with a frozen base (adapters only), serving one format with the base alone
 gives exactly the start's embeddings for that format, so its per-item results on that format's
@@ -94,7 +95,8 @@ def main(argv: list[str] | None = None) -> int:
         comparison = compare_models(suite, results["models"][0]["name"])
         for original, variant in pairs:
             delta = any(part in original for part in args.delta)
-            for name, served in ((original, "-"), (variant, fmt + (" (has a delta: not a real model)" if delta else ""))):
+            marked = fmt + (" (has a delta: not a real model)" if delta else "")
+            for name, served in ((original, "-"), (variant, marked)):
                 averages = comparison.models[name].averages
                 rule = release_check(comparison, name)
                 verdict = "passes" if rule.passed else "refused"

@@ -198,3 +198,30 @@ def tiny_adapter_eval_model():
     return SciEmbedEvalModel(
         make_tiny_model(formats=("proximity", "classification", "regression", "adhoc_query")), name="tiny-adapters"
     )
+
+
+def load_script(name: str):
+    """A module of ``scripts/`` by file name (they are not a package)."""
+    import importlib.util
+    import sys
+
+    path = Path(__file__).resolve().parents[2] / "scripts" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+SCRIPT_TASKS = ("Topic", "Year", "Related", "Lookup")  # classification, regression (in training), proximity, search
+
+
+@pytest.fixture
+def two_model_results(unseen_task_file, tmp_path) -> Path:
+    """``results.json`` of a start and a candidate (random models) on one task of each format."""
+    from sciembed.evaluate import RandomModel, read_task_file, run_benchmark
+
+    tasks = [t for t in read_task_file(unseen_task_file) if t.name in SCRIPT_TASKS]
+    models = [RandomModel(seed=1, name="start"), RandomModel(seed=2, name="cand")]
+    run_benchmark(models, tasks, output_dir=tmp_path / "run", cache_dir=None, n_boot=200)
+    return tmp_path / "run" / "results.json"

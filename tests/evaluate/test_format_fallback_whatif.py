@@ -2,33 +2,20 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import pytest
-
-from sciembed.evaluate import RandomModel, read_task_file, run_benchmark
-
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "format_fallback_whatif.py"
-TASKS = ("Topic", "Year", "Related", "Lookup")  # classification, regression, proximity, search
+from conftest import load_script
 
 
 def _script():
-    spec = importlib.util.spec_from_file_location("format_fallback_whatif", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_script("format_fallback_whatif")
 
 
 @pytest.fixture
-def results(unseen_task_file, tmp_path) -> Path:
-    tasks = [t for t in read_task_file(unseen_task_file) if t.name in TASKS]
-    models = [RandomModel(seed=1, name="start"), RandomModel(seed=2, name="cand")]
-    run_benchmark(models, tasks, output_dir=tmp_path / "run", cache_dir=None, n_boot=200)
-    return tmp_path / "run" / "results.json"
+def results(two_model_results) -> Path:
+    return two_model_results
 
 
 def _rows(text: str) -> list[list[str]]:

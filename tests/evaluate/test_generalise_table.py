@@ -4,39 +4,29 @@ random-vector models on four of the unseen task folders' tasks (one in-training)
 from __future__ import annotations
 
 import gzip
-import importlib.util
 import json
 import shutil
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import SCRIPT_TASKS, load_script
 
-from sciembed.evaluate import RandomModel, read_task_file, run_benchmark
 from sciembed.evaluate.bootstrap import compare_models
 from sciembed.evaluate.results import SuiteResult
 from sciembed.train.multitask.release import check_release_rule
 
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "generalise_table.py"
-TASKS = ("Topic", "Year", "Related", "Lookup")  # classification, regression (in training), proximity, search
-N_BOOT = 200
+TASKS = SCRIPT_TASKS
+N_BOOT = 200  # as two_model_results was run
 
 
 def _script():
-    spec = importlib.util.spec_from_file_location("generalise_table", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
+    return load_script("generalise_table")
 
 
 @pytest.fixture
-def results(unseen_task_file, tmp_path) -> Path:
-    tasks = [t for t in read_task_file(unseen_task_file) if t.name in TASKS]
-    models = [RandomModel(seed=1, name="start"), RandomModel(seed=2, name="cand")]
-    run_benchmark(models, tasks, output_dir=tmp_path / "run", cache_dir=None, n_boot=N_BOOT)
-    return tmp_path / "run" / "results.json"
+def results(two_model_results) -> Path:
+    return two_model_results
 
 
 def _manifest(folder: Path, runs: list[tuple[str, list[str]]]) -> Path:

@@ -37,7 +37,8 @@ class EncodeOptions:
         GPU, passes its share).
     packed: the unpadded forward (None: on CUDA in fp16/bf16 for BERT/RoBERTa bases).
     compile: run the packed forward through ``torch.compile`` (13-28 s once on an H200; +4-14 % for
-        BERT-base over the default, which fuses GELU and add + LayerNorm itself; +19 % for MiniLM). None: automatic, on for calls (and ``embed_file`` jobs) of at least
+        BERT-base over the default, which fuses GELU and add + LayerNorm itself; +19 % for MiniLM).
+        None: automatic, on for calls (and ``embed_file`` jobs) of at least
         ``AUTO_COMPILE_MIN_DOCS`` documents where the packed CUDA forward runs and Triton is
         installed (see :func:`sciembed.engine.backends.torch.auto_compile`).
     fp8: the packed forward's matrix products in FP8 e4m3 (:mod:`sciembed.model.fp8`; GPUs of
