@@ -5,8 +5,9 @@
 
 The late-round profile put FlashAttention-2's variable-length kernel (what ``packed_attention``
 calls) at 21-22 us of the ~100 us per document that 10,000 docs/s allows. This measures, on the
-real token lengths of ``--docs`` arXiv abstracts cut into the engine's packed batches (65,536 real
-tokens each) and BERT-base's shape (12 heads of 64, 12 layers), the attention-only time per document
+real token lengths of ``--docs`` arXiv abstracts in length-sorted packed batches of at most 65,536
+real tokens (the engine's budget; it cuts per tokenisation group, so its batch edges differ a little)
+and BERT-base's shape (12 heads of 64, 12 layers), the attention-only time per document
 of every kernel torch offers for ragged batches:
 
 * ``varlen``: ``torch.nn.attention.varlen.varlen_attn`` (FlashAttention-2), today's path;
@@ -39,7 +40,7 @@ BUDGET = 65536  # the engine's packed token budget per batch on CUDA
 
 
 def batches_of(lengths: list[int], budget: int) -> list[list[int]]:
-    """Length-sorted packed batches of at most ``budget`` real tokens (as the engine cuts them)."""
+    """Length-sorted packed batches of at most ``budget`` real tokens."""
     out, current, total = [], [], 0
     for n in sorted(lengths):
         if current and total + n > budget:

@@ -19,24 +19,17 @@ from __future__ import annotations
 
 import argparse
 import copy
-import gzip
 import json
 import sys
-import tempfile
 from pathlib import Path
 
 from sciembed.data.atomic import atomic_write_bytes
-from sciembed.evaluate.benchmark import read_results
+from sciembed.evaluate.benchmark import read_results_json
 from sciembed.evaluate.bootstrap import compare_models
+from sciembed.evaluate.results import SuiteResult
 from sciembed.train.multitask.release import release_check
 
 GROUPS = ("out_of_training", "out_of_training/classification", "out_of_training/regression")
-
-
-def _read_json(path: Path) -> dict:
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", encoding="utf-8") as handle:
-        return json.load(handle)
 
 
 def with_fallback(results: dict, fmt: str) -> tuple[dict, list[tuple[str, str]]]:
@@ -79,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for path in args.results:
         try:
-            raw = _read_json(path)
+            raw = read_results_json(path)
         except (OSError, EOFError, json.JSONDecodeError) as exc:
             print(f"error: {path}: not a readable results file ({type(exc).__name__}: {exc})", file=sys.stderr)
             return 2
@@ -88,11 +81,7 @@ def main(argv: list[str] | None = None) -> int:
         except (ValueError, KeyError, IndexError) as exc:
             print(f"error: {path}: {exc}", file=sys.stderr)
             return 2
-        with tempfile.TemporaryDirectory() as tmp:
-            staged = Path(tmp) / "results.json"
-            staged.write_text(json.dumps(results), encoding="utf-8")
-            suite = read_results(staged)
-        comparison = compare_models(suite, results["models"][0]["name"])
+        comparison = compare_models(SuiteResult.from_json(results), results["models"][0]["name"])
         for original, variant in pairs:
             delta = any(part in original for part in args.delta)
             marked = fmt + (" (has a delta: not a real model)" if delta else "")

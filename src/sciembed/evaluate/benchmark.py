@@ -579,12 +579,16 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
-def read_results(path: str | Path) -> SuiteResult:
-    """A ``results.json`` (of this or an older version; ``.gz``: gzip-compressed, as results are kept
-    in benchmarks/results/) as a :class:`SuiteResult`."""
+def read_results_json(path: str | Path) -> dict[str, Any]:
+    """The JSON of a ``results.json`` (``.gz``: gzip-compressed, as results are kept in benchmarks/results/)."""
     path = Path(path)
     raw = gzip.decompress(path.read_bytes()) if path.name.endswith(".gz") else path.read_bytes()
-    return SuiteResult.from_json(json.loads(raw))
+    return json.loads(raw)
+
+
+def read_results(path: str | Path) -> SuiteResult:
+    """A ``results.json`` (of this or an older version; ``.gz``: gzip-compressed) as a :class:`SuiteResult`."""
+    return SuiteResult.from_json(read_results_json(path))
 
 
 def write_reports(report: SuiteResult, output_dir: str | Path) -> dict[str, Path]:

@@ -8,7 +8,7 @@ twice: once before the adapter (on FFN output + attention residual) and once aft
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -125,7 +125,11 @@ class BottleneckAdapter(nn.Module):
         return output
 
     def around_output(
-        self, hidden: torch.Tensor, input_tensor: torch.Tensor, layer_norm: nn.Module, add_norm=None
+        self,
+        hidden: torch.Tensor,
+        input_tensor: torch.Tensor,
+        layer_norm: nn.Module,
+        add_norm: Callable[[torch.Tensor, torch.Tensor, nn.Module], torch.Tensor] | None = None,
     ) -> torch.Tensor:
         """The feed-forward block's residual + LayerNorm with this adapter in it.
 
