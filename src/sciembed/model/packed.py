@@ -223,13 +223,14 @@ def _layer_forward(
     q, k, v = qkv.view(-1, 3, heads, size).unbind(1)
     dropout_p = float(core.dropout.p) if core.training else 0.0
     context = packed_attention(q, k, v, packed, dropout_p).reshape(-1, heads * size)
-    block = attention.output  # dense (or its FP8 weights), dropout, residual LayerNorm
-    dense = block.dense if fp8 is None or fp8.attention_out is None else fp8.attention_out
-    hidden = add_layer_norm(block.dropout(dense(context)), hidden, block.LayerNorm)
-    if fp8 is None or fp8.intermediate is None:
+    if fp8 is None:
+        block = attention.output  # dense, dropout, residual LayerNorm
+        hidden = add_layer_norm(block.dropout(block.dense(context)), hidden, block.LayerNorm)
         intermediate = intermediate_forward(layer.intermediate, hidden)
-    else:
-        intermediate = layer.intermediate.intermediate_act_fn(fp8.intermediate(hidden))
+    else:  # the same blocks with the FP8 matrix products
+        block = attention.output
+        hidden = block.LayerNorm(block.dropout((fp8.attention_out or block.dense)(context)) + hidden)
+        intermediate = layer.intermediate.intermediate_act_fn((fp8.intermediate or layer.intermediate.dense)(hidden))
     # FFN, the adapter, residual LayerNorm: the same block as the padded path's patched output forward
     return output_block(
         layer.output, intermediate, hidden, adapter, dense=None if fp8 is None else fp8.output, add_norm=add_layer_norm
