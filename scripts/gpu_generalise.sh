@@ -190,6 +190,70 @@ evaluate_lora() {  # base tag
   ls -la "$OUT/eval-$2-lora"
 }
 
+# ---- round 6 (issue 10): L-distill with more capacity, stage 1 and stage 2 in separate calls ------------
+#   scripts/gpu_generalise.sh lora-base     BASE TAG  stage 1 only: $RUNS/TAG-$LORA_NAME from the config of
+#                                                     recipe lora-distill with $LORA_BASE_SET (--set k=v ...)
+#   scripts/gpu_generalise.sh lora-adapters BASE TAG  stage 2 variants in parallel over that delta: for each
+#                                                     NAME=k=v,k=v in $ADAPTER_VARIANTS (NAME= alone: the
+#                                                     config as it is) $RUNS/TAG-$LORA_NAME-adapters-NAME,
+#                                                     then its adapter-scale 0.5 candidate
+#   scripts/gpu_generalise.sh eval-runs     BASE TAG RUN...  evaluate BASE and $RUNS/RUN/model of each RUN
+# LORA_NAME (lora64-distill), LORA_BASE_SET, ADAPTER_VARIANTS, LORA_ADAPTER_BUDGET (500 s); SMOKE=1 as above.
+lora_base() {  # base tag
+  local base=$1 tag=$2 name=${LORA_NAME:-lora64-distill} start extra=()
+  local run="$RUNS/$tag-$name"
+  for setting in ${LORA_BASE_SET:-}; do extra+=(--set "$setting"); done
+  nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+  start=$(date +%s)
+  python3 -m sciembed train base --config "configs/generalise/stage1-mix-$tag-lora-distill.yaml" \
+    --set init_model="$base" --set train_triplets="$STAGE/triplets-mix.jsonl.gz" --set output_dir="$run" \
+    --set progress=false "${extra[@]}" ${SMOKE:+--set max_steps=2} > "$OUT/$tag-$name.log" 2>&1
+  echo "$tag-$name (stage 1): exit $? after $(( $(date +%s) - start )) s" | tee -a "$OUT/$tag-$name.log"
+  tail -4 "$OUT/$tag-$name.log"
+  [ -d "$run/model/delta" ] || { echo "no delta written: see $OUT/$tag-$name.log" >&2; return 1; }
+}
+
+adapter_variant() {  # delta_run variant_spec tag
+  local delta=$1 spec=$2 tag=$3 vname settings extra=() start mix
+  vname=${spec%%=*}; settings=${spec#*=}
+  mix=$(lora_mixture)
+  for setting in ${settings//,/ }; do extra+=(--set "$setting"); done
+  local out="$delta-adapters${vname:+-$vname}"
+  start=$(date +%s)
+  python3 -m sciembed train adapters --config "configs/generalise/$tag-adapters-contrastive.yaml" \
+    --base "$delta/model" -o "$out" --set mixture="$mix" --set progress=false \
+    --set time_budget_s="${LORA_ADAPTER_BUDGET:-500}" "${extra[@]}" ${SMOKE:+--max-steps 2 --batch-size 16} \
+    > "$OUT/$(basename "$out").log" 2>&1
+  echo "$(basename "$out") (stage 2): exit $? after $(( $(date +%s) - start )) s" | tee -a "$OUT/$(basename "$out").log"
+  [ -d "$out/model" ] && python3 -m sciembed train interpolate --tuned "$out/model" --adapter-scale 0.5 \
+    -o "$out-scale0.5/model" >> "$OUT/derive-$(basename "$out").log" 2>&1
+}
+
+lora_adapters() {  # base tag
+  local tag=$2 name=${LORA_NAME:-lora64-distill} spec
+  local delta="$RUNS/$tag-$name"
+  [ -d "$delta/model/delta" ] || { echo "no stage-1 delta at $delta: run lora-base first" >&2; return 1; }
+  for spec in ${ADAPTER_VARIANTS:-=}; do adapter_variant "$delta" "$spec" "$tag" & sleep 2; done
+  wait
+  for log in "$OUT"/"$tag-$name"-adapters*.log; do tail -2 "$log"; done
+  local runs
+  runs=$(cd "$RUNS" && ls -d "$tag-$name"*)
+  # the stage-1 delta once: every adapter run (and its scaled copy) holds the same file
+  tar -cf "$OUT/$tag-$name-runs.tar" -C "$RUNS" "${LORA_TAR_EXCLUDES[@]}" \
+    --exclude='*-adapters*/model/delta/delta.safetensors' $runs
+  ls -la "$OUT"
+}
+
+evaluate_runs() {  # base tag run...
+  wheels
+  local base=$1 tag=$2 models=(-m "$1") run
+  shift 2
+  for run in "$@"; do models+=(-m "$RUNS/$run/model"); done
+  python3 -m sciembed evaluate "${models[@]}" --tasks "$STAGE/suite/tasks.jsonl" --output "$OUT/eval-$tag-runs" \
+    --device cuda --batch-size 256 --n-jobs 16 --cache-dir "$RUNS/cache" 2>&1 | tail -60
+  ls -la "$OUT/eval-$tag-runs"
+}
+
 case ${1:-} in
   stage) shift; stage "$@" ;;
   train) train "$2" "$3" ;;
@@ -197,6 +261,10 @@ case ${1:-} in
   lora) lora "$2" "$3" ;;
   eval-lora) evaluate_lora "$2" "$3" ;;
   pack-lora) pack_lora "$2" "$3" ;;
+  lora-base) lora_base "$2" "$3" ;;
+  lora-adapters) lora_adapters "$2" "$3" ;;
+  eval-runs) shift; evaluate_runs "$@" ;;
   *) echo "usage: $0 stage DIR... | train BASE TAG | eval BASE TAG | lora BASE TAG | eval-lora BASE TAG" \
+       "| lora-base BASE TAG | lora-adapters BASE TAG | eval-runs BASE TAG RUN..." \
        "| pack-lora TAG CANDIDATE" >&2; exit 2 ;;
 esac
