@@ -51,6 +51,9 @@ VARIANTS = {  # name: (dtype, FP8 products (None: none), torch.compile mode (Fal
     # them to inductor, so "+compile" above is already the compiled default): the library's default
     # since 2026-12-01 late
     "fp16+gelu-epilogue+fused-norm": ("fp16", None, False),
+    # and the adapter's residual add summed inside the block's final add + LayerNorm kernel, its
+    # scaling of 1.0 skipped: the library's default since 2026-12-02 ("fused-norm" alone: before it)
+    "fp16+gelu-epilogue+fused-norm+adapter-add": ("fp16", None, False),
 }
 
 
@@ -62,16 +65,29 @@ def _separate_gelu(block, hidden):
     return block(hidden)  # the FFN's dense (bias in cuBLAS's epilogue), then a separate GELU kernel
 
 
-def _separate_add_norm(x, residual, ln):
-    return ln(x + residual)  # an add kernel, then PyTorch's LayerNorm kernel
+def _adapter_apart(x, extra):
+    # before 2026-12-02: the adapter's x scaling (1.0 here) and residual add as kernels of their own
+    return x if extra is None else (x * 1.0) + extra
+
+
+def _separate_add_norm(x, residual, ln, extra=None):
+    return ln(_adapter_apart(x, extra) + residual)  # add kernels, then PyTorch's LayerNorm kernel
+
+
+def _fused_norm_adapter_apart(x, residual, ln, extra=None):
+    return LIBRARY_ADD_NORM(_adapter_apart(x, extra), residual, ln)
 
 
 def library_kernels(variant: str) -> None:
     """The library's packed forward puts GELU into the FFN GEMM's epilogue and runs each residual add +
-    LayerNorm as one Triton kernel on CUDA (since 2026-12-01 late); variants without "gelu-epilogue" /
-    "fused-norm" restore the separate kernels for the comparison (benchmark only)."""
+    LayerNorm as one Triton kernel on CUDA (since 2026-12-01 late), the adapter's residual add inside
+    the last one (since 2026-12-02); variants without "gelu-epilogue" / "fused-norm" / "adapter-add"
+    restore the separate kernels for the comparison (benchmark only; the adapter's scaling is 1.0)."""
     packed_module.intermediate_forward = LIBRARY_INTERMEDIATE if "gelu-epilogue" in variant else _separate_gelu
-    packed_module.add_layer_norm = LIBRARY_ADD_NORM if "fused-norm" in variant else _separate_add_norm
+    if "fused-norm" not in variant:
+        packed_module.add_layer_norm = _separate_add_norm
+    else:
+        packed_module.add_layer_norm = LIBRARY_ADD_NORM if "adapter-add" in variant else _fused_norm_adapter_apart
 
 
 def device_batches(model, papers, max_tokens: int = 65536):
@@ -162,7 +178,7 @@ def probe(name: str, build, papers, args) -> list[dict]:
             row["error"] = f"{type(exc).__name__}: {str(exc)[:300]}"
         print(json.dumps(row), flush=True)
         rows.append(row)
-    library_kernels("gelu-epilogue+fused-norm")
+    library_kernels("gelu-epilogue+fused-norm+adapter-add")
     del model
     torch.cuda.empty_cache()
     return rows

@@ -13,12 +13,26 @@ from sciembed.model.injection import output_block
 def test_add_layer_norm_is_the_norm_of_the_sum_and_runs_the_modules_off_the_gpu():
     torch.manual_seed(0)
     ln = nn.LayerNorm(24)
-    x, residual = torch.randn(5, 24), torch.randn(5, 24)
+    x, residual, extra = torch.randn(5, 24), torch.randn(5, 24), torch.randn(5, 24)
     with torch.no_grad():
         assert torch.equal(add_layer_norm(x, residual, ln), ln(x + residual))
+        # three terms in the modules' order: the adapter's add first, then the block's residual
+        assert torch.equal(add_layer_norm(x, residual, ln, extra=extra), ln((x + extra) + residual))
         # the kernel is for CUDA half precision only; on the CPU (this machine, CI) the modules run
         assert not fused_norm_applies(x, residual, ln)
         assert not fused_norm_applies(x.half(), residual.half(), ln)
+        assert not fused_norm_applies(x.half(), residual.half(), ln, extra=extra[:, :12].half())
+
+
+def test_the_adapter_skips_a_scaling_of_one_and_keeps_any_other():
+    torch.manual_seed(2)
+    hidden = torch.randn(3, 16)
+    for scaling, factor in ((1.0, 1.0), (0.5, 0.5)):
+        adapter = BottleneckAdapter(16, BottleneckConfig(reduction_factor=4, scaling=scaling)).eval()
+        nn.init.normal_(adapter.adapter_up.weight, std=0.2)
+        with torch.no_grad():
+            plain = adapter.adapter_up(adapter.adapter_down(hidden))
+            torch.testing.assert_close(adapter.up(hidden), plain * factor, rtol=0, atol=0)
 
 
 class _Counting:
@@ -27,9 +41,9 @@ class _Counting:
     def __init__(self):
         self.calls = 0
 
-    def __call__(self, x, residual, ln):
+    def __call__(self, x, residual, ln, extra=None):
         self.calls += 1
-        return ln(x + residual)
+        return ln(x + residual) if extra is None else ln((x + extra) + residual)
 
 
 @pytest.mark.parametrize(
@@ -39,6 +53,8 @@ class _Counting:
         {"original_ln_before": False, "residual_before_ln": True},  # houlsby_output
         {"residual_before_ln": "post_add"},
         {"residual_before_ln": False},
+        {"scaling": 0.5},  # a constant scaling: kept where the adapter's add moves into the norm
+        {"ln_after": True},  # a norm inside the adapter: its residual add stays in the adapter
     ],
 )
 def test_output_block_with_an_add_norm_computes_the_same(overrides):

@@ -114,8 +114,15 @@ class BottleneckAdapter(nn.Module):
                 nn.init.normal_(module.weight, std=0.02)
                 nn.init.zeros_(module.bias)
 
+    def up(self, hidden: torch.Tensor) -> torch.Tensor:
+        """The bottleneck's output before any residual: up(down(hidden)) x scaling."""
+        output = self.adapter_up(self.adapter_down(hidden))
+        # x 1.0 is exact: skipping it saves a pass over the activations (scaled adapters keep
+        # scaling 1.0 and carry the scale in their weights: sciembed train interpolate)
+        return output if self.config.scaling == 1 else output * self.config.scaling
+
     def forward(self, hidden: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
-        output = self.adapter_up(self.adapter_down(hidden)) * self.config.scaling
+        output = self.up(hidden)
         if self.config.adapter_residual_before_ln:
             output = output + residual
         if self.config.ln_after:
@@ -129,12 +136,13 @@ class BottleneckAdapter(nn.Module):
         hidden: torch.Tensor,
         input_tensor: torch.Tensor,
         layer_norm: nn.Module,
-        add_norm: Callable[[torch.Tensor, torch.Tensor, nn.Module], torch.Tensor] | None = None,
+        add_norm: Callable[..., torch.Tensor] | None = None,
     ) -> torch.Tensor:
         """The feed-forward block's residual + LayerNorm with this adapter in it.
 
         ``hidden`` is the FFN output after dropout; ``input_tensor`` the attention block's output.
-        ``add_norm(x, residual, ln)``: another implementation of ``ln(x + residual)`` (a fused kernel).
+        ``add_norm(x, residual, ln, extra=None)``: another implementation of ``ln(x + residual)``,
+        and of ``ln((x + extra) + residual)`` (a fused kernel; :func:`sciembed.model.fused_norm.add_layer_norm`).
         Mirrors AdapterHub's pre_forward / forward / post_forward.
         """
         config = self.config
@@ -151,6 +159,9 @@ class BottleneckAdapter(nn.Module):
                 hidden = norm_of_sum(hidden)
         if not config.residual_before_ln:
             residual = hidden
+        if add_norm is not None and config.original_ln_after and not config.ln_after:
+            # the adapter's residual add inside the final norm of the sum: ln((up + residual) + input)
+            return add_norm(self.up(hidden), input_tensor, layer_norm, extra=residual)
         hidden = self(hidden, residual)
         if config.original_ln_after:
             hidden = norm_of_sum(hidden)

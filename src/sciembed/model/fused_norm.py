@@ -3,7 +3,9 @@
 Eagerly, each of BERT's 24 residual LayerNorms is two kernels (the add, then the norm) that each read
 and write the whole ``(tokens, hidden)`` activation: on an H200 they were 30 % of the default path's
 kernel time (docs/PERFORMANCE.md). One Triton kernel reads ``x`` and ``residual`` once and writes the
-normalised sum once, in fp32 arithmetic like PyTorch's own LayerNorm. Used only where it is exact to
+normalised sum once, in fp32 arithmetic like PyTorch's own LayerNorm. With ``extra`` it sums three
+tensors: after a bottleneck adapter the block's output is ``ln(up + adapter_residual + input)``, and
+summing inside the kernel saves the adapter's own add pass. Used only where it is exact to
 fp16/bf16 rounding and cheap to start: CUDA inference with Triton installed, outside
 ``torch.compile`` (inductor fuses the same ops itself); everywhere else ``ln(x + residual)`` runs.
 """
@@ -28,13 +30,17 @@ def _kernel():
         return None
 
     @triton.jit
-    def add_layer_norm_kernel(x_ptr, r_ptr, w_ptr, b_ptr, y_ptr, n, eps, BLOCK: tl.constexpr):
+    def add_layer_norm_kernel(
+        x_ptr, r_ptr, e_ptr, w_ptr, b_ptr, y_ptr, n, eps, HAS_EXTRA: tl.constexpr, BLOCK: tl.constexpr
+    ):
         row = tl.program_id(0).to(tl.int64)
         cols = tl.arange(0, BLOCK)
         mask = cols < n
         x = tl.load(x_ptr + row * n + cols, mask=mask, other=0.0).to(tl.float32)
         r = tl.load(r_ptr + row * n + cols, mask=mask, other=0.0).to(tl.float32)
         h = x + r
+        if HAS_EXTRA:
+            h += tl.load(e_ptr + row * n + cols, mask=mask, other=0.0).to(tl.float32)
         mean = tl.sum(h, axis=0) / n
         centred = tl.where(mask, h - mean, 0.0)
         rstd = 1.0 / tl.sqrt(tl.sum(centred * centred, axis=0) / n + eps)
@@ -45,10 +51,13 @@ def _kernel():
     return triton, add_layer_norm_kernel
 
 
-def fused_norm_applies(x: torch.Tensor, residual: torch.Tensor, ln: nn.Module) -> bool:
+def fused_norm_applies(
+    x: torch.Tensor, residual: torch.Tensor, ln: nn.Module, extra: torch.Tensor | None = None
+) -> bool:
     """Whether :func:`add_layer_norm` runs the fused kernel for these arguments."""
     return (
-        x.is_cuda
+        (extra is None or (extra.shape == x.shape and extra.dtype == x.dtype and extra.is_contiguous()))
+        and x.is_cuda
         and x.dtype in (torch.float16, torch.bfloat16)
         and x.dim() == 2
         and x.shape == residual.shape
@@ -66,16 +75,29 @@ def fused_norm_applies(x: torch.Tensor, residual: torch.Tensor, ln: nn.Module) -
     )
 
 
-def add_layer_norm(x: torch.Tensor, residual: torch.Tensor, ln: nn.Module) -> torch.Tensor:
-    """``ln(x + residual)``; one fused kernel on CUDA inference (see the module's docstring)."""
-    if not fused_norm_applies(x, residual, ln):
-        return ln(x + residual)
+def add_layer_norm(
+    x: torch.Tensor, residual: torch.Tensor, ln: nn.Module, extra: torch.Tensor | None = None
+) -> torch.Tensor:
+    """``ln(x + residual)``, or ``ln((x + extra) + residual)`` with ``extra``; one fused kernel on CUDA
+    inference (see the module's docstring). The modules' order of additions is kept where they run."""
+    if not fused_norm_applies(x, residual, ln, extra):
+        return ln(x + residual) if extra is None else ln((x + extra) + residual)
     triton, kernel = _kernel()
     rows, n = x.shape
     out = torch.empty_like(x)
     if rows:
         block = triton.next_power_of_2(n)
         kernel[(rows,)](
-            x, residual, ln.weight, ln.bias, out, n, float(ln.eps), BLOCK=block, num_warps=4 if block <= 2048 else 8
+            x,
+            residual,
+            x if extra is None else extra,  # not read without HAS_EXTRA
+            ln.weight,
+            ln.bias,
+            out,
+            n,
+            float(ln.eps),
+            HAS_EXTRA=extra is not None,
+            BLOCK=block,
+            num_warps=4 if block <= 2048 else 8,
         )
     return out

@@ -73,11 +73,12 @@ def output_block(
     input_tensor: torch.Tensor,
     adapter: BottleneckAdapter | None,
     dense: Callable[[torch.Tensor], torch.Tensor] | None = None,
-    add_norm: Callable[[torch.Tensor, torch.Tensor, nn.Module], torch.Tensor] | None = None,
+    add_norm: Callable[..., torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """A BERT-style output block (dense, dropout, residual LayerNorm) with ``adapter`` inside it
     (``dense``: another implementation of the block's dense layer, e.g. its FP8 weights;
-    ``add_norm(x, residual, ln)``: another implementation of ``ln(x + residual)``, e.g. one fused kernel)."""
+    ``add_norm(x, residual, ln, extra=None)``: another implementation of ``ln(x + residual)`` and
+    ``ln((x + extra) + residual)``, e.g. one fused kernel)."""
     hidden = output.dropout((dense or output.dense)(hidden_states))
     if adapter is None:
         return add_norm(hidden, input_tensor, output.LayerNorm) if add_norm else output.LayerNorm(hidden + input_tensor)

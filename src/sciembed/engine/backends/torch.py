@@ -22,9 +22,10 @@ DEFAULT_PACKED_MAX_TOKENS = 65536
 
 
 # Compilation pays for itself from about this many documents (benchmarks/compile_cost.py, one H200,
-# BERT-base: 28 s to compile in a fresh process, 13 s with inductor's cache warm, for +20-27 % docs/s:
-# break-even 0.44-1.2M documents), so only jobs this large compile without being asked.
-AUTO_COMPILE_MIN_DOCS = 1_000_000
+# BERT-base over the default that fuses GELU and add + LayerNorm itself: 20 s to compile in a fresh
+# process, 12 s with inductor's cache warm, for +7-8 % docs/s: break-even 2.2M / 1.1M documents;
+# results/fused-norm-h200/compile_cost-fused.json), so only jobs this large compile unasked.
+AUTO_COMPILE_MIN_DOCS = 2_000_000
 
 
 def uses_packed(model, options: EncodeOptions) -> bool:
