@@ -265,7 +265,7 @@ def run_model(name: str, build, papers: list[dict], args, peak_tflops: float, ou
     flops = float(flops_per_doc(model, lengths).sum())
     methods: list[tuple[str, object]] = []  # (name, run)
     warm = papers[: min(len(papers), 256)]
-    fast = None
+    fast = peer = None
 
     if device.startswith("cuda"):
         # Two builds with the same seed (a deepcopy would share the patched layers' router closures).
@@ -329,6 +329,9 @@ def run_model(name: str, build, papers: list[dict], args, peak_tflops: float, ou
     if device.startswith("cuda"):
         recipe(fp32, model.texts(warm), device)
         hf_sorted(plain_bf16, model.texts(warm), device)
+        if peer is not None:  # sentence-transformers gets the same warm-up (kernels, allocator)
+            for size in (32, 128):
+                peer.encode(model.texts(warm), batch_size=size, convert_to_numpy=True)
         # calls of 4,096+ documents start tokeniser processes (kept with the model): not in a timed round
         big = papers[: min(len(papers), 4096)]
         fast.encode(big, "proximity", device=device)

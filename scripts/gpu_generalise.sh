@@ -70,11 +70,14 @@ train() {  # base tag
   wait
   for recipe in $RECIPES; do tail -3 "$OUT/$2-$recipe.log"; done
   # derived candidates: weight-space interpolation of the fully tuned bases, scaled adapters
+  # (runs that are themselves derived are skipped, so a second `train` does not derive from them)
   for run in "$RUNS/$2"-stage1-*; do
+    case $run in *-wise0.5) continue ;; esac
     [ -d "$run/model" ] && python3 -m sciembed train interpolate --start "$1" --tuned "$run/model" --alpha 0.5 \
       -o "$run-wise0.5/model" >> "$OUT/derive.log" 2>&1
   done
   for run in "$RUNS/$2"-adapters-*; do
+    case $run in *-scale0.5) continue ;; esac
     [ -d "$run/model" ] && python3 -m sciembed train interpolate --tuned "$run/model" --adapter-scale 0.5 \
       -o "$run-scale0.5/model" >> "$OUT/derive.log" 2>&1
   done

@@ -39,7 +39,7 @@ def embed(
     compile: bool = typer.Option(
         None,
         "--compile/--no-compile",
-        help="GPU: torch.compile the packed forward (13-28 s once; default: automatic, for jobs of 1M papers or more).",
+        help="GPU: torch.compile the packed forward (12-28 s once; default: automatic, for jobs of 2M papers or more).",
         show_default=False,
     ),
     json_output: bool = typer.Option(False, "--json", help="Print the summary as one JSON object on stdout."),

@@ -21,10 +21,10 @@ DEFAULT_GPU_MAX_TOKENS = 16384
 DEFAULT_PACKED_MAX_TOKENS = 65536
 
 
-# Compilation pays for itself from about this many documents (benchmarks/compile_cost.py, one H200,
-# BERT-base over the default that fuses GELU and add + LayerNorm itself: 20 s to compile in a fresh
-# process, 12 s with inductor's cache warm, for +7-8 % docs/s: break-even 2.2M / 1.1M documents;
-# results/fused-norm-h200/compile_cost-fused.json), so only jobs this large compile unasked.
+# Compilation pays for itself from about this many documents (one H200; docs/PERFORMANCE.md, "Fused
+# kernels, second round"): 12-20 s to compile (inductor's cache warm / cold) for +19 % docs/s on the
+# shipped MiniLM-sized model (break-even 1.5-2.6M) and +2-8 % on BERT-base over the default that
+# fuses its own kernels (break-even 1.1-6M), so only jobs this large compile unasked.
 AUTO_COMPILE_MIN_DOCS = 2_000_000
 
 
