@@ -1,5 +1,6 @@
 """Isolated virtual environments for libraries sciembed must interoperate with but never depend on
-(AdapterHub's ``adapters`` pins its own transformers 4.x). Built once per package version and kept
+(AdapterHub's ``adapters`` pins its own transformers 4.x), and isolated package folders for ones the
+CPU test environment lacks (Triton, for its CPU interpreter). Built once per package version and kept
 under ~/.cache/sciembed-test-venvs, so later test runs only pay for starting the interpreter."""
 
 from __future__ import annotations
@@ -47,3 +48,21 @@ def isolated_venv(requirement: str) -> Path:
                 pytest.skip(f"{step} cannot be installed in an isolated venv: {result.stderr.strip()[-400:]}")
         (folder / COMPLETE).write_text(requirement + "\n")
     return python
+
+
+def isolated_packages(requirement: str) -> Path:
+    """A folder holding ``requirement`` alone (``pip install --no-deps --target``), to put on a
+    subprocess's PYTHONPATH, or skip where it cannot be installed."""
+    VENVS.mkdir(parents=True, exist_ok=True)
+    folder = VENVS / (requirement.replace("==", "-") + "-target")
+    with open(VENVS / f".{folder.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if (folder / COMPLETE).is_file():
+            return folder
+        shutil.rmtree(folder, ignore_errors=True)  # a half-installed folder from a killed run
+        result = _pip(Path(sys.executable), "--no-deps", "--target", str(folder), requirement)
+        if result.returncode != 0:
+            shutil.rmtree(folder, ignore_errors=True)
+            pytest.skip(f"{requirement} cannot be installed: {result.stderr.strip()[-400:]}")
+        (folder / COMPLETE).write_text(requirement + "\n")
+    return folder
