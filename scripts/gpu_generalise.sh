@@ -127,16 +127,9 @@ lora_candidates() {  # tag: the candidate model folders, in evaluation order
 lora() {  # base tag
   local base=$1 tag=$2 run="$RUNS/$2-lora-distill" mix start
   mix=$(lora_mixture)
-  nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
   echo "mixture: $mix"
-  start=$(date +%s)
-  python3 -m sciembed train base --config "configs/generalise/stage1-mix-$tag-lora-distill.yaml" \
-    --set init_model="$base" --set train_triplets="$STAGE/triplets-mix.jsonl.gz" --set output_dir="$run" \
-    --set progress=false ${LORA_BASE_BUDGET:+--set time_budget_s="$LORA_BASE_BUDGET"} ${SMOKE:+--set max_steps=2} \
-    > "$OUT/$tag-lora-distill.log" 2>&1
-  echo "$tag-lora-distill (stage 1): exit $? after $(( $(date +%s) - start )) s" | tee -a "$OUT/$tag-lora-distill.log"
-  tail -4 "$OUT/$tag-lora-distill.log"
-  [ -d "$run/model/delta" ] || { echo "no delta written: see $OUT/$tag-lora-distill.log" >&2; return 1; }
+  LORA_NAME=lora-distill LORA_BASE_SET="${LORA_BASE_BUDGET:+time_budget_s=$LORA_BASE_BUDGET}" \
+    lora_base "$base" "$tag" || return 1
   start=$(date +%s)
   python3 -m sciembed train adapters --config "configs/generalise/$tag-adapters-contrastive.yaml" \
     --base "$run/model" -o "$run-adapters" --set mixture="$mix" --set progress=false \

@@ -30,39 +30,47 @@ def _pip(python: Path, *args: str) -> subprocess.CompletedProcess:
     )
 
 
-def isolated_venv(requirement: str) -> Path:
-    """The python of a venv holding ``torch`` and ``requirement`` (e.g. ``adapters==1.3.0``), or skip."""
+def _built_once(folder: Path, steps) -> None:
+    """Run ``steps(folder)`` unless ``folder`` is complete; one builder at a time (two test runs at
+    once build it once), a half-built folder from a killed run is removed, a failing step skips
+    with its message and pip's last words."""
     VENVS.mkdir(parents=True, exist_ok=True)
-    folder = VENVS / requirement.replace("==", "-")
-    python = folder / "bin" / "python"
     with open(VENVS / f".{folder.name}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # two test runs at once build it once
+        fcntl.flock(lock, fcntl.LOCK_EX)
         if (folder / COMPLETE).is_file():
-            return python
-        shutil.rmtree(folder, ignore_errors=True)  # a half-built venv from a killed run
-        subprocess.run([sys.executable, "-m", "venv", str(folder)], check=True, timeout=300)
-        for step in (TORCH, requirement):
-            result = _pip(python, step)
+            return
+        shutil.rmtree(folder, ignore_errors=True)
+        for what, result in steps(folder):
             if result.returncode != 0:
                 shutil.rmtree(folder, ignore_errors=True)
-                pytest.skip(f"{step} cannot be installed in an isolated venv: {result.stderr.strip()[-400:]}")
-        (folder / COMPLETE).write_text(requirement + "\n")
+                pytest.skip(f"{what}: {result.stderr.strip()[-400:]}")
+        (folder / COMPLETE).write_text(folder.name + "\n")
+
+
+def isolated_venv(requirement: str) -> Path:
+    """The python of a venv holding ``torch`` and ``requirement`` (e.g. ``adapters==1.3.0``), or skip."""
+    folder = VENVS / requirement.replace("==", "-")
+    python = folder / "bin" / "python"
+
+    def steps(folder: Path):
+        subprocess.run([sys.executable, "-m", "venv", str(folder)], check=True, timeout=300)
+        for step in (TORCH, requirement):
+            yield f"{step} cannot be installed in an isolated venv", _pip(python, step)
+
+    _built_once(folder, steps)
     return python
 
 
 def isolated_packages(requirement: str) -> Path:
     """A folder holding ``requirement`` alone (``pip install --no-deps --target``), to put on a
     subprocess's PYTHONPATH, or skip where it cannot be installed."""
-    VENVS.mkdir(parents=True, exist_ok=True)
     folder = VENVS / (requirement.replace("==", "-") + "-target")
-    with open(VENVS / f".{folder.name}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if (folder / COMPLETE).is_file():
-            return folder
-        shutil.rmtree(folder, ignore_errors=True)  # a half-installed folder from a killed run
-        result = _pip(Path(sys.executable), "--no-deps", "--target", str(folder), requirement)
-        if result.returncode != 0:
-            shutil.rmtree(folder, ignore_errors=True)
-            pytest.skip(f"{requirement} cannot be installed: {result.stderr.strip()[-400:]}")
-        (folder / COMPLETE).write_text(requirement + "\n")
+
+    def steps(folder: Path):
+        yield (
+            f"{requirement} cannot be installed",
+            _pip(Path(sys.executable), "--no-deps", "--target", str(folder), requirement),
+        )
+
+    _built_once(folder, steps)
     return folder

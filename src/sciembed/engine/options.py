@@ -36,8 +36,9 @@ class EncodeOptions:
         this process's affinity; a worker that shares its host with others, e.g. one Ray actor per
         GPU, passes its share).
     packed: the unpadded forward (None: on CUDA in fp16/bf16 for BERT/RoBERTa bases).
-    compile: run the packed forward through ``torch.compile`` (13-28 s once on an H200; +4-14 % for
-        BERT-base over the default, which fuses GELU and add + LayerNorm itself; +19 % for MiniLM).
+    compile: run the packed forward through ``torch.compile`` (12-28 s once on an H200; +0-6 % for
+        BERT-base over the default, which fuses GELU, add + LayerNorm and the adapter's add itself;
+        +19 % for MiniLM).
         None: automatic, on for calls (and ``embed_file`` jobs) of at least
         ``AUTO_COMPILE_MIN_DOCS`` documents where the packed CUDA forward runs and Triton is
         installed (see :func:`sciembed.engine.backends.torch.auto_compile`).
