@@ -29,9 +29,12 @@ sys.path.insert(0, str(HERE.parent / "src"))
 import embed_speed  # noqa: E402
 
 from sciembed import EncodeOptions  # noqa: E402
+from sciembed.model import fused_norm  # noqa: E402
 from sciembed.model import packed as packed_module  # noqa: E402
+from sciembed.model.encoder import SciEmbedModel  # noqa: E402
 from sciembed.model.fp8 import FP8_PRODUCTS  # noqa: E402
 from sciembed.model.packed import pack  # noqa: E402
+from sciembed.model.triton_attention import TileConfig  # noqa: E402
 
 VARIANTS = {  # name: (dtype, FP8 products (None: none), torch.compile mode (False: eager))
     "fp16": ("fp16", None, False),
@@ -59,6 +62,17 @@ VARIANTS = {  # name: (dtype, FP8 products (None: none), torch.compile mode (Fal
 
 LIBRARY_INTERMEDIATE = packed_module.intermediate_forward
 LIBRARY_ADD_NORM = packed_module.add_layer_norm
+LIBRARY_PACKED_HIDDEN = SciEmbedModel._packed_hidden
+LIBRARY_TILES = (dict(packed_module.ATTENTION_TILES), dict(packed_module.FIRST_TOKEN_TILES))
+LIBRARY_NORM = dict(fused_norm.NORM_LAUNCH)
+# Modifiers after a variant's name (``fp16+gelu-epilogue+fused-norm+adapter-add+first-tokens+tiles=64x64w4s2``):
+#   +first-tokens: CLS pooling's last layer for each document's first token only (since 2026-12-02);
+#     without it, the whole last layer runs and the first tokens' rows are selected afterwards
+#   +tiles=MxNwWsS: attention through sciembed's Triton kernel with those tiles for every head size
+#     (first-token queries: 16 x N); +tiles=library: the library's table; without it: FlashAttention-2
+#   +norm=RxW: the fused add + LayerNorm kernel with R rows per program and W warps for every hidden
+#     size; without it: the library's table
+MODIFIERS = ("+first-tokens", "+tiles=", "+norm=")
 
 
 def _separate_gelu(block, hidden):
@@ -76,6 +90,44 @@ def _separate_add_norm(x, residual, ln, extra=None):
 
 def _fused_norm_adapter_apart(x, residual, ln, extra=None):
     return LIBRARY_ADD_NORM(_adapter_apart(x, extra), residual, ln)
+
+
+def _whole_last_layer(self, packed, adapters, fp8=None, first_tokens=False):
+    hidden = LIBRARY_PACKED_HIDDEN(self, packed, adapters, fp8)
+    return hidden.index_select(0, packed.cu_seqlens[:-1].long()) if first_tokens else hidden
+
+
+def base_variant(variant: str) -> str:
+    """The variant's name without the modifiers (its key in VARIANTS)."""
+    cut = min((i for i in (variant.find(m) for m in MODIFIERS) if i >= 0), default=len(variant))
+    return variant[:cut]
+
+
+def attention_and_last_layer(variant: str) -> None:
+    """Apply the ``+first-tokens``, ``+tiles=`` and ``+norm=`` modifiers (see MODIFIERS)."""
+    SciEmbedModel._packed_hidden = LIBRARY_PACKED_HIDDEN if "+first-tokens" in variant else _whole_last_layer
+    fused_norm.NORM_LAUNCH.clear()
+    fused_norm.NORM_LAUNCH.update(LIBRARY_NORM)
+    if "+norm=" in variant:
+        rows, warps = variant.split("+norm=")[1].split("+")[0].split("x")
+        for size in (384, 768, 1024):
+            fused_norm.NORM_LAUNCH[size] = fused_norm.NormLaunch(int(rows), int(warps))
+    tiles, first = packed_module.ATTENTION_TILES, packed_module.FIRST_TOKEN_TILES
+    tiles.clear()
+    first.clear()
+    if "+tiles=" not in variant:
+        return
+    spec = variant.split("+tiles=")[1].split("+")[0]
+    if spec == "library":
+        tiles.update(LIBRARY_TILES[0])
+        first.update(LIBRARY_TILES[1])
+        return
+    m, rest = spec.split("x")
+    n, rest = rest.split("w")
+    w, st = rest.split("s")
+    for size in (16, 32, 64, 128):
+        tiles[size] = TileConfig(int(m), int(n), int(w), int(st))
+        first[size] = TileConfig(16, int(n), int(w), int(st))
 
 
 def library_kernels(variant: str) -> None:
@@ -139,6 +191,26 @@ def cosines(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
     return float(c.min()), float(c.mean())
 
 
+def minilm_sized_model(seed: int = 0):
+    """all-MiniLM-L6-v2's shape (6 layers, 384 wide, 12 heads of 32, mean pooling + L2) with random
+    weights and a proximity adapter: its speed without carrying the weights (``--minilm``: the
+    tokenizer folder)."""
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    from sciembed.model import SciEmbedConfig, SciEmbedModel
+
+    torch.manual_seed(seed)
+    config = BertConfig(
+        vocab_size=30522, hidden_size=384, num_hidden_layers=6, num_attention_heads=12, intermediate_size=1536
+    )
+    base = BertModel(config, add_pooling_layer=False).eval()
+    tokenizer = AutoTokenizer.from_pretrained(str(embed_speed._MINILM_OVERRIDE))
+    settings = SciEmbedConfig(pooling="mean", normalize=True, max_length=256, name="minilm-sized-random")
+    model = SciEmbedModel(base, tokenizer, settings)
+    model.add_adapter("proximity")
+    return model.eval()
+
+
 def probe(name: str, build, papers, args) -> list[dict]:
     model = build()
     model.place("cuda", "fp32")
@@ -146,10 +218,11 @@ def probe(name: str, build, papers, args) -> list[dict]:
     reference = model.encode(check, format="proximity", options=EncodeOptions(packed=False, batch_size=64))
     rows = []
     for variant in args.variants.split(","):
-        dtype, products, mode = VARIANTS[variant]
+        dtype, products, mode = VARIANTS[base_variant(variant)]
         model.place("cuda", dtype)
         model.uncompile_packed()
         library_kernels(variant)
+        attention_and_last_layer(variant)
         if mode is not False:
             model.compile_packed(mode=mode)
         row = {"model": name, "variant": variant}
@@ -179,6 +252,7 @@ def probe(name: str, build, papers, args) -> list[dict]:
         print(json.dumps(row), flush=True)
         rows.append(row)
     library_kernels("gelu-epilogue+fused-norm+adapter-add")
+    attention_and_last_layer("+first-tokens+tiles=library")
     del model
     torch.cuda.empty_cache()
     return rows
@@ -230,7 +304,11 @@ def main() -> None:
     for name in args.models.split(","):
         if name == "minilm" and args.minilm is None:
             continue
-        build = embed_speed.bert_base_model if name == "bert-base" else embed_speed.minilm_model
+        build = {
+            "bert-base": embed_speed.bert_base_model,
+            "minilm": embed_speed.minilm_model,
+            "minilm-random": minilm_sized_model,
+        }[name]
         rows += probe(name, build, papers, args)
     meta = {
         "device": torch.cuda.get_device_name(),

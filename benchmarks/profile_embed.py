@@ -82,7 +82,7 @@ def producer_only(model, papers) -> None:
 
 KERNEL_FAMILIES = (  # (family, substrings of CUDA kernel names), first match wins
     # attention first: FlashAttention's kernel names hold "cutlass" (its template arguments)
-    ("attention (FlashAttention varlen)", ("flash", "fmha", "attn")),
+    ("attention (FlashAttention varlen, sciembed's Triton kernel)", ("flash", "fmha", "attn", "attention_kernel")),
     ("GEMM (cuBLAS / CUTLASS)", ("gemm", "nvjet", "xmma", "cutlass", "sm90_", "sm80_", "ampere_", "cublas")),
     ("fused elementwise (inductor Triton)", ("triton_",)),
     ("LayerNorm", ("layer_norm", "layernorm")),

@@ -74,3 +74,20 @@ def isolated_packages(requirement: str) -> Path:
 
     _built_once(folder, steps)
     return folder
+
+
+TRITON = "triton==3.6.0"  # the GPU machine's Triton (torch 2.11)
+SRC = Path(__file__).resolve().parents[1] / "src"
+
+
+def run_in_triton_interpreter(code: str, timeout: int = 600) -> str:
+    """Run ``code`` in a fresh interpreter with TRITON set up for its CPU interpreter
+    (``TRITON_INTERPRET=1``: kernels execute on CPU tensors) and sciembed importable; fails the
+    test with its stderr if it exits non-zero, else returns its stdout."""
+    folder = isolated_packages(TRITON)
+    env = {**os.environ, "TRITON_INTERPRET": "1", "PYTHONPATH": os.pathsep.join([str(folder), str(SRC)])}
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout, env=env, check=False
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout

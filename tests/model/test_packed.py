@@ -150,3 +150,31 @@ def test_gelu_epilogue_matches_the_modules_and_applies_only_to_gpu_inference():
         relu.intermediate_act_fn = torch.nn.ReLU()
         assert not gelu_epilogue_applies(relu, HalfOnCuda())  # only exact GELU is replaced
     assert not gelu_epilogue_applies(block, HalfOnCuda())  # with gradients (training) the modules run
+
+
+def test_first_tokens_only_last_layer_is_the_same_function():
+    """CLS pooling runs the last layer for each document's first token only: the same vectors and
+    gradients as the whole last layer, and the first-token attention equals the full one's rows."""
+    from sciembed.model.packed import first_token_attention, packed_attention, packed_hidden
+
+    model = make_tiny_model(pooling="cls", formats=("proximity",))
+    seqs = model.tokenize(model.texts(MANY[:7]))
+    packed = pack(seqs)
+    starts = packed.cu_seqlens[:-1].long()
+    adapters = model.adapters["proximity"]
+    full = packed_hidden(model.base, packed, adapters).index_select(0, starts)
+    full.square().sum().backward()
+    grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+    model.zero_grad()
+    first = packed_hidden(model.base, packed, adapters, first_tokens=True)
+    first.square().sum().backward()
+    assert first.shape == (len(seqs), model.dimension)
+    torch.testing.assert_close(first, full, atol=1e-5, rtol=1e-4)
+    assert grads and set(grads) == {n for n, p in model.named_parameters() if p.grad is not None}
+    for name, grad in grads.items():  # summed in another order: float rounding of near-zero entries
+        torch.testing.assert_close(dict(model.named_parameters())[name].grad, grad, atol=5e-5, rtol=1e-3)
+    q, k, v = torch.randn(3, packed.input_ids.shape[0], 2, 4).unbind(0)
+    torch.testing.assert_close(
+        first_token_attention(q.index_select(0, starts), k, v, packed),
+        packed_attention(q, k, v, packed).index_select(0, starts),
+    )

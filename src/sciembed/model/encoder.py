@@ -196,11 +196,15 @@ class SciEmbedModel(EngineEncode, TextMixin, nn.Module):
         return self._fp8[1]
 
     def _packed_hidden(
-        self, packed: Packed, adapters: LayerAdapters | None, fp8: tuple[Fp8Layer, ...] | None = None
+        self,
+        packed: Packed,
+        adapters: LayerAdapters | None,
+        fp8: tuple[Fp8Layer, ...] | None = None,
+        first_tokens: bool = False,
     ) -> torch.Tensor:
         if self._compiled_hidden is not None:
             try:
-                return self._compiled_hidden(self.base, packed, adapters, fp8)
+                return self._compiled_hidden(self.base, packed, adapters, fp8, first_tokens)
             except Exception as exc:  # noqa: BLE001  no compiler / Triton here: stay correct, run eager
                 warnings.warn(
                     f"torch.compile of the packed forward failed ({type(exc).__name__}: {exc}); running it eagerly",
@@ -208,7 +212,7 @@ class SciEmbedModel(EngineEncode, TextMixin, nn.Module):
                     stacklevel=3,
                 )
                 self._compiled_hidden = None
-        return packed_hidden(self.base, packed, adapters, fp8)
+        return packed_hidden(self.base, packed, adapters, fp8, first_tokens)
 
     def forward_packed(
         self,
@@ -221,8 +225,11 @@ class SciEmbedModel(EngineEncode, TextMixin, nn.Module):
         :meth:`forward` on the padded batch, computed on real tokens only (``fp8``: with the matrix
         products of :meth:`fp8_layers`)."""
         name = self.adapter_for_format(format)
-        hidden = self._packed_hidden(packed, self.adapters[name] if name is not None else None, fp8)
-        pooled = packed_pool(hidden, packed, self.config.pooling)
+        adapters = self.adapters[name] if name is not None else None
+        if self.config.pooling == "cls":  # the last layer for the first tokens only: the same vectors
+            pooled = self._packed_hidden(packed, adapters, fp8, first_tokens=True)
+        else:
+            pooled = packed_pool(self._packed_hidden(packed, adapters, fp8), packed, self.config.pooling)
         if self.config.normalize if normalize is None else normalize:
             pooled = nn.functional.normalize(pooled.float(), dim=-1).to(pooled.dtype)
         return pooled

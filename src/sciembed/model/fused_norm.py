@@ -12,43 +12,44 @@ fp16/bf16 rounding and cheap to start: CUDA inference with Triton installed, out
 
 from __future__ import annotations
 
-import functools
+from typing import NamedTuple
 
 import torch
 from torch import nn
 
+from .triton_build import lazy_kernel
+
 _MAX_HIDDEN = 8192  # one row per program: the whole row must fit in one block
 
 
-@functools.cache
-def _kernel():
-    """The Triton kernel, built on first use (None when Triton is not installed)."""
-    try:
-        import triton
-        import triton.language as tl
-    except ImportError:
-        return None
-
+def _define(triton, tl):
     @triton.jit
     def add_layer_norm_kernel(
-        x_ptr, r_ptr, e_ptr, w_ptr, b_ptr, y_ptr, n, eps, HAS_EXTRA: tl.constexpr, BLOCK: tl.constexpr
-    ):
-        row = tl.program_id(0).to(tl.int64)
+        x_ptr, r_ptr, e_ptr, w_ptr, b_ptr, y_ptr, rows, n, eps,
+        HAS_EXTRA: tl.constexpr, BLOCK: tl.constexpr, ROWS: tl.constexpr,
+    ):  # fmt: skip
+        first = tl.program_id(0).to(tl.int64) * ROWS
+        lines = first + tl.arange(0, ROWS)
         cols = tl.arange(0, BLOCK)
-        mask = cols < n
-        x = tl.load(x_ptr + row * n + cols, mask=mask, other=0.0).to(tl.float32)
-        r = tl.load(r_ptr + row * n + cols, mask=mask, other=0.0).to(tl.float32)
-        h = x + r
+        col_ok = cols < n
+        mask = (lines < rows)[:, None] & col_ok[None, :]
+        at = lines[:, None] * n + cols[None, :]
+        h = tl.load(x_ptr + at, mask=mask, other=0.0).to(tl.float32)
+        h += tl.load(r_ptr + at, mask=mask, other=0.0).to(tl.float32)
         if HAS_EXTRA:
-            h += tl.load(e_ptr + row * n + cols, mask=mask, other=0.0).to(tl.float32)
-        mean = tl.sum(h, axis=0) / n
-        centred = tl.where(mask, h - mean, 0.0)
-        rstd = 1.0 / tl.sqrt(tl.sum(centred * centred, axis=0) / n + eps)
-        w = tl.load(w_ptr + cols, mask=mask, other=0.0).to(tl.float32)
-        b = tl.load(b_ptr + cols, mask=mask, other=0.0).to(tl.float32)
-        tl.store(y_ptr + row * n + cols, (centred * rstd * w + b).to(y_ptr.dtype.element_ty), mask=mask)
+            h += tl.load(e_ptr + at, mask=mask, other=0.0).to(tl.float32)
+        mean = tl.sum(h, axis=1) / n
+        centred = tl.where(mask, h - mean[:, None], 0.0)
+        rstd = 1.0 / tl.sqrt(tl.sum(centred * centred, axis=1) / n + eps)
+        w = tl.load(w_ptr + cols, mask=col_ok, other=0.0).to(tl.float32)
+        b = tl.load(b_ptr + cols, mask=col_ok, other=0.0).to(tl.float32)
+        y = centred * rstd[:, None] * w[None, :] + b[None, :]
+        tl.store(y_ptr + at, y.to(y_ptr.dtype.element_ty), mask=mask)
 
-    return triton, add_layer_norm_kernel
+    return add_layer_norm_kernel
+
+
+_kernel = lazy_kernel(_define)  # (triton, kernel) on first use, None without Triton
 
 
 def fused_norm_applies(
@@ -85,27 +86,49 @@ def add_layer_norm(
     return launch_add_layer_norm(x, residual, ln, extra)
 
 
+class NormLaunch(NamedTuple):
+    """Rows per program and warps of :func:`launch_add_layer_norm`."""
+
+    rows: int = 1
+    num_warps: int = 4
+
+
+# Hidden size -> launch settings measured fastest on an H200 (benchmarks/layernorm_probe.py,
+# docs/PERFORMANCE.md "Attention and the last layer"): 384 wide (MiniLM) 39.6 / 52.1 us against 53.0 /
+# 58.5 us per 65,536-token call (two / three terms). Other sizes: one row per program, 4 warps (8 above
+# 2,048 columns); at 768 that already moves 4.1-4.3 TB/s, and no setting was faster.
+NORM_LAUNCH: dict[int, NormLaunch] = {384: NormLaunch(rows=4, num_warps=2)}
+
+
 def launch_add_layer_norm(
-    x: torch.Tensor, residual: torch.Tensor, ln: nn.LayerNorm, extra: torch.Tensor | None = None
+    x: torch.Tensor,
+    residual: torch.Tensor,
+    ln: nn.LayerNorm,
+    extra: torch.Tensor | None = None,
+    launch: NormLaunch | None = None,
 ) -> torch.Tensor:
     """The kernel itself on contiguous ``(rows, hidden)`` tensors, without :func:`fused_norm_applies`'s
-    checks (the tests run it through Triton's CPU interpreter)."""
+    checks (the tests run it through Triton's CPU interpreter); ``launch``: rows per program and
+    warps (default: ``NORM_LAUNCH``'s entry for the hidden size)."""
     triton, kernel = _kernel()
     rows, n = x.shape
     out = torch.empty_like(x)
     if rows:
         block = triton.next_power_of_2(n)
-        kernel[(rows,)](
+        launch = launch or NORM_LAUNCH.get(n) or NormLaunch(1, 4 if block <= 2048 else 8)
+        kernel[(triton.cdiv(rows, launch.rows),)](
             x,
             residual,
             x if extra is None else extra,  # not read without HAS_EXTRA
             ln.weight,
             ln.bias,
             out,
+            rows,
             n,
             float(ln.eps),
             HAS_EXTRA=extra is not None,
             BLOCK=block,
-            num_warps=4 if block <= 2048 else 8,
+            ROWS=launch.rows,
+            num_warps=launch.num_warps,
         )
     return out

@@ -28,8 +28,17 @@ from .adapters import LayerAdapters
 from .fp8 import Fp8Layer
 from .fused_norm import add_layer_norm
 from .injection import output_block
+from .triton_attention import TileConfig, launch_varlen_attention, triton_attention_applies
 
 SUPPORTED_BASES = ("BertModel", "RobertaModel", "XLMRobertaModel")
+
+# Head size -> the Triton attention kernel's tiles where it beat FlashAttention-2 on an H200
+# (benchmarks/attention_probe.py, docs/PERFORMANCE.md "Attention and the last layer"): heads of 32
+# (MiniLM) 12.3 against 15.2 us per document; heads of 64 (BERT-base) stay with FlashAttention-2
+# (18.9 us, the best tiles 20.3).
+ATTENTION_TILES: dict[int, TileConfig] = {32: TileConfig(block_m=64, block_n=32)}
+# One query per document (CLS pooling's last layer): 0.32 / 0.50 against 0.63 us per document.
+FIRST_TOKEN_TILES: dict[int, TileConfig] = {size: TileConfig(block_m=16, block_n=32) for size in (32, 64)}
 
 try:  # torch >= 2.9
     from torch.nn.attention.varlen import varlen_attn as _varlen_attn
@@ -147,36 +156,66 @@ def no_cudnn_attention(enabled: bool = True):
 
 
 # ---- attention ------------------------------------------------------------------------------------
+def _padded_blocks(x: torch.Tensor, packed: Packed) -> torch.Tensor:
+    """(T, heads, size) -> per-document padded blocks (B, heads, max_len, size)."""
+    shape = (packed.batch, packed.max_len, x.shape[1], x.shape[2])
+    return x.new_zeros(shape).index_put((packed.segments, packed.local), x).transpose(1, 2)
+
+
+def _key_mask(packed: Packed, device: torch.device) -> torch.Tensor:
+    lengths = (packed.cu_seqlens[1:] - packed.cu_seqlens[:-1]).long()
+    keep = torch.arange(packed.max_len, device=device)[None, :] < lengths[:, None]
+    return keep[:, None, None, :]
+
+
 def _padded_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, packed: Packed, dropout_p: float):
     """Reference: per-document padded blocks through SDPA with a key mask (any device and dtype)."""
-    heads, size = q.shape[1], q.shape[2]
-    shape = (packed.batch, packed.max_len, heads, size)
-    where = (packed.segments, packed.local)
-
-    def padded(x: torch.Tensor) -> torch.Tensor:
-        return x.new_zeros(shape).index_put(where, x).transpose(1, 2)  # (B, H, L, D)
-
-    lengths = (packed.cu_seqlens[1:] - packed.cu_seqlens[:-1]).long()
-    keep = torch.arange(packed.max_len, device=q.device)[None, :] < lengths[:, None]
+    blocks = (_padded_blocks(x, packed) for x in (q, k, v))
     with no_cudnn_attention(q.is_cuda):
-        out = F.scaled_dot_product_attention(
-            padded(q), padded(k), padded(v), attn_mask=keep[:, None, None, :], dropout_p=dropout_p
-        )
-    return out.transpose(1, 2)[where]  # (T, H, D)
+        out = F.scaled_dot_product_attention(*blocks, attn_mask=_key_mask(packed, q.device), dropout_p=dropout_p)
+    return out.transpose(1, 2)[(packed.segments, packed.local)]  # (T, H, D)
 
 
-def packed_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, packed: Packed, dropout_p: float = 0.0):
-    """Bidirectional attention within each document; ``q, k, v``: (T, heads, head_dim)."""
-    flash = (
+def _flash_applies(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, dropout_p: float) -> bool:
+    return (
         _varlen_attn is not None
         and q.is_cuda
         and q.dtype in (torch.bfloat16, torch.float16)
         and q.dtype == k.dtype == v.dtype
         and dropout_p == 0.0
     )
-    if flash:
+
+
+def packed_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, packed: Packed, dropout_p: float = 0.0):
+    """Bidirectional attention within each document; ``q, k, v``: (T, heads, head_dim). On CUDA
+    inference sciembed's Triton kernel where it was measured faster than FlashAttention-2
+    (:mod:`sciembed.model.triton_attention`), else FlashAttention-2's variable-length kernel."""
+    tiles = ATTENTION_TILES.get(q.shape[-1])
+    if tiles is not None and triton_attention_applies(q, k, v, dropout_p):
+        return launch_varlen_attention(q, k, v, packed.cu_seqlens, packed.max_len, tiles)
+    if _flash_applies(q, k, v, dropout_p):
         return _varlen_attn(q, k, v, packed.cu_seqlens, packed.cu_seqlens, packed.max_len, packed.max_len)
     return _padded_attention(q, k, v, packed, dropout_p)
+
+
+def first_token_attention(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, packed: Packed, dropout_p: float = 0.0
+) -> torch.Tensor:
+    """Attention of each document's first token over its document; ``q``: (B, heads, head_dim), one
+    query per document; ``k, v``: (T, heads, head_dim). Returns (B, heads, head_dim)."""
+    tiles = FIRST_TOKEN_TILES.get(q.shape[-1])
+    if tiles is not None and triton_attention_applies(q, k, v, dropout_p):
+        one_each = torch.arange(packed.batch + 1, dtype=torch.int32, device=q.device)
+        return launch_varlen_attention(q, k, v, packed.cu_seqlens, packed.max_len, tiles, one_each, 1)
+    if _flash_applies(q, k, v, dropout_p):
+        one_each = torch.arange(packed.batch + 1, dtype=torch.int32, device=q.device)
+        return _varlen_attn(q, k, v, one_each, packed.cu_seqlens, 1, packed.max_len)
+    blocks = (_padded_blocks(x, packed) for x in (k, v))
+    with no_cudnn_attention(q.is_cuda):
+        out = F.scaled_dot_product_attention(
+            q[:, :, None, :], *blocks, attn_mask=_key_mask(packed, q.device), dropout_p=dropout_p
+        )
+    return out[:, :, 0, :]
 
 
 # ---- the encoder ----------------------------------------------------------------------------------
@@ -208,12 +247,21 @@ def intermediate_forward(block: nn.Module, hidden: torch.Tensor) -> torch.Tensor
     return block(hidden)
 
 
-def _layer_forward(
-    layer: nn.Module, hidden: torch.Tensor, packed: Packed, adapter: nn.Module | None, fp8: Fp8Layer | None = None
-) -> torch.Tensor:
-    attention = layer.attention
-    core = attention.self
+def _self_attention(
+    core: nn.Module, hidden: torch.Tensor, packed: Packed, fp8: Fp8Layer | None, first_tokens: bool
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(context, residual): every token's attention output and input, or with ``first_tokens`` only
+    those of each document's first token (keys and values still come from all its tokens)."""
     heads, size = core.num_attention_heads, core.attention_head_size
+    dropout_p = float(core.dropout.p) if core.training else 0.0
+    starts = packed.cu_seqlens[:-1].long() if first_tokens else None
+    if first_tokens and (fp8 is None or fp8.qkv is None):
+        weight = torch.cat([core.key.weight, core.value.weight])
+        bias = torch.cat([core.key.bias, core.value.bias])
+        k, v = F.linear(hidden, weight, bias).view(-1, 2, heads, size).unbind(1)
+        hidden = hidden.index_select(0, starts)
+        q = core.query(hidden).view(-1, heads, size)
+        return first_token_attention(q, k, v, packed, dropout_p).reshape(-1, heads * size), hidden
     if fp8 is None or fp8.qkv is None:
         weight = torch.cat([core.query.weight, core.key.weight, core.value.weight])
         bias = torch.cat([core.query.bias, core.key.bias, core.value.bias])
@@ -221,8 +269,22 @@ def _layer_forward(
     else:
         qkv = fp8.qkv(hidden)
     q, k, v = qkv.view(-1, 3, heads, size).unbind(1)
-    dropout_p = float(core.dropout.p) if core.training else 0.0
-    context = packed_attention(q, k, v, packed, dropout_p).reshape(-1, heads * size)
+    if first_tokens:  # FP8: one product for q, k and v, then the first tokens' queries
+        context = first_token_attention(q.index_select(0, starts), k, v, packed, dropout_p)
+        return context.reshape(-1, heads * size), hidden.index_select(0, starts)
+    return packed_attention(q, k, v, packed, dropout_p).reshape(-1, heads * size), hidden
+
+
+def _layer_forward(
+    layer: nn.Module,
+    hidden: torch.Tensor,
+    packed: Packed,
+    adapter: nn.Module | None,
+    fp8: Fp8Layer | None = None,
+    first_tokens: bool = False,
+) -> torch.Tensor:
+    attention = layer.attention
+    context, hidden = _self_attention(attention.self, hidden, packed, fp8, first_tokens)
     if fp8 is None:
         block = attention.output  # dense, dropout, residual LayerNorm
         hidden = add_layer_norm(block.dropout(block.dense(context)), hidden, block.LayerNorm)
@@ -238,22 +300,33 @@ def _layer_forward(
 
 
 def packed_hidden(
-    base: nn.Module, packed: Packed, adapters: LayerAdapters | None = None, fp8: Sequence[Fp8Layer] | None = None
+    base: nn.Module,
+    packed: Packed,
+    adapters: LayerAdapters | None = None,
+    fp8: Sequence[Fp8Layer] | None = None,
+    first_tokens: bool = False,
 ) -> torch.Tensor:
     """Last hidden states ``(T, hidden)`` of the packed documents through ``adapters`` (None: the base).
 
     The adapters are an argument, not the router's state, so concurrent calls with different formats
     do not interfere and ``torch.compile`` guards on them. ``fp8``: the layers' FP8 weights
     (:func:`sciembed.model.fp8.fp8_layers`) to run the matrix products in FP8.
+
+    ``first_tokens``: only each document's first token's last hidden state, ``(B, hidden)`` (what CLS
+    pooling reads). The last layer then needs keys and values of every token but its query,
+    attention output, feed-forward block and adapter for one token per document: about a twelfth
+    less work for a 12-layer encoder, the same function.
     """
     embeddings = base.embeddings
     positions = packed.local + position_offset(base) if position_offset(base) else packed.local
     hidden = embeddings.word_embeddings(packed.input_ids) + embeddings.position_embeddings(positions)
     hidden = hidden + embeddings.token_type_embeddings.weight[0]
     hidden = embeddings.dropout(embeddings.LayerNorm(hidden))
+    last = len(base.encoder.layer) - 1
     for index, layer in enumerate(base.encoder.layer):
         adapter = adapters.for_layer(index) if adapters is not None else None
-        hidden = _layer_forward(layer, hidden, packed, adapter, None if fp8 is None else fp8[index])
+        layer_fp8 = None if fp8 is None else fp8[index]
+        hidden = _layer_forward(layer, hidden, packed, adapter, layer_fp8, first_tokens and index == last)
     return hidden
 
 
