@@ -94,10 +94,7 @@ def triton_tiles(spec: str):
     """``64x32w4s2`` -> the library's kernel with those tiles."""
     from sciembed.model.triton_attention import TileConfig, launch_varlen_attention
 
-    m, rest = spec.split("x")
-    n, rest = rest.split("w")
-    w, st = rest.split("s")
-    tiles = TileConfig(int(m), int(n), int(w), int(st))
+    tiles = TileConfig.from_spec(spec)
 
     def run(q, k, v, cu, max_len):
         return launch_varlen_attention(q, k, v, cu, max_len, tiles)
@@ -122,9 +119,7 @@ def first_varlen(q, k, v, cu, max_len):
 def first_triton(spec: str):
     from sciembed.model.triton_attention import TileConfig, launch_varlen_attention
 
-    n, rest = spec.split("w")
-    w, st = rest.split("s")
-    tiles = TileConfig(16, int(n), int(w), int(st))
+    tiles = TileConfig.from_spec(f"16x{spec}")
 
     def run(q, k, v, cu, max_len):
         one = torch.arange(cu.shape[0], dtype=torch.int32, device=cu.device)

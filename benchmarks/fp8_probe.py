@@ -106,28 +106,21 @@ def base_variant(variant: str) -> str:
 def attention_and_last_layer(variant: str) -> None:
     """Apply the ``+first-tokens``, ``+tiles=`` and ``+norm=`` modifiers (see MODIFIERS)."""
     SciEmbedModel._packed_hidden = LIBRARY_PACKED_HIDDEN if "+first-tokens" in variant else _whole_last_layer
-    fused_norm.NORM_LAUNCH.clear()
-    fused_norm.NORM_LAUNCH.update(LIBRARY_NORM)
+    norm = dict(LIBRARY_NORM)
     if "+norm=" in variant:
         rows, warps = variant.split("+norm=")[1].split("+")[0].split("x")
-        for size in (384, 768, 1024):
-            fused_norm.NORM_LAUNCH[size] = fused_norm.NormLaunch(int(rows), int(warps))
-    tiles, first = packed_module.ATTENTION_TILES, packed_module.FIRST_TOKEN_TILES
-    tiles.clear()
-    first.clear()
-    if "+tiles=" not in variant:
-        return
-    spec = variant.split("+tiles=")[1].split("+")[0]
-    if spec == "library":
-        tiles.update(LIBRARY_TILES[0])
-        first.update(LIBRARY_TILES[1])
-        return
-    m, rest = spec.split("x")
-    n, rest = rest.split("w")
-    w, st = rest.split("s")
-    for size in (16, 32, 64, 128):
-        tiles[size] = TileConfig(int(m), int(n), int(w), int(st))
-        first[size] = TileConfig(16, int(n), int(w), int(st))
+        norm = {size: fused_norm.NormLaunch(int(rows), int(warps)) for size in (384, 768, 1024)}
+    fused_norm.NORM_LAUNCH = norm  # the library reads its tables at call time
+    tiles, first = {}, {}
+    if "+tiles=" in variant:
+        spec = variant.split("+tiles=")[1].split("+")[0]
+        if spec == "library":
+            tiles, first = dict(LIBRARY_TILES[0]), dict(LIBRARY_TILES[1])
+        else:
+            chosen = TileConfig.from_spec(spec)
+            tiles = dict.fromkeys((16, 32, 64, 128), chosen)
+            first = dict.fromkeys((16, 32, 64, 128), chosen._replace(block_m=16))
+    packed_module.ATTENTION_TILES, packed_module.FIRST_TOKEN_TILES = tiles, first
 
 
 def library_kernels(variant: str) -> None:

@@ -12,6 +12,8 @@ fp16/bf16 rounding and cheap to start: CUDA inference with Triton installed, out
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import NamedTuple
 
 import torch
@@ -97,7 +99,7 @@ class NormLaunch(NamedTuple):
 # docs/PERFORMANCE.md "Attention and the last layer"): 384 wide (MiniLM) 39.6 / 52.1 us against 53.0 /
 # 58.5 us per 65,536-token call (two / three terms). Other sizes: one row per program, 4 warps (8 above
 # 2,048 columns); at 768 that already moves 4.1-4.3 TB/s, and no setting was faster.
-NORM_LAUNCH: dict[int, NormLaunch] = {384: NormLaunch(rows=4, num_warps=2)}
+NORM_LAUNCH: Mapping[int, NormLaunch] = MappingProxyType({384: NormLaunch(rows=4, num_warps=2)})
 
 
 def launch_add_layer_norm(

@@ -14,9 +14,10 @@ adapters and the state dict are shared with the plain path.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import nullcontext
 from itertools import chain
+from types import MappingProxyType
 from typing import NamedTuple
 
 import numpy as np
@@ -36,9 +37,11 @@ SUPPORTED_BASES = ("BertModel", "RobertaModel", "XLMRobertaModel")
 # (benchmarks/attention_probe.py, docs/PERFORMANCE.md "Attention and the last layer"): heads of 32
 # (MiniLM) 12.3 against 15.2 us per document; heads of 64 (BERT-base) stay with FlashAttention-2
 # (18.9 us, the best tiles 20.3).
-ATTENTION_TILES: dict[int, TileConfig] = {32: TileConfig(block_m=64, block_n=32)}
+ATTENTION_TILES: Mapping[int, TileConfig] = MappingProxyType({32: TileConfig(block_m=64, block_n=32)})
 # One query per document (CLS pooling's last layer): 0.32 / 0.50 against 0.63 us per document.
-FIRST_TOKEN_TILES: dict[int, TileConfig] = {size: TileConfig(block_m=16, block_n=32) for size in (32, 64)}
+FIRST_TOKEN_TILES: Mapping[int, TileConfig] = MappingProxyType(
+    {size: TileConfig(block_m=16, block_n=32) for size in (32, 64)}
+)
 
 try:  # torch >= 2.9
     from torch.nn.attention.varlen import varlen_attn as _varlen_attn

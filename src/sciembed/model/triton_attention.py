@@ -1,13 +1,15 @@
 """Bidirectional attention within each packed document as one Triton kernel (CUDA inference).
 
-FlashAttention-2's variable-length kernel tiles every document into 128 x 128 query/key blocks; a
-275-token abstract then fills 3 x 3 tiles of which the last row and column are mostly padding, so
-about half its work is masked away. This kernel takes smaller tiles (chosen by measurement on an
-H200: ``benchmarks/attention_kernels.py``, docs/PERFORMANCE.md), one program per (query block,
-document, head), with the usual online softmax in fp32 and the probabilities rounded to the input
-dtype for the second product (as FlashAttention does). Only used where it was measured to win:
-CUDA, fp16/bf16, head sizes 16-128, no dropout, not under ``torch.compile``.
-"""
+FlashAttention-2's variable-length kernel tiles every document into 128-row query blocks; a
+275-token abstract then fills 3 blocks of which the last is mostly padding, and for narrow heads
+its tiles use the tensor cores poorly. This kernel takes the tiles it is given, one program per
+(query block, document, head), with the usual online softmax in fp32 and the probabilities rounded
+to the input dtype for the second product (as FlashAttention does); other query rows than the
+document's own tokens may be given (one query per document: CLS pooling's last layer). Measured on
+an H200 (``benchmarks/attention_probe.py``, docs/PERFORMANCE.md "Attention and the last layer") it
+wins for heads of 32 and for one query per document, and loses for heads of 64, so
+``sciembed.model.packed`` uses it only there: CUDA inference in fp16/bf16 without dropout, outside
+``torch.compile``."""
 
 from __future__ import annotations
 
@@ -26,6 +28,14 @@ class TileConfig(NamedTuple):
     block_n: int = 64
     num_warps: int = 4
     num_stages: int = 2
+
+    @classmethod
+    def from_spec(cls, spec: str) -> TileConfig:
+        """``"64x32w4s2"``: 64 x 32 tiles, 4 warps, 2 stages (the benchmarks' notation)."""
+        m, rest = spec.split("x")
+        n, rest = rest.split("w")
+        warps, stages = rest.split("s")
+        return cls(int(m), int(n), int(warps), int(stages))
 
 
 def _define(triton, tl):
