@@ -16,7 +16,7 @@ PACKED = EncodeOptions(pipeline=True, packed=True, group_size=7)
 
 
 def _encode_both(model, papers, fmt, **kwargs):
-    plain = model.encode(papers, format=fmt, batch_size=4)
+    plain = model.encode(papers, format=fmt, options=EncodeOptions(packed=False, batch_size=4))
     assert uses_packed(model, PACKED)
     packed = model.encode(papers, format=fmt, options=PACKED.but(**kwargs))
     return plain, packed
@@ -178,3 +178,4 @@ def test_first_tokens_only_last_layer_is_the_same_function():
         first_token_attention(q.index_select(0, starts), k, v, packed),
         packed_attention(q, k, v, packed).index_select(0, starts),
     )
+

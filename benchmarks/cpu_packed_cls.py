@@ -1,0 +1,73 @@
+"""The packed forward on the CPU against the padded Hugging Face forward (issue 16, SPECTER2-style models).
+
+    python benchmarks/cpu_packed_cls.py --docs 160 --rounds 2
+
+The BERT-base-sized random model of ``embed_speed.py`` (SPECTER2's shape, a proximity adapter) on
+``--docs`` real arXiv abstracts, fp32, batches of 32 length-sorted documents either way, CPU threads
+= usable cores: docs/s of ``encode`` with the padded forward (the CPU default), the packed forward
+with CLS pooling (whose last layer runs for the first tokens only), the packed forward with the
+whole last layer, and both forwards with mean pooling; max abs difference of the vectors to the
+padded forward. Prints a markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent / "src"))
+
+import embed_speed  # noqa: E402
+import fp8_probe  # noqa: E402
+
+from sciembed import EncodeOptions  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--arxiv", type=Path, default=Path("out/carry/sp-a/arxiv-sample.jsonl.gz"))
+    parser.add_argument("--tokenizer", type=Path, default=Path("out/carry/sp-a/bert-tok"))
+    parser.add_argument("--docs", type=int, default=160)
+    parser.add_argument("--rounds", type=int, default=2)
+    args = parser.parse_args()
+    torch.set_num_threads(len(os.sched_getaffinity(0)))
+    embed_speed._MINILM_OVERRIDE = args.tokenizer
+    papers = embed_speed.read_arxiv(args.arxiv, args.docs)
+    model = embed_speed.bert_base_model()
+    methods = (  # name, pooling, packed, the last layer for the first tokens only
+        ("CLS, padded (the CPU default)", "cls", False, True),
+        ("CLS, packed, last layer for the first tokens", "cls", True, True),
+        ("CLS, packed, whole last layer", "cls", True, False),
+        ("mean, padded (the CPU default)", "mean", False, True),
+        ("mean, packed", "mean", True, True),
+    )
+    rates: dict[str, list[float]] = {name: [] for name, *_ in methods}
+    diffs: dict[str, float] = {}
+    for _ in range(args.rounds):
+        reference = {}
+        for name, pooling, packed, first in methods:
+            model.config.pooling = pooling
+            fp8_probe.attention_and_last_layer("+first-tokens+tiles=library" if first else "+tiles=library")
+            start = time.perf_counter()
+            vectors = model.encode(papers, format="proximity", device="cpu", options=EncodeOptions(packed=packed))
+            rates[name].append(len(papers) / (time.perf_counter() - start))
+            reference.setdefault(pooling, vectors)
+            diffs[name] = float(np.abs(vectors - reference[pooling]).max())
+    fp8_probe.attention_and_last_layer("+first-tokens+tiles=library")
+    print(f"{args.docs} abstracts, {torch.get_num_threads()} threads, torch {torch.__version__}\n")
+    print("| forward | docs/s per round | max abs diff to the padded forward |")
+    print("|---|---|---|")
+    for name, *_ in methods:
+        print(f"| {name} | {', '.join(f'{r:.2f}' for r in rates[name])} | {diffs[name]:.1e} |")
+
+
+if __name__ == "__main__":
+    main()
