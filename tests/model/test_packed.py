@@ -179,3 +179,24 @@ def test_first_tokens_only_last_layer_is_the_same_function():
         packed_attention(q, k, v, packed).index_select(0, starts),
     )
 
+
+def test_cpu_default_is_packed_for_cls_pooling_and_the_same_whatever_the_threads():
+    """On the CPU the packed forward is the default for CLS pooling (measured faster there), mean
+    pooling keeps the padded one; its vectors are bit-identical with one and two threads (the
+    resume guarantee), which the first-token last layer's few-row products were not."""
+    default = EncodeOptions(batch_size=4)
+    cls, mean = make_tiny_model(pooling="cls", formats=("proximity",)), make_tiny_model(pooling="mean")
+    assert uses_packed(cls, default) and not uses_packed(mean, default)
+    assert not uses_packed(cls, default.but(packed=False)) and uses_packed(mean, default.but(packed=True))
+    assert not uses_packed(make_tiny_model("mpnet"), default)  # no packed forward for MPNet
+    threads = torch.get_num_threads()
+    try:
+        runs = []
+        for count in (1, 2):
+            torch.set_num_threads(count)
+            runs.append(cls.encode(MANY * 4, format="proximity", options=default))
+    finally:
+        torch.set_num_threads(threads)
+    assert np.array_equal(runs[0], runs[1])
+    padded = cls.encode(MANY * 4, format="proximity", options=default.but(packed=False))
+    np.testing.assert_allclose(runs[0], padded, atol=2e-5, rtol=1e-4)

@@ -226,7 +226,10 @@ class SciEmbedModel(EngineEncode, TextMixin, nn.Module):
         products of :meth:`fp8_layers`)."""
         name = self.adapter_for_format(format)
         adapters = self.adapters[name] if name is not None else None
-        if self.config.pooling == "cls":  # the last layer for the first tokens only: the same vectors
+        # CLS on the GPU: the last layer for the first tokens only, the same vectors. Not on the CPU,
+        # where products of so few rows round differently with the thread count, and a resumed job
+        # must write the same file whatever its threads (docs/RELIABILITY.md).
+        if self.config.pooling == "cls" and packed.input_ids.is_cuda:
             pooled = self._packed_hidden(packed, adapters, fp8, first_tokens=True)
         else:
             pooled = packed_pool(self._packed_hidden(packed, adapters, fp8), packed, self.config.pooling)
