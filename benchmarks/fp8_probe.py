@@ -62,7 +62,7 @@ VARIANTS = {  # name: (dtype, FP8 products (None: none), torch.compile mode (Fal
 
 LIBRARY_INTERMEDIATE = packed_module.intermediate_forward
 LIBRARY_ADD_NORM = packed_module.add_layer_norm
-LIBRARY_PACKED_HIDDEN = SciEmbedModel._packed_hidden
+LIBRARY_FIRST_TOKENS_ONLY = SciEmbedModel.first_tokens_only
 LIBRARY_TILES = (dict(packed_module.ATTENTION_TILES), dict(packed_module.FIRST_TOKEN_TILES))
 LIBRARY_NORM = dict(fused_norm.NORM_LAUNCH)
 # Modifiers after a variant's name (``fp16+gelu-epilogue+fused-norm+adapter-add+first-tokens+tiles=64x64w4s2``):
@@ -92,11 +92,6 @@ def _fused_norm_adapter_apart(x, residual, ln, extra=None):
     return LIBRARY_ADD_NORM(_adapter_apart(x, extra), residual, ln)
 
 
-def _whole_last_layer(self, packed, adapters, fp8=None, first_tokens=False):
-    hidden = LIBRARY_PACKED_HIDDEN(self, packed, adapters, fp8)
-    return hidden.index_select(0, packed.cu_seqlens[:-1].long()) if first_tokens else hidden
-
-
 def base_variant(variant: str) -> str:
     """The variant's name without the modifiers (its key in VARIANTS)."""
     cut = min((i for i in (variant.find(m) for m in MODIFIERS) if i >= 0), default=len(variant))
@@ -105,7 +100,8 @@ def base_variant(variant: str) -> str:
 
 def attention_and_last_layer(variant: str) -> None:
     """Apply the ``+first-tokens``, ``+tiles=`` and ``+norm=`` modifiers (see MODIFIERS)."""
-    SciEmbedModel._packed_hidden = LIBRARY_PACKED_HIDDEN if "+first-tokens" in variant else _whole_last_layer
+    first = "+first-tokens" in variant
+    SciEmbedModel.first_tokens_only = LIBRARY_FIRST_TOKENS_ONLY if first else (lambda self, packed: False)
     norm = dict(LIBRARY_NORM)
     if "+norm=" in variant:
         rows, warps = variant.split("+norm=")[1].split("+")[0].split("x")

@@ -214,6 +214,13 @@ class SciEmbedModel(EngineEncode, TextMixin, nn.Module):
                 self._compiled_hidden = None
         return packed_hidden(self.base, packed, adapters, fp8, first_tokens)
 
+    def first_tokens_only(self, packed: Packed) -> bool:
+        """Whether the packed forward runs its last layer for each document's first token only (the
+        same vectors): CLS pooling on the GPU. Not on the CPU, where products of so few rows round
+        differently with the thread count, and a resumed job must write the same file whatever its
+        threads (docs/PERFORMANCE.md, "Attention and the last layer", "On the CPU")."""
+        return self.config.pooling == "cls" and packed.input_ids.is_cuda
+
     def forward_packed(
         self,
         packed: Packed,
@@ -226,10 +233,7 @@ class SciEmbedModel(EngineEncode, TextMixin, nn.Module):
         products of :meth:`fp8_layers`)."""
         name = self.adapter_for_format(format)
         adapters = self.adapters[name] if name is not None else None
-        # CLS on the GPU: the last layer for the first tokens only, the same vectors. Not on the CPU,
-        # where products of so few rows round differently with the thread count, and a resumed job
-        # must write the same file whatever its threads (docs/RELIABILITY.md).
-        if self.config.pooling == "cls" and packed.input_ids.is_cuda:
+        if self.first_tokens_only(packed):
             pooled = self._packed_hidden(packed, adapters, fp8, first_tokens=True)
         else:
             pooled = packed_pool(self._packed_hidden(packed, adapters, fp8), packed, self.config.pooling)

@@ -21,7 +21,7 @@ from torch import nn
 
 from .triton_build import lazy_kernel
 
-_MAX_HIDDEN = 8192  # one row per program: the whole row must fit in one block
+_MAX_HIDDEN = 8192  # each row must fit in one block
 
 
 def _define(triton, tl):

@@ -207,11 +207,11 @@ def first_token_attention(
     """Attention of each document's first token over its document; ``q``: (B, heads, head_dim), one
     query per document; ``k, v``: (T, heads, head_dim). Returns (B, heads, head_dim)."""
     tiles = FIRST_TOKEN_TILES.get(q.shape[-1])
-    if tiles is not None and triton_attention_applies(q, k, v, dropout_p):
-        one_each = torch.arange(packed.batch + 1, dtype=torch.int32, device=q.device)
-        return launch_varlen_attention(q, k, v, packed.cu_seqlens, packed.max_len, tiles, one_each, 1)
-    if _flash_applies(q, k, v, dropout_p):
-        one_each = torch.arange(packed.batch + 1, dtype=torch.int32, device=q.device)
+    triton = tiles is not None and triton_attention_applies(q, k, v, dropout_p)
+    if triton or _flash_applies(q, k, v, dropout_p):
+        one_each = torch.arange(packed.batch + 1, dtype=torch.int32, device=q.device)  # query offsets
+        if triton:
+            return launch_varlen_attention(q, k, v, packed.cu_seqlens, packed.max_len, tiles, one_each, 1)
         return _varlen_attn(q, k, v, one_each, packed.cu_seqlens, 1, packed.max_len)
     blocks = (_padded_blocks(x, packed) for x in (k, v))
     with no_cudnn_attention(q.is_cuda):

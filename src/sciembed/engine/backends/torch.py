@@ -23,7 +23,7 @@ DEFAULT_PACKED_MAX_TOKENS = 65536
 
 # Compilation pays for itself from about this many documents (one H200; docs/PERFORMANCE.md, "Fused
 # kernels, second round"): 12-20 s to compile (inductor's cache warm / cold) for +19 % docs/s on the
-# shipped MiniLM-sized model (break-even 1.5-2.6M) and +0-8 % on BERT-base over the default that
+# shipped MiniLM-sized model (break-even 1.5-2.6M) and +0-6 % on BERT-base over the default that
 # fuses its own kernels (break-even 1.1M and up), so only jobs this large compile unasked.
 AUTO_COMPILE_MIN_DOCS = 2_000_000
 
