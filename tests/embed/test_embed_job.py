@@ -127,6 +127,49 @@ def test_resume_with_fp8_switched_is_refused(tmp_path, tiny_model):
     assert embed_file(tiny_model, src, out, chunk_size=10, show_progress=False).resumed_chunks == 1
 
 
+class OtherRounding:
+    """The same model (fingerprint, settings) computing vectors one float32 step away: what another
+    sciembed version, torch or GPU does to a resumed job."""
+
+    def __init__(self, inner):
+        self.inner = inner
+
+    def encode(self, papers, *args, **kwargs):
+        vectors = np.asarray(self.inner.encode(papers, *args, **kwargs), dtype=np.float32)
+        return np.nextafter(vectors, np.float32(2.0))
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+
+def test_resume_by_code_that_rounds_otherwise_is_refused(tmp_path, tiny_model):
+    """Parts written by one version must not be finished by another whose vectors differ by rounding."""
+    from sciembed.embed.numerics import vectors_digest
+
+    src = write_papers(tmp_path / "p.jsonl", 30)
+    out = tmp_path / "out.parquet"
+    with pytest.raises(SimulatedCrash):
+        embed_file(RecordingEncoder(tiny_model, fail_on=2, error=SimulatedCrash("killed")), src, out,
+                   chunk_size=10, show_progress=False)  # fmt: skip
+    manifest = json.loads((tmp_path / "out.parquet.parts" / "manifest.json").read_text())
+    assert manifest["vectors"] == vectors_digest(tiny_model, "proximity", None)
+    with pytest.raises(ValueError, match=r"differs in: \['vectors'\]; this sciembed, torch or device computes other"):
+        embed_file(OtherRounding(tiny_model), src, out, chunk_size=10, show_progress=False)
+    assert len(list((tmp_path / "out.parquet.parts").glob("part-*.parquet"))) == 1  # nothing was touched
+    assert embed_file(tiny_model, src, out, chunk_size=10, show_progress=False).resumed_chunks == 1
+
+
+def test_vectors_digest_follows_the_vectors_and_nothing_else(tiny_adapter_model):
+    tiny_model = tiny_adapter_model
+    from sciembed.embed.numerics import vectors_digest
+
+    digest = vectors_digest(tiny_model, "proximity", None)
+    assert digest == vectors_digest(tiny_model, "proximity", None)
+    assert digest != vectors_digest(tiny_model, "classification", None)  # another adapter, other vectors
+    assert digest != vectors_digest(OtherRounding(tiny_model), "proximity", None)
+    assert len(digest) == 16 and int(digest, 16) >= 0
+
+
 def test_uncompile_packed_restores_the_eager_forward(tiny_model):
     tiny_model.compile_packed(backend="eager")
     assert tiny_model.compiled

@@ -15,6 +15,7 @@ from ..data.readers import check_input_path
 from ..engine import EncodeOptions
 from ..model import Encoder, canonical_format
 from .metadata import EmbeddingMetadata, metadata_for, read_metadata, require_same_space
+from .numerics import vectors_digest
 from .writer import ResumableParquetWriter, check_output_path
 
 
@@ -48,6 +49,12 @@ class EmbedReport:
         """The text summary that ``sciembed embed`` prints."""
         out = [f"resumed: {self.resumed_chunks} finished chunks kept"] if self.resumed_chunks else []
         return [*out, self.read.summary(), f"wrote {self.rows} embeddings to {self.output}"]
+
+
+VECTORS_CHANGED = (
+    "this sciembed, torch or device computes other vectors than the run that wrote the finished parts "
+    "(rounding), so resuming would mix the two: finish it with the setup that began it, or remove the parts"
+)
 
 
 def _chunks(papers: Iterator[Paper], size: int) -> Iterator[list[Paper]]:
@@ -107,8 +114,13 @@ def embed_file(
     }
     if options.fp8:  # FP8 products move vectors beyond rounding: chunks with and without must not mix
         job["fp8"] = True  # recorded only when on, so that jobs written before stay resumable
+    # What this code, library and device compute, bit for bit (see numerics.py): parts written by
+    # another version must not be finished by this one.
+    job["vectors"] = vectors_digest(model, fmt, options)
     metadata = metadata_for(model, fmt)
-    writer = ResumableParquetWriter(output_path, job, metadata.schema_metadata(), inputs=[input_path])
+    writer = ResumableParquetWriter(
+        output_path, job, metadata.schema_metadata(), inputs=[input_path], explain={"vectors": VECTORS_CHANGED}
+    )
     try:
         _check_finished_parts(writer, metadata)
         read = ReadReport()

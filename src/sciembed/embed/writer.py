@@ -20,7 +20,7 @@ import fcntl
 import json
 import os
 import shutil
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -115,6 +115,7 @@ class OutputLock:
 
 class ResumableParquetWriter:
     """Parts directory + manifest; ``job`` is any JSON-able description that must match to resume.
+    ``explain``: for a key of ``job``, the sentence that a refused resume prints when that key differs.
 
     Holds the output's lock from construction until :meth:`finish` or :meth:`close`.
     """
@@ -125,8 +126,10 @@ class ResumableParquetWriter:
         job: dict[str, Any],
         metadata: dict[bytes, bytes] | None = None,
         inputs: Sequence[str | Path] = (),
+        explain: Mapping[str, str] | None = None,
     ):
         self.output = Path(output)
+        self.explain = dict(explain or {})
         self.metadata = metadata  # written into every part and the output
         check_output_path(self.output, [Path(p) for p in inputs])
         self.parts = self.output.with_name(self.output.name + ".parts")
@@ -164,9 +167,11 @@ class ResumableParquetWriter:
             if not self.finished_chunks() or previous is None:
                 shutil.rmtree(self.parts)  # nothing finished under the old settings: start afresh
                 return self._prepare_parts()
+            differs = sorted(k for k in self.job if previous.get(k) != self.job[k])
+            reasons = "".join(f"; {self.explain[k]}" for k in differs if k in self.explain)
             raise OutputError(
                 f"{self.parts} holds an unfinished job with other settings; remove it or rerun the same command "
-                f"(differs in: {sorted(k for k in self.job if previous.get(k) != self.job[k])})"
+                f"(differs in: {differs}{reasons})"
             )
         if self.parts.exists():
             shutil.rmtree(self.parts)
