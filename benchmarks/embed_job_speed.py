@@ -1,0 +1,129 @@
+"""`sciembed embed` as a user runs it: a whole papers file to Parquet, each round a fresh process.
+
+Unlike ``embed_speed.py`` (in-process ``encode`` over a list, the same abstracts every round, so the
+tokeniser's chunk memory is warm after round 1), every round here is a new process that reads a file
+of distinct papers and writes the Parquet output through the resumable job (``embed_file``, what the
+CLI calls), default options: tokeniser processes, chunk memories and CUDA start cold. Reported per
+round: process start to model loaded, the job itself (read, tokenise, encode, write) and docs/s of
+the job. Models:
+
+* ``shipped``: ``models/sciembed-minilm`` (``--base-folder`` stands in for its registry base on a
+  machine without the registry package, e.g. the fp16 copy of ``embed_speed.py --write-carry``);
+* ``bert-base``: the BERT-base-sized random model of ``embed_speed.py`` (CLS pooling, a proximity
+  adapter) saved to a temporary folder (``--tokenizer``: any BERT WordPiece tokenizer folder).
+
+    python benchmarks/embed_job_speed.py --input papers.jsonl.gz --models shipped,bert-base \\
+        --base-folder out/carry/speed/minilm-fp16 --tokenizer out/carry/bert-tok --rounds 2 --out $OUT/job
+
+Writes ``embed_job_speed.json`` and ``.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+
+def _child(args: argparse.Namespace) -> None:
+    """One round in this (fresh) process: load, then the job; prints one JSON line."""
+    started = time.perf_counter()
+    import torch
+
+    from sciembed.embed import embed_file
+
+    if args.model_folder:
+        from sciembed.model import load_model
+
+        model = load_model(args.model_folder)
+    else:
+        from quality_guard_gpu import _load_for_gpu
+
+        model = _load_for_gpu(str(REPO / "models" / "sciembed-minilm"), args.base_folder)
+    loaded = time.perf_counter()
+    report = embed_file(model, args.input, args.output, format="proximity", device=args.device, show_progress=False)
+    if args.device == "cuda":
+        torch.cuda.synchronize()
+    done = time.perf_counter()
+    job_s = done - loaded
+    row = {"rows": report.rows, "load_s": loaded - started, "job_s": job_s, "docs_per_s": report.rows / job_s}
+    print("RESULT " + json.dumps(row), flush=True)
+
+
+def _bert_base_folder(tokenizer: Path, root: Path) -> Path:
+    import embed_speed
+
+    from sciembed.model import save_model
+
+    embed_speed._MINILM_OVERRIDE = tokenizer
+    folder = root / "bert-base-random"
+    save_model(embed_speed.bert_base_model(), folder)
+    return folder
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--input", type=Path, required=True, help="a papers file (JSON lines, gz)")
+    parser.add_argument("--models", default="shipped,bert-base")
+    parser.add_argument("--base-folder", type=Path, default=None)
+    parser.add_argument("--tokenizer", type=Path, default=None, help="for bert-base: a BERT tokenizer folder")
+    parser.add_argument("--device", default="cuda")
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--model-folder", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--output", type=Path, default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        return _child(args)
+    if args.out is None:
+        parser.error("--out is required")
+    args.out.mkdir(parents=True, exist_ok=True)
+    rows = []
+    with tempfile.TemporaryDirectory() as root:
+        for name in args.models.split(","):
+            folder = _bert_base_folder(args.tokenizer, Path(root)) if name == "bert-base" else None
+            for round_ in range(1, args.rounds + 1):
+                output = Path(root) / f"{name}-{round_}.parquet"
+                cmd = [sys.executable, __file__, "--child", "--input", str(args.input), "--output", str(output)]
+                cmd += ["--device", args.device] + (["--model-folder", str(folder)] if folder else [])
+                cmd += ["--base-folder", str(args.base_folder)] if args.base_folder and not folder else []
+                started = time.perf_counter()
+                proc = subprocess.run(cmd, capture_output=True, text=True)
+                wall = time.perf_counter() - started
+                if proc.returncode != 0:
+                    raise SystemExit(f"{name} round {round_} failed:\n{proc.stderr[-3000:]}")
+                result = json.loads(proc.stdout.split("RESULT ", 1)[1].splitlines()[0])
+                rows.append({"model": name, "round": round_, "process_wall_s": wall, **result})
+                print(json.dumps(rows[-1]), flush=True)
+                output.unlink()
+    import torch
+
+    device = torch.cuda.get_device_name() if args.device == "cuda" else platform.processor()
+    meta = {"device": device, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "argv": sys.argv[1:]}
+    (args.out / "embed_job_speed.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
+    lines = [
+        f"`embed_file` (what `sciembed embed` runs), each round a fresh process; {device}, {meta['date']}",
+        "",
+        "| model | round | papers | process start to model loaded, s | job s | job docs/s | process wall s |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['model']} | {r['round']} | {r['rows']:,} | {r['load_s']:.1f} | {r['job_s']:.1f} | "
+            f"{r['docs_per_s']:,.0f} | {r['process_wall_s']:.1f} |"
+        )
+    (args.out / "embed_job_speed.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
