@@ -22,6 +22,7 @@ import os
 import shutil
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -35,6 +36,19 @@ MANIFEST = "manifest.json"
 
 class OutputError(ValueError):
     """The output cannot be written (in use, not writable, disk full, same file as the input)."""
+
+
+# How embedding files are written. Float vectors neither dictionary-encode nor compress (snappy saved
+# 3 %), and min/max statistics of each vector element serve no reader: without them a 10,000 x 384
+# part is written ~3.5x faster (61 -> 17 ms here; 0.23 s per part on the H200 host before).
+PARQUET_WRITE_OPTIONS = MappingProxyType(
+    {"use_dictionary": False, "compression": "none", "write_statistics": ["paper_id"]}
+)
+
+
+def write_embedding_table(table: pa.Table, where: Any) -> None:
+    """``table`` (:func:`embedding_table`) as a Parquet file at ``where`` (a path or a writable file)."""
+    pq.write_table(table, where, **PARQUET_WRITE_OPTIONS)
 
 
 def embedding_schema(dim: int, metadata: dict[bytes, bytes] | None = None) -> pa.Schema:
@@ -205,7 +219,7 @@ class ResumableParquetWriter:
     def write_chunk(self, index: int, ids: Sequence[str], vectors: np.ndarray) -> None:
         table = embedding_table(ids, vectors, self.metadata)
         try:
-            write_atomic(self.part_path(index), lambda f: pq.write_table(table, f))
+            write_atomic(self.part_path(index), lambda f: write_embedding_table(table, f))
         except OSError as exc:
             raise OutputError(f"{self.part_path(index)}: cannot write: {_describe(exc)}") from None
 
@@ -219,7 +233,7 @@ class ResumableParquetWriter:
         def write(handle: Any) -> None:
             nonlocal rows
             schema = embedding_schema(dim, self.metadata)
-            with pq.ParquetWriter(handle, schema) as writer:
+            with pq.ParquetWriter(handle, schema, **PARQUET_WRITE_OPTIONS) as writer:
                 for index in range(num_chunks):
                     part = self.part_path(index)
                     try:

@@ -25,6 +25,7 @@ import pyarrow.parquet as pq
 
 from ..data.progress import progress_bar
 from ..embed.metadata import metadata_for
+from ..embed.writer import write_embedding_table
 from ..model import canonical_format
 from ..model.backends import TORCH_NAMES, split_backend
 from .dedup import Duplicate, find_duplicates
@@ -454,5 +455,5 @@ def _drop_repeats(duplicates: list[Duplicate], data_files: list[Path]) -> None:
         if filtered.num_rows == table.num_rows:
             continue
         sink = pa.BufferOutputStream()
-        pq.write_table(filtered, sink)
+        write_embedding_table(filtered, sink)
         write_atomic(path, sink.getvalue().to_pybytes())

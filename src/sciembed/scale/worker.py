@@ -21,9 +21,8 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
-from ..embed.writer import embedding_table
+from ..embed.writer import embedding_table, write_embedding_table
 from ..engine import EncodeOptions
 from .layout import OutputLayout, write_atomic
 from .units import papers_of_row
@@ -101,7 +100,7 @@ def worker_model_source(encoder: Any, source: str | None, backend: str) -> str |
 
 def _table_bytes(table: pa.Table) -> bytes:
     sink = pa.BufferOutputStream()
-    pq.write_table(table, sink)
+    write_embedding_table(table, sink)
     return sink.getvalue().to_pybytes()
 
 
