@@ -21,6 +21,7 @@ Writes ``embed_job_speed.json`` and ``.md``.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import platform
 import subprocess
@@ -48,14 +49,69 @@ def _child(args: argparse.Namespace) -> None:
         from quality_guard_gpu import _load_for_gpu
 
         model = _load_for_gpu(str(REPO / "models" / "sciembed-minilm"), args.base_folder)
+    if args.concurrent is not None:  # A/B of the job's concurrent encodes (default: its own choice)
+        import sciembed.embed.job as job_module
+
+        job_module.concurrent_encodes = lambda model: args.concurrent
     loaded = time.perf_counter()
-    report = embed_file(model, args.input, args.output, format="proximity", device=args.device, show_progress=False)
+    timed = TimedEncoder(model)
+    if args.profile:
+        import cProfile
+        import pstats
+
+        profiler = cProfile.Profile()
+        report = profiler.runcall(
+            embed_file, timed, args.input, args.output, format="proximity", device=args.device, show_progress=False
+        )
+        stats = pstats.Stats(profiler, stream=sys.stderr).sort_stats("cumulative")
+        stats.print_stats(45)
+        stats.sort_stats("tottime").print_stats(25)
+    else:
+        report = embed_file(timed, args.input, args.output, format="proximity", device=args.device, show_progress=False)
     if args.device == "cuda":
         torch.cuda.synchronize()
     done = time.perf_counter()
     job_s = done - loaded
-    row = {"rows": report.rows, "load_s": loaded - started, "job_s": job_s, "docs_per_s": report.rows / job_s}
+    row = {
+        "rows": report.rows,
+        "load_s": loaded - started,
+        "job_s": job_s,
+        "docs_per_s": report.rows / job_s,
+        "encode_calls_s": [round(t, 3) for t in timed.seconds],
+        "outside_encode_s": job_s - sum(timed.seconds),
+        "vectors_sha256": _vectors_digest(args.output),
+    }
     print("RESULT " + json.dumps(row), flush=True)
+
+
+def _vectors_digest(path: Path) -> str:
+    """sha256 of the written ids and vectors (rounds with the same digest wrote the same bits)."""
+    import hashlib
+
+    from sciembed.embed import read_embeddings
+
+    ids, vectors = read_embeddings(path)
+    digest = hashlib.sha256("\n".join(ids).encode())
+    digest.update(vectors.tobytes())
+    return digest.hexdigest()[:16]
+
+
+class TimedEncoder:
+    """The model, with the wall time of each ``encode`` call recorded (the rest is the job's own work)."""
+
+    def __init__(self, inner):
+        self.inner = inner
+        self.seconds: list[float] = []
+
+    def encode(self, *args, **kwargs):
+        started = time.perf_counter()
+        try:
+            return self.inner.encode(*args, **kwargs)
+        finally:
+            self.seconds.append(time.perf_counter() - started)
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
 
 
 def _bert_base_folder(tokenizer: Path, root: Path) -> Path:
@@ -78,11 +134,15 @@ def main() -> None:
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--profile", action="store_true", help="cProfile each job (printed to stderr)")
+    parser.add_argument("--concurrent", default=None, help="comma list of the job's concurrent encodes to compare")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--child-concurrent", type=int, default=None, dest="child_concurrent", help=argparse.SUPPRESS)
     parser.add_argument("--model-folder", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--output", type=Path, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
+        args.concurrent = args.child_concurrent
         return _child(args)
     if args.out is None:
         parser.error("--out is required")
@@ -91,18 +151,24 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as root:
         for name in args.models.split(","):
             folder = _bert_base_folder(args.tokenizer, Path(root)) if name == "bert-base" else None
-            for round_ in range(1, args.rounds + 1):
+            settings = [int(c) for c in args.concurrent.split(",")] if args.concurrent else [None]
+            for round_, concurrent in itertools.product(range(1, args.rounds + 1), settings):
                 output = Path(root) / f"{name}-{round_}.parquet"
                 cmd = [sys.executable, __file__, "--child", "--input", str(args.input), "--output", str(output)]
+                cmd += ["--child-concurrent", str(concurrent)] if concurrent is not None else []
                 cmd += ["--device", args.device] + (["--model-folder", str(folder)] if folder else [])
+                cmd += ["--profile"] if args.profile else []
                 cmd += ["--base-folder", str(args.base_folder)] if args.base_folder and not folder else []
                 started = time.perf_counter()
                 proc = subprocess.run(cmd, capture_output=True, text=True)
                 wall = time.perf_counter() - started
+                if args.profile:
+                    (args.out / f"profile-{name}-{round_}.txt").write_text(proc.stderr)
                 if proc.returncode != 0:
                     raise SystemExit(f"{name} round {round_} failed:\n{proc.stderr[-3000:]}")
                 result = json.loads(proc.stdout.split("RESULT ", 1)[1].splitlines()[0])
-                rows.append({"model": name, "round": round_, "process_wall_s": wall, **result})
+                row = {"model": name, "round": round_, "concurrent": concurrent, "process_wall_s": wall}
+                rows.append({**row, **result})
                 print(json.dumps(rows[-1]), flush=True)
                 output.unlink()
     import torch
@@ -113,13 +179,15 @@ def main() -> None:
     lines = [
         f"`embed_file` (what `sciembed embed` runs), each round a fresh process; {device}, {meta['date']}",
         "",
-        "| model | round | papers | process start to model loaded, s | job s | job docs/s | process wall s |",
-        "|---|---|---|---|---|---|---|",
+        "| model | round | concurrent encodes | papers | process start to model loaded, s | job s | job docs/s "
+        "| outside encode s | process wall s | vectors sha256 |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(
-            f"| {r['model']} | {r['round']} | {r['rows']:,} | {r['load_s']:.1f} | {r['job_s']:.1f} | "
-            f"{r['docs_per_s']:,.0f} | {r['process_wall_s']:.1f} |"
+            f"| {r['model']} | {r['round']} | {r['concurrent'] or 'default'} | {r['rows']:,} | {r['load_s']:.1f} | "
+            f"{r['job_s']:.1f} | {r['docs_per_s']:,.0f} | {r['outside_encode_s']:.1f} | {r['process_wall_s']:.1f} | "
+            f"{r['vectors_sha256']} |"
         )
     (args.out / "embed_job_speed.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

@@ -5,7 +5,6 @@ from __future__ import annotations
 import itertools
 import os
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import closing
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -17,6 +16,7 @@ from ..data.read_ahead import read_ahead
 from ..data.readers import check_input_path
 from ..engine import EncodeOptions
 from ..model import Encoder, canonical_format
+from .chunks import concurrent_encodes, encode_chunks
 from .metadata import EmbeddingMetadata, metadata_for, read_metadata, require_same_space
 from .numerics import vectors_digest
 from .writer import ResumableParquetWriter, check_output_path
@@ -133,7 +133,7 @@ def embed_file(
             if limit is not None:
                 papers = itertools.islice(papers, limit)
             with closing(read_ahead(_chunks(papers, chunk_size))) as chunks:  # closed: its thread stops
-                index = _encode_chunks(model, writer, chunks, fmt, options, progress)
+                index = encode_chunks(model, writer, chunks, fmt, options, progress, concurrent_encodes(model))
         finally:
             progress.close()  # before any message: never on the progress bar's line
         chunks = index + 1
@@ -143,30 +143,6 @@ def embed_file(
     finally:
         writer.close()
     return EmbedReport(output_path, rows=rows, chunks=chunks, resumed_chunks=writer.resumed_chunks, read=read)
-
-
-def _encode_chunks(model, writer: ResumableParquetWriter, chunks: Iterator[list[Paper]], fmt, options, progress) -> int:
-    """Encode and write each unfinished chunk; returns the last chunk's index (-1: none).
-
-    The next chunk is read on a thread (``chunks``) and each chunk's part is written on another while
-    the model encodes the next one, so the GPU does not wait for parsing, Parquet and fsync. At most one
-    write is in flight; its error is raised before the next one starts, and an error anywhere lets
-    the write in flight finish (a complete part is kept for the resume, an incomplete one never appears).
-    """
-    index = -1
-    with ThreadPoolExecutor(1, thread_name_prefix="sciembed-write") as writes:
-        pending: Future | None = None
-        for index, chunk in enumerate(chunks):
-            ids = [p.paper_id for p in chunk]
-            if not writer.is_done(index, ids):
-                vectors = model.encode(chunk, format=fmt, options=options)
-                if pending is not None:
-                    pending.result()
-                pending = writes.submit(writer.write_chunk, index, ids, vectors)
-            progress.update(len(chunk))
-        if pending is not None:
-            pending.result()
-    return index
 
 
 def _job_compile(model: Encoder, options: EncodeOptions, input_path: Path, limit: int | None) -> EncodeOptions:
