@@ -21,7 +21,6 @@ Writes ``embed_job_speed.json`` and ``.md``.
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import platform
 import subprocess
@@ -49,10 +48,6 @@ def _child(args: argparse.Namespace) -> None:
         from quality_guard_gpu import _load_for_gpu
 
         model = _load_for_gpu(str(REPO / "models" / "sciembed-minilm"), args.base_folder)
-    if args.concurrent is not None:  # A/B of the job's concurrent encodes (default: its own choice)
-        import sciembed.embed.job as job_module
-
-        job_module.concurrent_encodes = lambda model: args.concurrent
     loaded = time.perf_counter()
     timed = TimedEncoder(model)
     if args.profile:
@@ -135,14 +130,11 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--profile", action="store_true", help="cProfile each job (printed to stderr)")
-    parser.add_argument("--concurrent", default=None, help="comma list of the job's concurrent encodes to compare")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--child-concurrent", type=int, default=None, dest="child_concurrent", help=argparse.SUPPRESS)
     parser.add_argument("--model-folder", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--output", type=Path, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        args.concurrent = args.child_concurrent
         return _child(args)
     if args.out is None:
         parser.error("--out is required")
@@ -151,11 +143,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as root:
         for name in args.models.split(","):
             folder = _bert_base_folder(args.tokenizer, Path(root)) if name == "bert-base" else None
-            settings = [int(c) for c in args.concurrent.split(",")] if args.concurrent else [None]
-            for round_, concurrent in itertools.product(range(1, args.rounds + 1), settings):
+            for round_ in range(1, args.rounds + 1):
                 output = Path(root) / f"{name}-{round_}.parquet"
                 cmd = [sys.executable, __file__, "--child", "--input", str(args.input), "--output", str(output)]
-                cmd += ["--child-concurrent", str(concurrent)] if concurrent is not None else []
                 cmd += ["--device", args.device] + (["--model-folder", str(folder)] if folder else [])
                 cmd += ["--profile"] if args.profile else []
                 cmd += ["--base-folder", str(args.base_folder)] if args.base_folder and not folder else []
@@ -167,7 +157,7 @@ def main() -> None:
                 if proc.returncode != 0:
                     raise SystemExit(f"{name} round {round_} failed:\n{proc.stderr[-3000:]}")
                 result = json.loads(proc.stdout.split("RESULT ", 1)[1].splitlines()[0])
-                row = {"model": name, "round": round_, "concurrent": concurrent, "process_wall_s": wall}
+                row = {"model": name, "round": round_, "process_wall_s": wall}
                 rows.append({**row, **result})
                 print(json.dumps(rows[-1]), flush=True)
                 output.unlink()
@@ -179,13 +169,13 @@ def main() -> None:
     lines = [
         f"`embed_file` (what `sciembed embed` runs), each round a fresh process; {device}, {meta['date']}",
         "",
-        "| model | round | concurrent encodes | papers | process start to model loaded, s | job s | job docs/s "
+        "| model | round | papers | process start to model loaded, s | job s | job docs/s "
         "| outside encode s | process wall s | vectors sha256 |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(
-            f"| {r['model']} | {r['round']} | {r['concurrent'] or 'default'} | {r['rows']:,} | {r['load_s']:.1f} | "
+            f"| {r['model']} | {r['round']} | {r['rows']:,} | {r['load_s']:.1f} | "
             f"{r['job_s']:.1f} | {r['docs_per_s']:,.0f} | {r['outside_encode_s']:.1f} | {r['process_wall_s']:.1f} | "
             f"{r['vectors_sha256']} |"
         )

@@ -200,3 +200,19 @@ def test_cpu_default_is_packed_for_cls_pooling_and_the_same_whatever_the_threads
     assert np.array_equal(runs[0], runs[1])
     padded = cls.encode(MANY * 4, format="proximity", options=default.but(packed=False))
     np.testing.assert_allclose(runs[0], padded, atol=2e-5, rtol=1e-4)
+
+
+def test_document_sums_padded_order_equals_index_add_with_gradients():
+    """CUDA's mean pooling sums per-document padded rows (one fixed order: index_add_ adds with
+    atomics there); both give the same sums and the same gradients."""
+    from sciembed.model.packed import document_sums
+
+    packed = pack([[5, 6, 7], [8], [9, 10, 11, 12, 13]])
+    hidden = torch.randn(len(packed.input_ids), 16, dtype=torch.float64, requires_grad=True)
+    by_add = document_sums(hidden, packed, padded=False)
+    by_rows = document_sums(hidden, packed, padded=True)
+    torch.testing.assert_close(by_rows, by_add, rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(by_rows[1], hidden[3].float())  # the one-token document
+    (grad_add,) = torch.autograd.grad(by_add.square().sum(), hidden)
+    (grad_rows,) = torch.autograd.grad(by_rows.square().sum(), hidden)
+    torch.testing.assert_close(grad_rows, grad_add, rtol=1e-5, atol=1e-5)

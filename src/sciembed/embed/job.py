@@ -16,7 +16,7 @@ from ..data.read_ahead import read_ahead
 from ..data.readers import check_input_path
 from ..engine import EncodeOptions
 from ..model import Encoder, canonical_format
-from .chunks import concurrent_encodes, encode_chunks
+from .chunks import encode_chunks
 from .metadata import EmbeddingMetadata, metadata_for, read_metadata, require_same_space
 from .numerics import vectors_digest
 from .writer import ResumableParquetWriter, check_output_path
@@ -133,7 +133,7 @@ def embed_file(
             if limit is not None:
                 papers = itertools.islice(papers, limit)
             with closing(read_ahead(_chunks(papers, chunk_size))) as chunks:  # closed: its thread stops
-                index = encode_chunks(model, writer, chunks, fmt, options, progress, concurrent_encodes(model))
+                index = encode_chunks(model, writer, chunks, fmt, options, progress)
         finally:
             progress.close()  # before any message: never on the progress bar's line
         chunks = index + 1

@@ -333,13 +333,25 @@ def packed_hidden(
     return hidden
 
 
+def document_sums(hidden: torch.Tensor, packed: Packed, padded: bool) -> torch.Tensor:
+    """Per-document fp32 sums of the token rows. ``padded`` (taken on CUDA): a sum over per-document
+    padded rows, one fixed order; CUDA's ``index_add_`` adds with atomics, in an order (and so to
+    bits) that vary from run to run. Without it, ``index_add_``: sequential on the CPU, the same bits
+    whatever the thread count."""
+    if padded:
+        shape = (packed.batch, packed.max_len, hidden.shape[-1])
+        rows = hidden.new_zeros(shape, dtype=torch.float32).index_put((packed.segments, packed.local), hidden.float())
+        return rows.sum(dim=1)
+    sums = hidden.new_zeros((packed.batch, hidden.shape[-1]), dtype=torch.float32)
+    return sums.index_add_(0, packed.segments, hidden.float())
+
+
 def packed_pool(hidden: torch.Tensor, packed: Packed, mode: str) -> torch.Tensor:
     """``cls``: each document's first token; ``mean``: the mean over its tokens."""
     if mode == "cls":
         return hidden.index_select(0, packed.cu_seqlens[:-1].long())
     if mode == "mean":
-        sums = hidden.new_zeros((packed.batch, hidden.shape[-1]), dtype=torch.float32)
-        sums.index_add_(0, packed.segments, hidden.float())
+        sums = document_sums(hidden, packed, padded=hidden.is_cuda)
         counts = (packed.cu_seqlens[1:] - packed.cu_seqlens[:-1]).clamp(min=1).to(torch.float32)
         return (sums / counts[:, None]).to(hidden.dtype)
     raise ValueError(f"unknown pooling {mode!r}")
