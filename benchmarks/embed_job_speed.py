@@ -120,9 +120,34 @@ def _bert_base_folder(tokenizer: Path, root: Path) -> Path:
     return folder
 
 
+def plot_results(folder: Path, out: Path) -> None:
+    """One bar per round of every ``*.json`` in ``folder`` (file name = run label): job docs/s."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels, rates, colours = [], [], []
+    for path in sorted(folder.glob("*.json")):
+        for row in json.loads(path.read_text())["rows"]:
+            two = {2: " (2 encodes)", 1: " (1 encode)"}.get(row.get("concurrent"), "")  # 4-two-encodes' rows
+            labels.append(f"{path.stem} {row['model']} r{row['round']}{two}")
+            rates.append(row["docs_per_s"])
+            colours.append("tab:blue" if row["model"] == "shipped" else "tab:orange")
+    fig, ax = plt.subplots(figsize=(8, 0.28 * len(labels) + 1.2))
+    ax.barh(range(len(labels)), rates, color=colours)
+    ax.set_yticks(range(len(labels)), labels, fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xlabel("job docs/s, 74,728 new abstracts (blue: shipped MiniLM, orange: BERT-base)")
+    ax.set_title("sciembed embed on one H200, each round a fresh process")
+    fig.tight_layout()
+    fig.savefig(out, dpi=120)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--input", type=Path, required=True, help="a papers file (JSON lines, gz)")
+    parser.add_argument("--input", type=Path, default=None, help="a papers file (JSON lines, gz)")
+    parser.add_argument("--plot", type=Path, default=None, help="only plot the JSON results of this folder")
     parser.add_argument("--models", default="shipped,bert-base")
     parser.add_argument("--base-folder", type=Path, default=None)
     parser.add_argument("--tokenizer", type=Path, default=None, help="for bert-base: a BERT tokenizer folder")
@@ -136,8 +161,10 @@ def main() -> None:
     args = parser.parse_args()
     if args.child:
         return _child(args)
-    if args.out is None:
-        parser.error("--out is required")
+    if args.plot is not None:
+        return plot_results(args.plot, args.plot / "embed_job_speed.png")
+    if args.out is None or args.input is None:
+        parser.error("--input and --out are required")
     args.out.mkdir(parents=True, exist_ok=True)
     rows = []
     with tempfile.TemporaryDirectory() as root:
