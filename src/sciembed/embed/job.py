@@ -132,8 +132,8 @@ def embed_file(
             papers = read_papers(input_path, id_field=id_field, skip_invalid=skip_invalid, report=read)
             if limit is not None:
                 papers = itertools.islice(papers, limit)
-            with closing(read_ahead(_chunks(papers, chunk_size))) as chunks:  # closed: its thread stops
-                index = encode_chunks(model, writer, chunks, fmt, options, progress)
+            with closing(read_ahead(_chunks(papers, chunk_size))) as chunk_stream:  # closed: its thread stops
+                index = encode_chunks(model, writer, chunk_stream, fmt, options, progress)
         finally:
             progress.close()  # before any message: never on the progress bar's line
         chunks = index + 1
