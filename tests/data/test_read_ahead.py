@@ -42,8 +42,7 @@ def test_closing_early_stops_the_thread_and_closes_the_source():
 
     def source():
         try:
-            for i in range(10**9):
-                yield i
+            yield from range(10**9)
         finally:
             closed.set()
 
