@@ -10,6 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import RecordingEncoder
 
+from sciembed.data import InvalidRecordError
 from sciembed.embed import embed_file, read_embeddings
 from sciembed.model import load_model
 
@@ -18,9 +19,19 @@ class SimulatedCrash(Exception):
     pass
 
 
-def write_papers(path, n, long=False):
+def crash_at_call(model, src, out, call):
+    """``embed_file`` of ``src`` in chunks of 10, killed at the ``call``-th encode of a chunk."""
+    with pytest.raises(SimulatedCrash):
+        embed_file(RecordingEncoder(model, fail_on=call, error=SimulatedCrash("killed")), src, out,
+                   chunk_size=10, show_progress=False)  # fmt: skip
+
+
+def write_papers(path, n, long=False, bad_line=None):
     with open(path, "w") as handle:
         for i in range(n):
+            if i + 1 == bad_line:
+                handle.write("{not json\n")
+                continue
             abstract = f"word{i} " * (200 if long else (i % 7 + 1))
             handle.write(json.dumps({"paper_id": f"id{i}", "title": f"Paper number {i}", "abstract": abstract}) + "\n")
     return path
@@ -47,9 +58,7 @@ def test_interrupted_job_resumes_without_recomputing_and_matches(tmp_path, tiny_
     embed_file(tiny_model, src, clean, chunk_size=10, show_progress=False)
 
     out = tmp_path / "out.parquet"
-    with pytest.raises(SimulatedCrash):
-        crashing = RecordingEncoder(tiny_model, fail_on=3, error=SimulatedCrash("killed"))
-        embed_file(crashing, src, out, chunk_size=10, show_progress=False)
+    crash_at_call(tiny_model, src, out, 3)
     assert not out.exists() and len(list((tmp_path / "out.parquet.parts").glob("part-*.parquet"))) == 2
     counting = RecordingEncoder(tiny_model)
     report = embed_file(counting, src, out, chunk_size=10, show_progress=False)
@@ -117,9 +126,7 @@ def test_resume_with_fp8_switched_is_refused(tmp_path, tiny_model):
 
     src = write_papers(tmp_path / "p.jsonl", 30)
     out = tmp_path / "out.parquet"
-    with pytest.raises(SimulatedCrash):
-        crashing = RecordingEncoder(tiny_model, fail_on=2, error=SimulatedCrash("killed"))
-        embed_file(crashing, src, out, chunk_size=10, show_progress=False)
+    crash_at_call(tiny_model, src, out, 2)
     manifest = json.loads((tmp_path / "out.parquet.parts" / "manifest.json").read_text())
     assert "fp8" not in manifest  # off: not recorded, so jobs written before stay resumable
     with pytest.raises(ValueError, match="unfinished job with other settings"):
@@ -148,9 +155,7 @@ def test_resume_by_code_that_rounds_otherwise_is_refused(tmp_path, tiny_model):
 
     src = write_papers(tmp_path / "p.jsonl", 30)
     out = tmp_path / "out.parquet"
-    with pytest.raises(SimulatedCrash):
-        embed_file(RecordingEncoder(tiny_model, fail_on=2, error=SimulatedCrash("killed")), src, out,
-                   chunk_size=10, show_progress=False)  # fmt: skip
+    crash_at_call(tiny_model, src, out, 2)
     manifest = json.loads((tmp_path / "out.parquet.parts" / "manifest.json").read_text())
     assert manifest["vectors"] == vectors_digest(tiny_model, "proximity", None)
     with pytest.raises(ValueError, match=r"differs in: \['vectors'\]; this sciembed, torch or device computes other"):
@@ -174,3 +179,22 @@ def test_uncompile_packed_restores_the_eager_forward(tiny_model):
     tiny_model.compile_packed(backend="eager")
     assert tiny_model.compiled
     assert tiny_model.uncompile_packed() is tiny_model and not tiny_model.compiled
+
+
+def test_a_failed_encode_keeps_the_chunks_before_it_and_nothing_after(tmp_path, tiny_model):
+    src = write_papers(tmp_path / "p.jsonl", 60)
+    out = tmp_path / "out.parquet"
+    crash_at_call(tiny_model, src, out, 3)
+    parts = sorted(p.name for p in (tmp_path / "out.parquet.parts").glob("part-*.parquet"))
+    assert parts == ["part-00000.parquet", "part-00001.parquet"]  # chunk 1's write was in flight
+    report = embed_file(tiny_model, src, out, chunk_size=10, show_progress=False)
+    assert report.resumed_chunks == 2 and report.rows == 60
+
+
+def test_a_bad_record_still_writes_every_chunk_read_before_it(tmp_path, tiny_model):
+    src = write_papers(tmp_path / "p.jsonl", 60, bad_line=45)
+    out = tmp_path / "out.parquet"
+    with pytest.raises(InvalidRecordError, match=r"p\.jsonl:45: invalid JSON"):
+        embed_file(tiny_model, src, out, chunk_size=10, show_progress=False)
+    parts = sorted(p.name for p in (tmp_path / "out.parquet.parts").glob("part-*.parquet"))
+    assert parts == [f"part-{i:05d}.parquet" for i in range(4)]  # lines 1-40; the bad one is in chunk 4

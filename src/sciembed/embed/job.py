@@ -12,9 +12,9 @@ from typing import Any
 
 from ..data import Paper, ReadReport, has_at_least, read_papers
 from ..data.progress import progress_bar
-from ..data.read_ahead import read_ahead
 from ..data.readers import check_input_path
 from ..engine import EncodeOptions
+from ..engine.threads import ahead
 from ..model import Encoder, canonical_format
 from .chunks import encode_chunks
 from .metadata import EmbeddingMetadata, metadata_for, read_metadata, require_same_space
@@ -132,7 +132,8 @@ def embed_file(
             papers = read_papers(input_path, id_field=id_field, skip_invalid=skip_invalid, report=read)
             if limit is not None:
                 papers = itertools.islice(papers, limit)
-            with closing(read_ahead(_chunks(papers, chunk_size))) as chunk_stream:  # closed: its thread stops
+            # The next chunk is read on a thread while this one encodes; closing stops the thread.
+            with closing(ahead(_chunks(papers, chunk_size), 1, "sciembed-read-ahead")) as chunk_stream:
                 index = encode_chunks(model, writer, chunk_stream, fmt, options, progress)
         finally:
             progress.close()  # before any message: never on the progress bar's line

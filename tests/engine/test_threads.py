@@ -1,13 +1,16 @@
+"""``engine.threads.ahead``: a generator run on a thread ahead of its consumer (the engine's producer
+and the embedding job's reader)."""
+
 import threading
 
 import pytest
 
-from sciembed.data.read_ahead import read_ahead
+from sciembed.engine.threads import ahead
 
 
 def test_items_come_in_order_and_all_of_them():
-    assert list(read_ahead(iter(range(1000)), depth=3)) == list(range(1000))
-    assert list(read_ahead(iter([]))) == []
+    assert list(ahead(iter(range(1000)), 3, "test")) == list(range(1000))
+    assert list(ahead(iter([]), 1, "test")) == []
 
 
 def test_an_error_is_raised_in_place_of_its_item():
@@ -18,7 +21,7 @@ def test_an_error_is_raised_in_place_of_its_item():
 
     got = []
     with pytest.raises(ValueError, match="line 3"):
-        for item in read_ahead(source()):
+        for item in ahead(source(), 1, "test"):
             got.append(item)
     assert got == [1, 2]
 
@@ -31,7 +34,7 @@ def test_the_next_item_is_produced_while_the_consumer_holds_this_one():
         produced_second.set()
         yield "second"
 
-    items = read_ahead(source(), depth=1)
+    items = ahead(source(), 1, "test")
     assert next(items) == "first"
     assert produced_second.wait(5), "the thread did not read ahead"
     assert list(items) == ["second"]
@@ -47,7 +50,7 @@ def test_closing_early_stops_the_thread_and_closes_the_source():
             closed.set()
 
     before = {t.name for t in threading.enumerate()}
-    items = read_ahead(source(), depth=2, name="test-read-ahead")
+    items = ahead(source(), 2, "test-read-ahead")
     assert next(items) == 0
     items.close()
     assert closed.is_set()
