@@ -15,12 +15,20 @@ the job. Models:
     python benchmarks/embed_job_speed.py --input papers.jsonl.gz --models shipped,bert-base \\
         --base-folder out/carry/speed/minilm-fp16 --tokenizer out/carry/bert-tok --rounds 2 --out $OUT/job
 
+``--variant NAME=JSON`` (repeatable) runs each model under other ``EncodeOptions`` too, e.g.
+``--variant 'workers8={"tokenize_workers": 8}'``; ``"job": {"per_chunk_calls": true, "read_process":
+false}`` in the JSON runs the job as before 2026-12-02 (one ``encode`` call per chunk, the input
+read on a thread). Each chunk's seconds (the stream's, or each call's) and its wait for the host
+side (the time the launching thread waited for a batch: tokenisation and packing behind the GPU) are
+reported with it.
+
 Writes ``embed_job_speed.json`` and ``.md``.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import platform
 import subprocess
@@ -38,6 +46,7 @@ def _child(args: argparse.Namespace) -> None:
     started = time.perf_counter()
     import torch
 
+    from sciembed import EncodeOptions
     from sciembed.embed import embed_file
 
     if args.model_folder:
@@ -49,31 +58,40 @@ def _child(args: argparse.Namespace) -> None:
 
         model = _load_for_gpu(str(REPO / "models" / "sciembed-minilm"), args.base_folder)
     loaded = time.perf_counter()
-    timed = TimedEncoder(model)
+    spec = json.loads(args.options) if args.options else {}
+    job = spec.pop("job", {})  # the job's own switches: {"per_chunk_calls": true, "read_process": false}
+    options = EncodeOptions(**spec) if spec else None
+    timed = TimedEncoder(model) if job.get("per_chunk_calls") else _time_the_stream(model)
+    kwargs = {
+        "device": args.device,
+        "show_progress": False,
+        "options": options,
+        "read_process": job.get("read_process"),
+    }
     if args.profile:
         import cProfile
         import pstats
 
         profiler = cProfile.Profile()
-        report = profiler.runcall(
-            embed_file, timed, args.input, args.output, format="proximity", device=args.device, show_progress=False
-        )
+        report = profiler.runcall(embed_file, timed, args.input, args.output, "proximity", **kwargs)
         stats = pstats.Stats(profiler, stream=sys.stderr).sort_stats("cumulative")
         stats.print_stats(45)
         stats.sort_stats("tottime").print_stats(25)
     else:
-        report = embed_file(timed, args.input, args.output, format="proximity", device=args.device, show_progress=False)
+        report = embed_file(timed, args.input, args.output, "proximity", **kwargs)
     if args.device == "cuda":
         torch.cuda.synchronize()
     done = time.perf_counter()
     job_s = done - loaded
+    record = timed if isinstance(timed, TimedEncoder) else _RECORDS[-1]
     row = {
         "rows": report.rows,
         "load_s": loaded - started,
         "job_s": job_s,
         "docs_per_s": report.rows / job_s,
-        "encode_calls_s": [round(t, 3) for t in timed.seconds],
-        "outside_encode_s": job_s - sum(timed.seconds),
+        "encode_calls_s": [round(t, 3) for t in record.seconds],
+        "host_wait_s": [round(t, 3) for t in record.waited],
+        "outside_encode_s": job_s - sum(record.seconds),
         "vectors_sha256": _vectors_digest(args.output),
     }
     print("RESULT " + json.dumps(row), flush=True)
@@ -91,17 +109,48 @@ def _vectors_digest(path: Path) -> str:
     return digest.hexdigest()[:16]
 
 
+def _time_the_stream(model):
+    """``model`` itself (the job then streams its chunks through the engine); the stream's timing of
+    each chunk is recorded into ``model``'s stand-in lists through the job's own call."""
+    import sciembed.embed.chunks as job_chunks
+
+    record = TimedEncoder(model)
+    stream = job_chunks.encode_stream
+
+    def timed_stream(*args, **kwargs):
+        timings = []
+        try:
+            yield from stream(*args, timings=timings, **kwargs)
+        finally:
+            record.seconds.extend(t.seconds for t in timings)
+            record.waited.extend(t.wait_for_batches_s for t in timings)
+
+    job_chunks.encode_stream = timed_stream
+    _RECORDS.append(record)
+    return model
+
+
+_RECORDS: list = []
+
+
 class TimedEncoder:
-    """The model, with the wall time of each ``encode`` call recorded (the rest is the job's own work)."""
+    """The model, with the wall time of each ``encode`` call recorded (the rest is the job's own work)
+    and the part of it that the launching thread waited for the host side to hand over a batch."""
 
     def __init__(self, inner):
         self.inner = inner
         self.seconds: list[float] = []
+        self.waited: list[float] = []
 
-    def encode(self, *args, **kwargs):
+    def encode(self, papers, format="proximity", *, options=None):
+        from sciembed.engine import run_encode
+        from sciembed.engine.options import resolve_options
+
         started = time.perf_counter()
         try:
-            return self.inner.encode(*args, **kwargs)
+            result = run_encode(self.inner, papers, format, resolve_options(options))
+            self.waited.append(result.wait_for_batches_s)
+            return result.vectors
         finally:
             self.seconds.append(time.perf_counter() - started)
 
@@ -128,10 +177,16 @@ def plot_results(folder: Path, out: Path) -> None:
     import matplotlib.pyplot as plt
 
     labels, rates, colours = [], [], []
-    for path in sorted(folder.glob("*.json")):
+
+    def numbered(path: Path) -> tuple[int, str]:  # 1-..., 2-..., 10-... in their order
+        head = path.stem.split("-", 1)[0]
+        return (int(head) if head.isdigit() else 0, path.stem)
+
+    for path in sorted(folder.glob("*.json"), key=numbered):
         for row in json.loads(path.read_text())["rows"]:
             two = {2: " (2 encodes)", 1: " (1 encode)"}.get(row.get("concurrent"), "")  # 4-two-encodes' rows
-            labels.append(f"{path.stem} {row['model']} r{row['round']}{two}")
+            variant = f" {row['variant']}" if row.get("variant", "default") != "default" else ""
+            labels.append(f"{path.stem} {row['model']}{variant} r{row['round']}{two}")
             rates.append(row["docs_per_s"])
             colours.append("tab:blue" if row["model"] == "shipped" else "tab:orange")
     fig, ax = plt.subplots(figsize=(8, 0.28 * len(labels) + 1.2))
@@ -155,7 +210,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--profile", action="store_true", help="cProfile each job (printed to stderr)")
+    parser.add_argument("--variant", action="append", default=[], help="NAME=JSON of EncodeOptions fields")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--options", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--model-folder", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--output", type=Path, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -168,11 +225,13 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     rows = []
     with tempfile.TemporaryDirectory() as root:
+        variants = [("default", "")] + [tuple(v.split("=", 1)) for v in args.variant]
         for name in args.models.split(","):
             folder = _bert_base_folder(args.tokenizer, Path(root)) if name == "bert-base" else None
-            for round_ in range(1, args.rounds + 1):
-                output = Path(root) / f"{name}-{round_}.parquet"
+            for (variant, options), round_ in itertools.product(variants, range(1, args.rounds + 1)):
+                output = Path(root) / f"{name}-{variant}-{round_}.parquet"
                 cmd = [sys.executable, __file__, "--child", "--input", str(args.input), "--output", str(output)]
+                cmd += ["--options", options] if options else []
                 cmd += ["--device", args.device] + (["--model-folder", str(folder)] if folder else [])
                 cmd += ["--profile"] if args.profile else []
                 cmd += ["--base-folder", str(args.base_folder)] if args.base_folder and not folder else []
@@ -180,11 +239,11 @@ def main() -> None:
                 proc = subprocess.run(cmd, capture_output=True, text=True)
                 wall = time.perf_counter() - started
                 if args.profile:
-                    (args.out / f"profile-{name}-{round_}.txt").write_text(proc.stderr)
+                    (args.out / f"profile-{name}-{variant}-{round_}.txt").write_text(proc.stderr)
                 if proc.returncode != 0:
                     raise SystemExit(f"{name} round {round_} failed:\n{proc.stderr[-3000:]}")
                 result = json.loads(proc.stdout.split("RESULT ", 1)[1].splitlines()[0])
-                row = {"model": name, "round": round_, "process_wall_s": wall}
+                row = {"model": name, "variant": variant, "round": round_, "process_wall_s": wall}
                 rows.append({**row, **result})
                 print(json.dumps(rows[-1]), flush=True)
                 output.unlink()
@@ -196,14 +255,15 @@ def main() -> None:
     lines = [
         f"`embed_file` (what `sciembed embed` runs), each round a fresh process; {device}, {meta['date']}",
         "",
-        "| model | round | papers | process start to model loaded, s | job s | job docs/s "
-        "| outside encode s | process wall s | vectors sha256 |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| model | variant | round | papers | process start to model loaded, s | job s | job docs/s "
+        "| outside encode s | encode calls s | of which waiting for the host s | vectors sha256 |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(
-            f"| {r['model']} | {r['round']} | {r['rows']:,} | {r['load_s']:.1f} | "
-            f"{r['job_s']:.1f} | {r['docs_per_s']:,.0f} | {r['outside_encode_s']:.1f} | {r['process_wall_s']:.1f} | "
+            f"| {r['model']} | {r['variant']} | {r['round']} | {r['rows']:,} | {r['load_s']:.1f} | "
+            f"{r['job_s']:.1f} | {r['docs_per_s']:,.0f} | {r['outside_encode_s']:.1f} | "
+            f"{' '.join(f'{t:.2f}' for t in r['encode_calls_s'])} | {' '.join(f'{t:.2f}' for t in r['host_wait_s'])} | "
             f"{r['vectors_sha256']} |"
         )
     (args.out / "embed_job_speed.md").write_text("\n".join(lines) + "\n")

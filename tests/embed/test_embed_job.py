@@ -12,6 +12,7 @@ from conftest import RecordingEncoder
 
 from sciembed.data import InvalidRecordError
 from sciembed.embed import embed_file, read_embeddings
+from sciembed.engine import EncodeOptions
 from sciembed.model import load_model
 
 
@@ -24,6 +25,17 @@ def crash_at_call(model, src, out, call):
     with pytest.raises(SimulatedCrash):
         embed_file(RecordingEncoder(model, fail_on=call, error=SimulatedCrash("killed")), src, out,
                    chunk_size=10, show_progress=False)  # fmt: skip
+
+
+def kill_after_two_parts(cmd, env, parts):
+    """Run ``cmd``, SIGKILL it once two parts are written; returns the parts finished then."""
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and len(list(parts.glob("part-*.parquet"))) < 2:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    return len(list(parts.glob("part-*.parquet")))
 
 
 def write_papers(path, n, long=False, bad_line=None):
@@ -99,14 +111,7 @@ def test_killed_process_resumes_to_identical_file(tmp_path, tiny_model_folder):
         "cpu",
     ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    parts = tmp_path / "out.parquet.parts"
-    deadline = time.time() + 120
-    while time.time() < deadline and len(list(parts.glob("part-*.parquet"))) < 2:
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    finished = len(list(parts.glob("part-*.parquet")))
+    finished = kill_after_two_parts(cmd, env, tmp_path / "out.parquet.parts")
     assert 2 <= finished < 14, "the kill should land in the middle of the job"
     assert not (tmp_path / "out.parquet").exists()
     result = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
@@ -198,3 +203,51 @@ def test_a_bad_record_still_writes_every_chunk_read_before_it(tmp_path, tiny_mod
         embed_file(tiny_model, src, out, chunk_size=10, show_progress=False)
     parts = sorted(p.name for p in (tmp_path / "out.parquet.parts").glob("part-*.parquet"))
     assert parts == [f"part-{i:05d}.parquet" for i in range(4)]  # lines 1-40; the bad one is in chunk 4
+
+
+STREAMED = {"read_process": True, "options": EncodeOptions(pipeline=True)}
+
+
+def test_the_stream_and_the_reading_process_write_the_file_of_one_call_per_chunk(tmp_path, tiny_adapter_model):
+    src = write_papers(tmp_path / "p.jsonl", 45)
+    per_chunk, streamed = tmp_path / "a.parquet", tmp_path / "b.parquet"
+    embed_file(tiny_adapter_model, src, per_chunk, format="classification", chunk_size=10, show_progress=False,
+               read_process=False)  # fmt: skip
+    report = embed_file(tiny_adapter_model, src, streamed, format="classification", chunk_size=10,
+                        show_progress=False, **STREAMED)  # fmt: skip
+    assert report.rows == 45 and report.read.papers == 45
+    assert pq.read_table(streamed).equals(pq.read_table(per_chunk))
+
+
+def test_a_streamed_job_killed_mid_way_resumes_to_the_same_file(tmp_path, tiny_model_folder):
+    """SIGKILL of a job that streams its chunks (pipeline on) and reads in a process of its own."""
+    src = write_papers(tmp_path / "p.jsonl", 300, long=True)
+    out, clean = tmp_path / "out.parquet", tmp_path / "clean.parquet"
+    settings = "chunk_size=20, batch_size=4, device='cpu', show_progress=False"
+    streamed = f"read_process=True, options=EncodeOptions(pipeline=True), {settings}"
+    script = (
+        "from sciembed.embed import embed_file\n"
+        "from sciembed.engine import EncodeOptions\n"
+        "from sciembed.model import load_model\n"
+        "if __name__ == '__main__':\n"
+        f"    embed_file(load_model({str(tiny_model_folder)!r}), {str(src)!r}, {str(out)!r}, {streamed})\n"
+    )
+    (tmp_path / "job.py").write_text(script)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    finished = kill_after_two_parts([sys.executable, str(tmp_path / "job.py")], env, tmp_path / "out.parquet.parts")
+    assert 2 <= finished < 15 and not out.exists(), "the kill should land in the middle of the job"
+    model = load_model(tiny_model_folder)
+    report = embed_file(model, src, out, read_process=True, options=EncodeOptions(pipeline=True), chunk_size=20,
+                        batch_size=4, device="cpu", show_progress=False)  # fmt: skip
+    assert report.resumed_chunks >= finished - 1 and report.rows == 300  # the part in flight may be done
+    embed_file(model, src, clean, chunk_size=20, batch_size=4, device="cpu", show_progress=False)
+    assert pq.read_table(out).equals(pq.read_table(clean))
+
+
+def test_a_bad_record_read_by_the_reading_process_keeps_every_chunk_before_it(tmp_path, tiny_model):
+    src = write_papers(tmp_path / "p.jsonl", 60, bad_line=45)
+    out = tmp_path / "out.parquet"
+    with pytest.raises(InvalidRecordError, match=r"p\.jsonl:45: invalid JSON"):
+        embed_file(tiny_model, src, out, chunk_size=10, show_progress=False, **STREAMED)
+    parts = sorted(p.name for p in (tmp_path / "out.parquet.parts").glob("part-*.parquet"))
+    assert parts == [f"part-{i:05d}.parquet" for i in range(4)]

@@ -119,7 +119,8 @@ def test_automatic_tokenising_processes_only_for_large_pipelined_calls_on_wide_h
     from sciembed.engine.run import AUTO_MAX_WORKERS, AUTO_WORKERS_MIN_DOCS, auto_tokenize_workers
 
     big = AUTO_WORKERS_MIN_DOCS
-    assert auto_tokenize_workers(True, big, cores=16, memo=True) == 4
+    assert auto_tokenize_workers(True, big, cores=16, memo=True) == 8
+    assert auto_tokenize_workers(True, big, cores=6, memo=True) == 3
     assert auto_tokenize_workers(True, big, cores=128, memo=True) == AUTO_MAX_WORKERS
     assert auto_tokenize_workers(True, big, cores=2, memo=True) == 0  # the in-process memo pays here
     assert auto_tokenize_workers(False, big, cores=16, memo=True) == 0  # CPU calls: the model is the bound
@@ -181,7 +182,7 @@ def test_automatic_processes_follow_the_cores_a_call_may_use(model):
     wide = plan_batches(runner, count, EncodeOptions(pipeline=True, host_cores=16), model)
     narrow = plan_batches(runner, count, EncodeOptions(pipeline=True, host_cores=4), model)
     explicit = plan_batches(runner, count, EncodeOptions(pipeline=True, host_cores=16, tokenize_workers=0), model)
-    assert (wide.tokenize_workers, wide.wait_for_workers) == (4, False)
+    assert (wide.tokenize_workers, wide.wait_for_workers) == (8, False)
     assert narrow.tokenize_workers == 0 and explicit.tokenize_workers == 0
     with pytest.raises(ValueError, match="host_cores"):
         EncodeOptions(host_cores=0)

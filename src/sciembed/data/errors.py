@@ -16,6 +16,9 @@ class InvalidRecordError(ValueError):
             where += f" (id {record_id!r})"
         super().__init__(f"{where}: {reason}")
 
+    def __reduce__(self):  # to cross a process boundary (the embedding job's reading process) intact
+        return type(self), (self.path, self.line, self.reason, self.record_id)
+
 
 class InputFileError(InvalidRecordError):
     """The file itself cannot be read (from ``line`` on): never skipped, even with ``skip_invalid``."""

@@ -187,17 +187,28 @@ def _iter_jsonl(path: Path, stream: IO[bytes]) -> Iterator[tuple[int, Any]]:
         except GZIP_ERRORS as exc:
             raise InputFileError(str(path), line_no + 1, f"truncated or corrupt gzip data ({exc})") from None
         line_no += 1
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            yield line_no, InvalidRecordError(str(path), line_no, f"invalid UTF-8 ({exc.reason})")
-            continue
-        if not text.strip():
-            continue
-        try:
-            yield line_no, json.loads(text)
-        except json.JSONDecodeError as exc:
-            yield line_no, InvalidRecordError(str(path), line_no, f"invalid JSON ({exc.msg})")
+        record = jsonl_record(str(path), line_no, raw)
+        if record is not BLANK:
+            yield line_no, record
+
+
+#: What :func:`jsonl_record` gives for a blank line.
+BLANK = object()
+
+
+def jsonl_record(path: str, line_no: int, raw: bytes) -> Any:
+    """The record of one line of a JSON-lines file: its value, :data:`BLANK`, or an
+    :class:`InvalidRecordError` naming the line (invalid UTF-8 or JSON)."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return InvalidRecordError(path, line_no, f"invalid UTF-8 ({exc.reason})")
+    if not text.strip():
+        return BLANK
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        return InvalidRecordError(path, line_no, f"invalid JSON ({exc.msg})")
 
 
 _STRUCTURE = re.compile(r'["\[\]{},]')
@@ -365,7 +376,7 @@ def iter_records(path: str | Path) -> Iterator[dict[str, Any]]:
         yield record
 
 
-def _text_digest(paper: Paper) -> bytes:
+def text_digest(paper: Paper) -> bytes:
     # Compared as embedded: white space differences are not different texts (" ".join(t.split()) is
     # normalize_whitespace without its already-normalised shortcut, which costs a scan here).
     title, abstract = " ".join((paper.title or "").split()), " ".join((paper.abstract or "").split())
@@ -388,19 +399,12 @@ def read_papers(
     dropped; with different text it is an invalid record.
     """
     report = report if report is not None else ReadReport()
-    seen: dict[str, tuple[bytes, int]] = {}
+    duplicates = DuplicateCheck(str(path))
 
     def parse(record: Any, line: int) -> Paper | None:
         paper = paper_from_dict(record, id_field)
-        digest = _text_digest(paper)
-        previous = seen.get(paper.paper_id)
-        if previous is None:
-            seen[paper.paper_id] = (digest, line)
+        if duplicates.is_new(paper.paper_id, text_digest(paper), line):
             return paper
-        if previous[0] != digest:
-            raise InvalidRecordError(
-                str(path), line, f"duplicate id with different text (first seen on line {previous[1]})", paper.paper_id
-            )
         report.duplicates += 1
         return None
 
@@ -408,6 +412,26 @@ def read_papers(
         if paper is not None:
             report.papers += 1
             yield paper
+
+
+class DuplicateCheck:
+    """Ids seen so far with their texts' digests: a repeated id with the same text is a duplicate to
+    drop, with another text an :class:`InvalidRecordError`."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self.seen: dict[str, tuple[bytes, int]] = {}
+
+    def is_new(self, paper_id: str, digest: bytes, line: int) -> bool:
+        previous = self.seen.get(paper_id)
+        if previous is None:
+            self.seen[paper_id] = (digest, line)
+            return True
+        if previous[0] != digest:
+            raise InvalidRecordError(
+                self.path, line, f"duplicate id with different text (first seen on line {previous[1]})", paper_id
+            )
+        return False
 
 
 def iter_parsed(

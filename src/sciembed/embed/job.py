@@ -2,23 +2,24 @@
 
 from __future__ import annotations
 
-import itertools
 import os
-from collections.abc import Iterator
-from contextlib import closing
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from ..data import Paper, ReadReport, has_at_least, read_papers
+from ..data import ReadReport, has_at_least
 from ..data.progress import progress_bar
 from ..data.readers import check_input_path
 from ..engine import EncodeOptions
-from ..engine.threads import ahead
+from ..engine.processes import main_is_safe_to_spawn
+from ..engine.run import start_tokenizers
 from ..model import Encoder, canonical_format
+from ..model.encoding import EngineEncode
+from ..model.host import available_cores
 from .chunks import encode_chunks
 from .metadata import EmbeddingMetadata, metadata_for, read_metadata, require_same_space
 from .numerics import vectors_digest
+from .reading import ChunkReader, ChunkSource
 from .writer import ResumableParquetWriter, check_output_path
 
 
@@ -54,15 +55,13 @@ class EmbedReport:
         return [*out, self.read.summary(), f"wrote {self.rows} embeddings to {self.output}"]
 
 
+# Inputs from this many papers on are read in a process of their own (starting it costs ~0.3 s).
+READ_PROCESS_MIN_PAPERS = 20_000
+MAX_PARSE_WORKERS = 4
 VECTORS_CHANGED = (
     "this sciembed, torch or device computes other vectors than the run that wrote the finished parts "
     "(rounding), so resuming would mix the two: finish it with the setup that began it, or remove the parts"
 )
-
-
-def _chunks(papers: Iterator[Paper], size: int) -> Iterator[list[Paper]]:
-    while chunk := list(itertools.islice(papers, size)):
-        yield chunk
 
 
 def _input_identity(path: Path) -> dict[str, object]:
@@ -84,13 +83,16 @@ def embed_file(
     limit: int | None = None,
     show_progress: bool = True,
     options: EncodeOptions | None = None,
+    read_process: bool | None = None,
 ) -> EmbedReport:
     """Embed every paper of ``input_path`` into ``output_path`` (Parquet), resuming a killed run.
 
     Chunks of ``chunk_size`` papers are written as they finish; rerunning the same command after a
     crash skips finished chunks, and the final file equals an uninterrupted run's. ``limit`` embeds
     only the first papers. ``options`` says how each chunk is encoded (the keyword arguments
-    ``batch_size``, ``device`` and ``dtype`` override it).
+    ``batch_size``, ``device`` and ``dtype`` override it). ``read_process``: read and parse the
+    input in a process of its own (None: for inputs of at least ``READ_PROCESS_MIN_PAPERS`` papers,
+    where processes may be spawned; the vectors are the same either way).
     """
     options = (options or EncodeOptions()).but(batch_size=batch_size, device=device, dtype=dtype, progress=False)
     input_path, output_path = Path(input_path), Path(output_path)
@@ -101,8 +103,46 @@ def embed_file(
     # Of the weights as loaded, before a move to fp16 (the digest is kept across moves): the same
     # fingerprint on CPU and GPU, and the one that `sciembed embed --ray` records.
     fingerprint = model.fingerprint
-    model.place(options.device, options.dtype)
-    options = _job_compile(model, options, input_path, limit)
+    in_process = _read_in_process(read_process, input_path, limit)
+    source = ChunkSource(
+        input_path,
+        chunk_size,
+        model.separator,
+        tuple(model.config.text_fields),
+        id_field=id_field,
+        skip_invalid=skip_invalid,
+        limit=limit,
+        parse_workers=auto_parse_workers(available_cores()) if in_process else 0,
+    )
+    # Started first: the reading process's start and first chunk overlap the model's move and probe.
+    with ChunkReader(source, in_process=in_process).started() as reader:
+        model.place(options.device, options.dtype)
+        if in_process and isinstance(model, EngineEncode):  # a large job: tokenisers start now, beside the probe
+            start_tokenizers(model, options, min(chunk_size, limit or chunk_size))
+        options = _job_compile(model, options, input_path, limit)
+        writer, metadata = _open_writer(model, fmt, options, fingerprint, input_path, output_path, id_field,
+                                        skip_invalid, chunk_size, limit)  # fmt: skip
+        try:
+            _check_finished_parts(writer, metadata)
+            progress = progress_bar(show=show_progress)
+            try:
+                index = encode_chunks(model, writer, reader, fmt, options, progress)
+            finally:
+                progress.close()  # before any message: never on the progress bar's line
+            if reader.error is not None:  # every chunk before the bad record is written: raised now
+                raise reader.error
+            chunks = index + 1
+            if chunks == 0:
+                raise ValueError(f"{input_path}: no papers to embed")
+            rows = writer.finish(chunks, model.dimension)
+        finally:
+            writer.close()
+    read = reader.report
+    return EmbedReport(output_path, rows=rows, chunks=chunks, resumed_chunks=writer.resumed_chunks, read=read)
+
+
+def _open_writer(model, fmt, options, fingerprint, input_path, output_path, id_field, skip_invalid, chunk_size, limit):
+    """The job's writer (resuming what a killed run of the same job finished) and its metadata."""
     job = {
         "input": _input_identity(input_path),
         "model": fingerprint,
@@ -124,26 +164,21 @@ def embed_file(
     writer = ResumableParquetWriter(
         output_path, job, metadata.schema_metadata(), inputs=[input_path], explain={"vectors": VECTORS_CHANGED}
     )
-    try:
-        _check_finished_parts(writer, metadata)
-        read = ReadReport()
-        progress = progress_bar(show=show_progress)
-        try:
-            papers = read_papers(input_path, id_field=id_field, skip_invalid=skip_invalid, report=read)
-            if limit is not None:
-                papers = itertools.islice(papers, limit)
-            # The next chunk is read on a thread while this one encodes; closing stops the thread.
-            with closing(ahead(_chunks(papers, chunk_size), 1, "sciembed-read-ahead")) as chunk_stream:
-                index = encode_chunks(model, writer, chunk_stream, fmt, options, progress)
-        finally:
-            progress.close()  # before any message: never on the progress bar's line
-        chunks = index + 1
-        if chunks == 0:
-            raise ValueError(f"{input_path}: no papers to embed")
-        rows = writer.finish(chunks, model.dimension)
-    finally:
-        writer.close()
-    return EmbedReport(output_path, rows=rows, chunks=chunks, resumed_chunks=writer.resumed_chunks, read=read)
+    return writer, metadata
+
+
+def auto_parse_workers(cores: int) -> int:
+    """Parsing processes of a large job's reading process: one per five cores, at most four (none
+    below ten cores: there the model, not reading, bounds the job)."""
+    return min(MAX_PARSE_WORKERS, cores // 5) if cores >= 10 else 0
+
+
+def _read_in_process(read_process: bool | None, input_path: Path, limit: int | None) -> bool:
+    if read_process is not None:
+        return read_process
+    if limit is not None and limit < READ_PROCESS_MIN_PAPERS:
+        return False
+    return main_is_safe_to_spawn() and has_at_least(input_path, READ_PROCESS_MIN_PAPERS)
 
 
 def _job_compile(model: Encoder, options: EncodeOptions, input_path: Path, limit: int | None) -> EncodeOptions:

@@ -8,13 +8,15 @@ must be its own: batching, packing and launching kernels.
 from __future__ import annotations
 
 import ast
+import contextlib
 import functools
 import multiprocessing
 import os
 import sys
+import tempfile
 import threading
 from collections import deque
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Any
 
@@ -24,7 +26,21 @@ import numpy as np
 _WORKER: dict[str, Any] = {}
 
 
-def _start_worker(tokenizer_json: str, max_length: int, rust_threads: int, started: Any) -> None:
+def exit_with_parent() -> None:
+    """End this spawned process when the one that started it ends, even by SIGKILL (no clean-up runs
+    there, and a worker blocked on its queue would wait for ever: it holds both ends of the pipe)."""
+    parent = multiprocessing.parent_process()
+    if parent is not None:
+        threading.Thread(target=_exit_after, args=(parent,), name="sciembed-parent-watch", daemon=True).start()
+
+
+def _exit_after(parent: Any) -> None:
+    parent.join()
+    os._exit(1)
+
+
+def _start_worker(tokenizer_path: str, max_length: int, rust_threads: int, started: Any) -> None:
+    exit_with_parent()
     # The Rust fallback (texts the chunk memo has not seen yet: most of them while it is cold) gets
     # this worker's share of the cores.
     os.environ.setdefault("RAYON_NUM_THREADS", str(rust_threads))
@@ -32,6 +48,8 @@ def _start_worker(tokenizer_json: str, max_length: int, rust_threads: int, start
 
     from ..model.wordpiece import fast_wordpiece
 
+    with open(tokenizer_path, encoding="utf-8") as handle:
+        tokenizer_json = handle.read()
     backend = Tokenizer.from_str(tokenizer_json)
     backend.no_padding()
     backend.enable_truncation(max_length)
@@ -70,29 +88,41 @@ def _encode_papers(
 class TokenizerPool:
     """``workers`` spawned processes (safe beside CUDA and threads) with the same tokenizer.
 
-    The processes start in the background (a spawned worker imports the package, seconds); ``ready``
-    says whether all of them answer, so a caller that must not wait can tokenise in process meanwhile.
+    The processes start in the background (a spawned worker imports the package, about a second);
+    ``ready`` says whether all of them answer, so a caller that must not wait can tokenise in process
+    meanwhile.
     """
 
     def __init__(self, tokenizer_json: str, max_length: int, workers: int, cores: int | None = None):
         self.workers = workers
         context = multiprocessing.get_context("spawn")
         rust_threads = max(1, (cores or os.cpu_count() or 1) // workers)
+        # The tokenizer goes to the workers as a file: a spawn blocks until the child has read what it
+        # is sent, so 0.5 MB of JSON in the start arguments made the spawns sequential (0.15-0.3 s
+        # each, docs/PERFORMANCE.md); a path lets all of them start at once. Removed once all run.
+        handle, self._spec_path = tempfile.mkstemp(prefix="sciembed-tokenizer-", suffix=".json")
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            out.write(tokenizer_json)
         self.executor = ProcessPoolExecutor(
             workers,
             mp_context=context,
             initializer=_start_worker,
-            initargs=(tokenizer_json, max_length, rust_threads, context.Barrier(workers)),
+            initargs=(self._spec_path, max_length, rust_threads, context.Barrier(workers)),
         )
         # One call per worker: the pool spawns a process per call while none is idle, so all start.
-        # Spawning is synchronous (~0.5 s a process on the H200 host), so it runs on a thread: the
-        # caller goes on tokenising in process meanwhile instead of waiting for 4-8 spawns.
+        # On a thread, so that the caller goes on tokenising in process meanwhile.
         self._started: list[Future] = []
         self._starter = threading.Thread(target=self._start_all, name="sciembed-tokenizer-spawn", daemon=True)
         self._starter.start()
 
     def _start_all(self) -> None:
-        self._started = [self.executor.submit(_started) for _ in range(self.workers)]
+        try:
+            self._started = [self.executor.submit(_started) for _ in range(self.workers)]
+            for future in self._started:
+                future.exception()  # waits: every worker has read the file (or failed)
+        finally:
+            with contextlib.suppress(OSError):
+                os.unlink(self._spec_path)
 
     def __deepcopy__(self, memo: dict) -> TokenizerPool:
         return self  # a copied model shares the processes
@@ -106,27 +136,39 @@ class TokenizerPool:
 
     def encode_groups(self, items: Iterable[tuple[Any, list[str]]]) -> Iterator[tuple[Any, np.ndarray, np.ndarray]]:
         """``(key, flat ids, lengths)`` per ``(key, texts)``, in order."""
-        return self._in_order((key, (_encode, texts)) for key, texts in items)
+        return ((key, *ids) for key, ids in self._in_order((key, (_encode, texts)) for key, texts in items))
 
-    def encode_paper_groups(
-        self, papers: Sequence[Any], ranges: Iterable[range], separator: str, fields: tuple[str, ...]
-    ) -> Iterator[tuple[range, np.ndarray, np.ndarray]]:
-        """``(range, flat ids, lengths)`` per range of ``papers``, texts built in the workers, in order."""
-        calls = ((g, (_encode_papers, list(papers[g.start : g.stop]), g.start, separator, fields)) for g in ranges)
-        return self._in_order(calls)
+    def encode_paper_jobs(
+        self, jobs: Iterable[Any], separator: str, fields: tuple[str, ...], passes: type = type(None)
+    ) -> Iterator[Any]:
+        """``(rows, flat ids, lengths)`` per ``(rows, papers)`` job, texts built in the workers, in order;
+        a job of type ``passes`` comes out as it went in, in its place."""
+        calls = (
+            (job, None)
+            if isinstance(job, passes)
+            else (job[0], (_encode_papers, list(job[1]), job[0].start, separator, fields))
+            for job in jobs
+        )
+        return (key if ids is None else (key, *ids) for key, ids in self._in_order(calls))
 
-    def _in_order(self, calls: Iterable[tuple[Any, tuple]]) -> Iterator[tuple[Any, np.ndarray, np.ndarray]]:
-        """Results of ``(key, (function, *args))`` calls, in order, up to two calls per worker ahead."""
+    def _in_order(self, calls: Iterable[tuple[Any, tuple | None]]) -> Iterator[tuple[Any, Any]]:
+        """``(key, result)`` of ``(key, (function, *args))`` calls, in order, up to two calls per worker
+        ahead; a call None has the result None and takes no worker."""
         pending: deque[tuple[Any, Future]] = deque()
         try:
-            for key, (function, *args) in calls:
-                pending.append((key, self.executor.submit(function, *args)))
+            for key, call in calls:
+                if call is None:
+                    future: Future = Future()
+                    future.set_result(None)
+                else:
+                    future = self.executor.submit(*call)
+                pending.append((key, future))
                 if len(pending) >= 2 * self.workers:
                     key, future = pending.popleft()
-                    yield (key, *future.result())
+                    yield key, future.result()
             while pending:
                 key, future = pending.popleft()
-                yield (key, *future.result())
+                yield key, future.result()
         finally:
             for _, future in pending:
                 future.cancel()

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import time
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -57,7 +57,9 @@ class BatchPlan:
 # with more than MEMO_MAX_CORES cores, one process per AUTO_CORES_PER_WORKER cores, at most
 # AUTO_MAX_WORKERS.
 AUTO_WORKERS_MIN_DOCS = 4096
-AUTO_CORES_PER_WORKER = 4
+# Two cores a process: on the 16-core H200 host 8 processes ran the embedding job 7-43 % faster
+# than 4 (10,317-10,575 against 7,226-9,629 docs/s, docs/PERFORMANCE.md "The embedding job, second round").
+AUTO_CORES_PER_WORKER = 2
 AUTO_MAX_WORKERS = 8
 
 
@@ -96,9 +98,34 @@ def plan_batches(runner: BatchRunner, count: int, options: EncodeOptions, encode
     )
 
 
+def start_tokenizers(encoder: Any, options: EncodeOptions, documents: int) -> None:
+    """Start the tokeniser processes that calls of ``documents`` documents will use, now (for a job
+    that knows it is large: they start beside its other preparations instead of during its first
+    chunk). The model is where those calls will run."""
+    runner = runner_for(encoder, None, replace(options, compile=False, fp8=False))  # builds nothing
+    plan = plan_batches(runner, documents, options, encoder)
+    if plan.tokenize_workers:
+        tokenizer_pool(encoder, plan.tokenize_workers)
+
+
 def has_wordpiece_memo(encoder: Any) -> bool:
     memo = getattr(encoder, "_fast_wordpiece", None)
     return memo is not None and memo(int(encoder.config.max_length)) is not None
+
+
+class Marker:
+    """An item of a stream of token groups that tokenisation and batch preparation pass on in its
+    place, untouched (the stream's chunk boundaries, :mod:`sciembed.engine.stream`)."""
+
+
+# A tokenisation job: ``(rows, items)``, the rows of a call (or of one chunk of a stream) and their
+# papers; or a Marker.
+GroupJob = tuple[range, Sequence[Any]] | Marker
+
+
+def call_jobs(papers: Sequence[Paper | dict | str], group_size: int) -> Iterator[GroupJob]:
+    """The groups of one call: consecutive ranges of its papers."""
+    return ((g, papers[g.start : g.stop]) for g in groups(len(papers), group_size))
 
 
 def token_groups(
@@ -110,25 +137,55 @@ def token_groups(
     texts_ahead: int = 0,
     wait_for_workers: bool = True,
 ) -> Iterator[tuple[range, np.ndarray, np.ndarray]]:
-    """``(group, flat ids, lengths)`` of one group of documents after another.
+    """``(group, flat ids, lengths)`` of one group of documents after another (see :func:`tokenize_jobs`)."""
+    return tokenize_jobs(encoder, call_jobs(papers, group_size), fields, workers, texts_ahead, wait_for_workers)
 
-    ``workers``: processes that build the texts and tokenise (``wait_for_workers`` False: only if
-    they are already running; else in this process, while they start); ``texts_ahead``: in this
-    process, texts are built on a thread of their own, that many groups ahead of tokenisation.
+
+def tokenize_jobs(
+    encoder: Any,
+    jobs: Iterable[GroupJob],
+    fields: Sequence[str] | None,
+    workers: int = 0,
+    texts_ahead: int = 0,
+    wait_for_workers: bool = True,
+) -> Iterator[tuple[range, np.ndarray, np.ndarray] | Marker]:
+    """``(rows, flat ids, lengths)`` per ``(rows, items)`` job, in order; a Marker passes through.
+
+    ``workers``: processes that build the texts and tokenise (``wait_for_workers`` False: a group
+    is tokenised in this process while they start, and the rest by them from the first group on
+    which they all run); ``texts_ahead``: without processes, texts are built on a thread of their
+    own, that many groups ahead of tokenisation.
     """
     fields = tuple(fields or encoder.config.text_fields)
     separator = encoder.separator
     pool = tokenizer_pool(encoder, workers) if workers > 0 else None
-    if pool is not None and (wait_for_workers or pool.ready):
-        yield from pool.encode_paper_groups(papers, groups(len(papers), group_size), separator, fields)
+    jobs = iter(jobs)
+    if pool is None:
+        yield from _tokenize_here(encoder, jobs, separator, fields, texts_ahead)
         return
-    texts = ((g, [as_paper(papers[i], i).text(separator, fields) for i in g]) for g in groups(len(papers), group_size))
+    while not (wait_for_workers or pool.ready):
+        job = next(jobs, None)
+        if job is None:
+            return
+        yield from _tokenize_here(encoder, [job], separator, fields, 0)
+    yield from pool.encode_paper_jobs(jobs, separator, fields, passes=Marker)
+
+
+def _tokenize_here(
+    encoder: Any, jobs: Iterable[GroupJob], separator: str, fields: tuple[str, ...], texts_ahead: int
+) -> Iterator[tuple[range, np.ndarray, np.ndarray] | Marker]:
+    texts = (
+        job
+        if isinstance(job, Marker)
+        else (job[0], [as_paper(p, job[0].start + i).text(separator, fields) for i, p in enumerate(job[1])])
+        for job in jobs
+    )
     if texts_ahead:
         # Building texts is pure Python; Rust tokenisation releases the GIL: the two overlap.
         texts = ahead(texts, texts_ahead, "sciembed-texts")
     try:
-        for group, group_texts in texts:
-            yield (group, *encoder.tokenize_flat(group_texts))
+        for item in texts:
+            yield item if isinstance(item, Marker) else (item[0], *encoder.tokenize_flat(item[1]))
     finally:
         texts.close()
 
@@ -144,12 +201,18 @@ def tokenizer_pool(encoder: Any, workers: int) -> TokenizerPool | None:
 def host_batches(
     encoder: Any, papers: Sequence[Paper | dict | str], runner: BatchRunner, plan: BatchPlan, fields=None
 ) -> Iterator[Any]:
-    """The backend's prepared batches: each group sorted by length and cut by the plan's budget."""
-    items = token_groups(
+    """The backend's prepared batches of one call: each group sorted by length and cut by the plan's budget."""
+    return prepare_jobs(encoder, call_jobs(papers, plan.group_size), runner, plan, fields)
+
+
+def prepare_jobs(
+    encoder: Any, jobs: Iterable[GroupJob], runner: BatchRunner, plan: BatchPlan, fields=None
+) -> Iterator[Any]:
+    """The backend's prepared batches of ``jobs`` (rows as the jobs number them); Markers pass through."""
+    items = tokenize_jobs(
         encoder,
-        papers,
+        jobs,
         fields,
-        plan.group_size,
         plan.tokenize_workers,
         texts_ahead=1 if plan.tokenize_ahead else 0,
         wait_for_workers=plan.wait_for_workers,
@@ -158,7 +221,11 @@ def host_batches(
         # Rust tokenisation releases the GIL: group k + 1 is tokenised while group k is prepared.
         items = ahead(items, plan.tokenize_ahead, "sciembed-tokenize")
     try:
-        for group, flat, lengths in items:
+        for item in items:
+            if isinstance(item, Marker):
+                yield item
+                continue
+            group, flat, lengths = item
             offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
             np.cumsum(lengths, out=offsets[1:])
             starts, ends = offsets[:-1].tolist(), offsets[1:].tolist()
@@ -179,7 +246,7 @@ def run_encode(
     adapter = encoder.adapter_for_format(format)  # a bad format fails before any thread starts
     if not papers:
         return EncodeResult(np.zeros((0, encoder.dimension), dtype=np.float32), 0.0, 0.0, 0, False)
-    if options.compile is None and _is_torch(encoder):  # the automatic choice, by this call's size
+    if options.compile is None and is_torch(encoder):  # the automatic choice, by this call's size
         from .backends.torch import auto_compile  # torch only here: exported models never import it
 
         options = replace(options, compile=auto_compile(encoder, options, len(papers)))
@@ -190,7 +257,7 @@ def run_encode(
         batches = ahead(batches, options.queue_batches, "sciembed-prepare")
     progress = progress_bar(len(papers), options.show_progress(len(papers)))
     waited, count = 0.0, 0
-    with _inference_mode(encoder):  # this thread only: the host side builds plain tensors
+    with inference_mode_for(encoder):  # this thread only: the host side builds plain tensors
         runner.begin(len(papers))
         try:
             while True:
@@ -206,34 +273,34 @@ def run_encode(
             progress.close()
         vectors = runner.finish()
     result = EncodeResult(vectors, time.perf_counter() - started, waited, count, plan.pipelined)
-    if _is_fp16_torch(encoder) and not np.isfinite(vectors).all():
-        return _rerun_in_bf16(encoder, papers, format, options, started)
+    if is_fp16_torch(encoder) and not np.isfinite(vectors).all():
+        return rerun_in_bf16(encoder, papers, format, options, started)
     return result
 
 
-def _is_torch(encoder: Any) -> bool:
+def is_torch(encoder: Any) -> bool:
     return getattr(encoder, "backend", "torch") == "torch"
 
 
-def _inference_mode(encoder: Any) -> contextlib.AbstractContextManager:
+def inference_mode_for(encoder: Any) -> contextlib.AbstractContextManager:
     """torch's inference mode for a PyTorch model; an exported graph needs none, so the ONNX and
     OpenVINO paths never import torch (seconds of start-up on a small CPU)."""
-    if not _is_torch(encoder):
+    if not is_torch(encoder):
         return contextlib.nullcontext()
     import torch
 
     return torch.inference_mode()
 
 
-def _is_fp16_torch(encoder: Any) -> bool:
-    if not _is_torch(encoder):
+def is_fp16_torch(encoder: Any) -> bool:
+    if not is_torch(encoder):
         return False
     import torch
 
     return getattr(encoder, "dtype", None) == torch.float16
 
 
-def _rerun_in_bf16(encoder: Any, papers: list, format: str | None, options: EncodeOptions, started: float):
+def rerun_in_bf16(encoder: Any, papers: list, format: str | None, options: EncodeOptions, started: float):
     """fp16 (the GPU default: closer to fp32 than bf16 at the same speed) has a narrow range; an
     overflow reruns this call on a bf16 copy, and the model itself stays in fp16."""
     warnings.warn(
