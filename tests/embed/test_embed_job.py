@@ -251,3 +251,15 @@ def test_a_bad_record_read_by_the_reading_process_keeps_every_chunk_before_it(tm
         embed_file(tiny_model, src, out, chunk_size=10, show_progress=False, **STREAMED)
     parts = sorted(p.name for p in (tmp_path / "out.parquet.parts").glob("part-*.parquet"))
     assert parts == [f"part-{i:05d}.parquet" for i in range(4)]
+
+
+@pytest.mark.parametrize("read_process", [False, True])
+def test_the_fields_of_the_options_make_the_texts(tmp_path, tiny_model, read_process):
+    src = write_papers(tmp_path / "p.jsonl", 12)
+    out = tmp_path / "out.parquet"
+    embed_file(tiny_model, src, out, chunk_size=5, show_progress=False, read_process=read_process,
+               options=EncodeOptions(fields=("abstract",)))  # fmt: skip
+    _, vectors = read_embeddings(out)
+    papers = [json.loads(line) for line in open(src)]
+    np.testing.assert_allclose(vectors, tiny_model.encode(papers, fields=["abstract"]), atol=1e-6)
+    assert not np.allclose(vectors, tiny_model.encode(papers), atol=1e-3)

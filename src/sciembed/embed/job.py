@@ -108,7 +108,7 @@ def embed_file(
         input_path,
         chunk_size,
         model.separator,
-        tuple(model.config.text_fields),
+        tuple(options.fields or model.config.text_fields),  # the texts are built as the reader reads
         id_field=id_field,
         skip_invalid=skip_invalid,
         limit=limit,
