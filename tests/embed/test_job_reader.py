@@ -77,14 +77,14 @@ def test_input_errors_cross_a_process_boundary_intact():
 
 
 def test_a_reading_process_that_dies_is_an_error_naming_the_file(tmp_path):
-    path = _write(tmp_path / "p.jsonl", 10)
+    path = _write(tmp_path / "p.jsonl", 2000)  # far more than it can send ahead: it cannot finish first
     reader = ChunkReader(ChunkSource(path, 5, "[SEP]", ("title",)), in_process=True, poll_s=0.05)
     chunks = iter(reader)
     next(chunks)
     reader._process.kill()
     reader._process.join()
     with pytest.raises(RuntimeError, match=r"p\.jsonl: the process reading it ended unexpectedly"):
-        for _ in range(10):  # what it sent before it died may still arrive
+        for _ in range(100):  # what it sent before it died may still arrive
             next(chunks)
     reader.close()
 
