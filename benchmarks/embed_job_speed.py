@@ -18,7 +18,9 @@ the job. Models:
 ``--variant NAME=JSON`` (repeatable) runs each model under other ``EncodeOptions`` too, e.g.
 ``--variant 'workers8={"tokenize_workers": 8}'``; ``"job": {"per_chunk_calls": true, "read_process":
 false}`` in the JSON runs the job as before 2026-12-02 (one ``encode`` call per chunk, the input
-read on a thread). Each chunk's seconds (the stream's, or each call's) and its wait for the host
+read on a thread); ``"job": {"src": "FOLDER"}`` runs another checkout's ``src`` (the code before a
+change) in the same session. The job's own phases (``EmbedReport.seconds``) come with each round.
+Each chunk's seconds (the stream's, or each call's) and its wait for the host
 side (the time the launching thread waited for a batch: tokenisation and packing behind the GPU) are
 reported with it.
 
@@ -44,6 +46,10 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 def _child(args: argparse.Namespace) -> None:
     """One round in this (fresh) process: load, then the job; prints one JSON line."""
     started = time.perf_counter()
+    spec = json.loads(args.options) if args.options else {}
+    job = spec.pop("job", {})  # the job's own switches: {"per_chunk_calls": true, "read_process": false}
+    if job.get("src"):  # another checkout's sciembed (e.g. the code before a change), for A/B rounds
+        sys.path.insert(0, str(Path(job["src"]).resolve()))
     import torch
 
     from sciembed import EncodeOptions
@@ -58,8 +64,6 @@ def _child(args: argparse.Namespace) -> None:
 
         model = _load_for_gpu(str(REPO / "models" / "sciembed-minilm"), args.base_folder)
     loaded = time.perf_counter()
-    spec = json.loads(args.options) if args.options else {}
-    job = spec.pop("job", {})  # the job's own switches: {"per_chunk_calls": true, "read_process": false}
     options = EncodeOptions(**spec) if spec else None
     timed = TimedEncoder(model) if job.get("per_chunk_calls") else _time_the_stream(model)
     kwargs = {
@@ -92,6 +96,7 @@ def _child(args: argparse.Namespace) -> None:
         "encode_calls_s": [round(t, 3) for t in record.seconds],
         "host_wait_s": [round(t, 3) for t in record.waited],
         "outside_encode_s": job_s - sum(record.seconds),
+        "phases_s": getattr(report, "seconds", {}),  # the job's own phases (sciembed of 2026-12-02 on)
         "vectors_sha256": _vectors_digest(args.output),
     }
     print("RESULT " + json.dumps(row), flush=True)
@@ -256,15 +261,15 @@ def main() -> None:
         f"`embed_file` (what `sciembed embed` runs), each round a fresh process; {device}, {meta['date']}",
         "",
         "| model | variant | round | papers | process start to model loaded, s | job s | job docs/s "
-        "| outside encode s | encode calls s | of which waiting for the host s | vectors sha256 |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| outside encode s | encode calls s | of which waiting for the host s | job phases s | vectors sha256 |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(
             f"| {r['model']} | {r['variant']} | {r['round']} | {r['rows']:,} | {r['load_s']:.1f} | "
             f"{r['job_s']:.1f} | {r['docs_per_s']:,.0f} | {r['outside_encode_s']:.1f} | "
             f"{' '.join(f'{t:.2f}' for t in r['encode_calls_s'])} | {' '.join(f'{t:.2f}' for t in r['host_wait_s'])} | "
-            f"{r['vectors_sha256']} |"
+            f"{' '.join(f'{k} {v:.2f}' for k, v in r.get('phases_s', {}).items()) or '-'} | {r['vectors_sha256']} |"
         )
     (args.out / "embed_job_speed.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

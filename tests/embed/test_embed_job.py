@@ -12,6 +12,7 @@ from conftest import RecordingEncoder
 
 from sciembed.data import InvalidRecordError
 from sciembed.embed import embed_file, read_embeddings
+from sciembed.embed.job import JOB_PHASES
 from sciembed.engine import EncodeOptions
 from sciembed.model import load_model
 
@@ -54,6 +55,8 @@ def test_writes_parquet_with_ids_and_fixed_size_float32_vectors(tmp_path, tiny_m
     out = tmp_path / "e.parquet"
     report = embed_file(tiny_model, src, out, chunk_size=10, show_progress=False)
     assert report.rows == 25 and report.chunks == 3
+    assert tuple(report.seconds) == JOB_PHASES and all(s >= 0 for s in report.seconds.values())
+    assert report.to_json()["seconds"] == report.seconds
     table = pq.read_table(out)
     assert str(table.schema.field("paper_id").type) == "string"
     assert str(table.schema.field("embedding").type) == "fixed_size_list<element: float>[32]"
@@ -122,6 +125,8 @@ def test_killed_process_resumes_to_identical_file(tmp_path, tiny_model_folder):
     )
     a, b = pq.read_table(tmp_path / "out.parquet"), pq.read_table(clean)
     assert a.num_rows == 300 and a.equals(b)
+    assert (tmp_path / "out.parquet").read_bytes() == clean.read_bytes()
+    assert not list(tmp_path.glob(".out.parquet.*.tmp"))  # the killed run's output in progress is gone
     assert a.column("paper_id").to_pylist() == [f"id{i}" for i in range(300)]
 
 
@@ -241,7 +246,8 @@ def test_a_streamed_job_killed_mid_way_resumes_to_the_same_file(tmp_path, tiny_m
                         batch_size=4, device="cpu", show_progress=False)  # fmt: skip
     assert report.resumed_chunks >= finished - 1 and report.rows == 300  # the part in flight may be done
     embed_file(model, src, clean, chunk_size=20, batch_size=4, device="cpu", show_progress=False)
-    assert pq.read_table(out).equals(pq.read_table(clean))
+    assert pq.read_table(out).equals(pq.read_table(clean)) and out.read_bytes() == clean.read_bytes()
+    assert not list(tmp_path.glob(".out.parquet.*.tmp"))
 
 
 def test_a_bad_record_read_by_the_reading_process_keeps_every_chunk_before_it(tmp_path, tiny_model):

@@ -3,6 +3,7 @@
 import gzip
 import importlib.util
 import json
+from concurrent.futures import Future
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -11,7 +12,7 @@ from conftest import PAPERS, make_tiny_model
 
 from sciembed import EncodeOptions
 from sciembed.data import has_at_least
-from sciembed.embed.job import _job_compile, embed_file
+from sciembed.embed.job import _count_ahead, _job_compile, embed_file
 from sciembed.engine.backends.torch import AUTO_COMPILE_MIN_DOCS, auto_compile
 
 TRITON = importlib.util.find_spec("triton") is not None
@@ -54,10 +55,17 @@ def test_embed_job_decides_once_by_the_input_size(tmp_path):
     model = make_tiny_model()
     small = _jsonl(tmp_path / "small.jsonl", 20)
     packed = EncodeOptions(packed=True)
-    assert _job_compile(model, packed, small, None).compile is False
-    assert _job_compile(model, packed.but(compile=True), small, None).compile is True
-    assert _job_compile(model, EncodeOptions(), small, None).compile is False  # CPU fp32
-    assert _job_compile(model, packed, small, limit=5).compile is False
+    counted = _count_ahead(model, packed, small, None)  # on a thread, while the model moves
+    assert counted is not None and counted.result() is False
+    assert _job_compile(model, packed, None, counted).compile is False
+    assert _count_ahead(model, packed.but(compile=True), small, None) is None  # asked for: nothing to count
+    assert _job_compile(model, packed.but(compile=True), None, None).compile is True
+    assert _job_compile(model, EncodeOptions(), None, counted).compile is False  # CPU fp32
+    assert _count_ahead(model, packed, small, limit=5) is None
+    assert _job_compile(model, packed, 5, None).compile is False
+    large = Future()
+    large.set_result(True)  # what the count says of a file of 2M papers or more
+    assert _job_compile(model, packed, None, large).compile is bool(TRITON)
 
 
 def test_small_embed_job_does_not_compile(tmp_path):

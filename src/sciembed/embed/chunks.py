@@ -1,8 +1,8 @@
 """The embedding job's loop: encode each unfinished chunk and write its part, with the GPU kept busy.
 
 The chunks are read ahead (``reading.py``: on a thread, or for large inputs in a process of its
-own) and each finished chunk's part is written on another thread (Parquet + fsync) while the model
-encodes the next one. A model of the engine encodes the chunks as one stream
+own) and each finished chunk's part is written on another thread (Parquet + fsync, and appended to
+the output in progress) while the model encodes the next one. A model of the engine encodes the chunks as one stream
 (:func:`~sciembed.engine.stream.encode_stream`): its host side tokenises and packs the next chunk
 while the device finishes this one, in the batches a call per chunk would use. Any other encoder
 gets one ``encode`` call per chunk. (Two encodes in flight on CUDA were measured too and gave
@@ -49,10 +49,14 @@ def encode_chunks(
     with ThreadPoolExecutor(1, thread_name_prefix="sciembed-write") as writes:
         pending: Future | None = None
         for (index, ids, done), vectors in _encoded(model, keyed(), fmt, options.but(fields=TEXT_AS_IS)):
-            if not done:
-                if pending is not None:
-                    pending.result()
-                pending = writes.submit(writer.write_chunk, index, ids, vectors)
+            if pending is not None:
+                pending.result()
+            # In order, finished or not: the writer appends each chunk to the output in progress.
+            pending = (
+                writes.submit(writer.keep_chunk, index)
+                if done
+                else writes.submit(writer.write_chunk, index, ids, vectors)
+            )
             progress.update(len(ids))
         if pending is not None:
             pending.result()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -26,13 +28,15 @@ from .writer import ResumableParquetWriter, check_output_path
 @dataclass(frozen=True)
 class EmbedReport:
     """What one ``embed_file`` job wrote: ``rows`` embeddings in ``chunks`` chunks (``resumed_chunks`` of
-    them kept from a killed run) and what reading the input found (``read``)."""
+    them kept from a killed run), what reading the input found (``read``) and where the job's wall
+    time went (``seconds``: :data:`JOB_PHASES` in order)."""
 
     output: Path
     rows: int = 0
     chunks: int = 0
     resumed_chunks: int = 0
     read: ReadReport = field(default_factory=ReadReport)
+    seconds: dict[str, float] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         """The ``sciembed embed --json`` summary, with the written file's metadata."""
@@ -46,6 +50,7 @@ class EmbedReport:
             "duplicates_dropped": self.read.duplicates,
             "invalid_skipped": self.read.skipped,
             "invalid_examples": self.read.skipped_examples,
+            "seconds": self.seconds,
             "metadata": metadata.to_json() if metadata else None,
         }
 
@@ -53,6 +58,26 @@ class EmbedReport:
         """The text summary that ``sciembed embed`` prints."""
         out = [f"resumed: {self.resumed_chunks} finished chunks kept"] if self.resumed_chunks else []
         return [*out, self.read.summary(), f"wrote {self.rows} embeddings to {self.output}"]
+
+
+# A job's phases (``EmbedReport.seconds``): checks and the reader's start, the model's move to its
+# device, the tokeniser processes' start, the wait for the input's size (counted on a thread
+# meanwhile) for the automatic compile choice, the output's opening with its numerics probe, the
+# chunks (reading included where the encoder waited for it), the output's completion.
+JOB_PHASES = ("start", "place", "tokenizers", "compile_check", "open", "encode", "finish")
+
+
+class _Phases:
+    """Wall seconds of each phase, each measured from the end of the one before."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self._last = time.perf_counter()
+
+    def done(self, phase: str) -> None:
+        now = time.perf_counter()
+        self.seconds[phase] = round(now - self._last, 4)
+        self._last = now
 
 
 # Inputs from this many papers on are read in a process of their own (starting it costs ~0.3 s).
@@ -94,12 +119,14 @@ def embed_file(
     input in a process of its own (None: for inputs of at least ``READ_PROCESS_MIN_PAPERS`` papers,
     where processes may be spawned; the vectors are the same either way).
     """
+    phases = _Phases()
     options = (options or EncodeOptions()).but(batch_size=batch_size, device=device, dtype=dtype, progress=False)
     input_path, output_path = Path(input_path), Path(output_path)
     _check_settings(options.batch_size, chunk_size, limit)
     check_input_path(input_path)
     check_output_path(output_path, [input_path])
     fmt = canonical_format(format)
+    _warm_up_gpu(model, options)
     # Of the weights as loaded, before a move to fp16 (the digest is kept across moves): the same
     # fingerprint on CPU and GPU, and the one that `sciembed embed --ray` records.
     fingerprint = model.fingerprint
@@ -116,14 +143,22 @@ def embed_file(
     )
     # Started first: the reading process's start and first chunk overlap the model's move and probe.
     with ChunkReader(source, in_process=in_process).started() as reader:
+        # The input's size for the compile choice is counted (decompressing to the end below 2M
+        # papers: ~0.6 s for 75,000 abstracts) while the model moves and the tokenisers start.
+        large = _count_ahead(model, options, input_path, limit)
+        phases.done("start")
         model.place(options.device, options.dtype)
+        phases.done("place")
         if in_process and isinstance(model, EngineEncode):  # a large job: tokenisers start now, beside the probe
             start_tokenizers(model, options, min(chunk_size, limit or chunk_size))
-        options = _job_compile(model, options, input_path, limit)
+        phases.done("tokenizers")
+        options = _job_compile(model, options, limit, large)
+        phases.done("compile_check")
         writer, metadata = _open_writer(model, fmt, options, fingerprint, input_path, output_path, id_field,
                                         skip_invalid, chunk_size, limit)  # fmt: skip
         try:
             _check_finished_parts(writer, metadata)
+            phases.done("open")
             progress = progress_bar(show=show_progress)
             try:
                 index = encode_chunks(model, writer, reader, fmt, options, progress)
@@ -134,11 +169,14 @@ def embed_file(
             chunks = index + 1
             if chunks == 0:
                 raise ValueError(f"{input_path}: no papers to embed")
+            phases.done("encode")
             rows = writer.finish(chunks, model.dimension)
+            phases.done("finish")
         finally:
             writer.close()
     read = reader.report
-    return EmbedReport(output_path, rows=rows, chunks=chunks, resumed_chunks=writer.resumed_chunks, read=read)
+    return EmbedReport(output_path, rows=rows, chunks=chunks, resumed_chunks=writer.resumed_chunks, read=read,
+                       seconds=phases.seconds)  # fmt: skip
 
 
 def _open_writer(model, fmt, options, fingerprint, input_path, output_path, id_field, skip_invalid, chunk_size, limit):
@@ -181,18 +219,43 @@ def _read_in_process(read_process: bool | None, input_path: Path, limit: int | N
     return main_is_safe_to_spawn() and has_at_least(input_path, READ_PROCESS_MIN_PAPERS)
 
 
-def _job_compile(model: Encoder, options: EncodeOptions, input_path: Path, limit: int | None) -> EncodeOptions:
+def _warm_up_gpu(model: Encoder, options: EncodeOptions) -> None:
+    """CUDA's and Triton's start on a thread for a job of a PyTorch model on CUDA (the exported
+    backends never import torch)."""
+    if getattr(model, "backend", "torch") != "torch":
+        return
+    from ..model.gpu_warmup import warm_up_in_background
+
+    warm_up_in_background(options.device if options.device is not None else model.device)
+
+
+def _count_ahead(model: Encoder, options: EncodeOptions, input_path: Path, limit: int | None) -> Future | None:
+    """Whether the input holds the papers from which a job compiles (``has_at_least``), counted on a
+    thread; None where the choice does not depend on it."""
+    if options.compile is not None or getattr(model, "backend", "torch") != "torch":
+        return None
+    from ..engine.backends.torch import AUTO_COMPILE_MIN_DOCS
+
+    if limit is not None and limit < AUTO_COMPILE_MIN_DOCS:
+        return None
+    counting = ThreadPoolExecutor(1, thread_name_prefix="sciembed-count")
+    try:
+        return counting.submit(has_at_least, input_path, AUTO_COMPILE_MIN_DOCS)
+    finally:
+        counting.shutdown(wait=False)  # the count runs on; the thread ends with it
+
+
+def _job_compile(model: Encoder, options: EncodeOptions, limit: int | None, large: Future | None) -> EncodeOptions:
     """The automatic compile choice (``options.compile`` None) made once for the whole job by its
-    size, since each chunk alone is far below the size from which compiling pays."""
+    size (``large``: :func:`_count_ahead`), since each chunk alone is far below the size from which
+    compiling pays."""
     if options.compile is not None or getattr(model, "backend", "torch") != "torch":
         return options
     from ..engine.backends.torch import AUTO_COMPILE_MIN_DOCS, auto_compile
 
-    if limit is not None and limit < AUTO_COMPILE_MIN_DOCS:
+    if large is None or not auto_compile(model, options, AUTO_COMPILE_MIN_DOCS):  # no packed CUDA forward here
         return replace(options, compile=False)
-    if not auto_compile(model, options, AUTO_COMPILE_MIN_DOCS):  # no packed CUDA forward here
-        return replace(options, compile=False)
-    return replace(options, compile=has_at_least(input_path, AUTO_COMPILE_MIN_DOCS))
+    return replace(options, compile=large.result())
 
 
 def _check_finished_parts(writer: ResumableParquetWriter, metadata: EmbeddingMetadata) -> None:

@@ -6,8 +6,9 @@ Guarantees (docs/RELIABILITY.md):
   second process fail at once with "in use by pid N";
 - nothing looks complete unless it is: each finished chunk is written to a unique temporary name,
   fsynced and renamed to ``OUTPUT.parts/part-NNNNN.parquet`` next to a manifest that pins the job;
-  at the end all parts are streamed in order into a temporary file that is fsynced and renamed to
-  OUTPUT, so OUTPUT is either absent, the previous file, or complete;
+  the chunks are also appended, in order, to a temporary file that becomes OUTPUT (fsynced and
+  renamed) when the last one is in (if they did not come in order, the parts are streamed into it at
+  the end), so OUTPUT is either absent, the previous file, or complete;
 - a killed job run again with the same settings keeps the finished parts (a damaged part, or one
   that does not hold the ids of its chunk, is recomputed), so the file equals an uninterrupted run's;
 - on any failure (disk full included) the temporary file being written is removed.
@@ -29,7 +30,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..data.atomic import write_atomic
+from ..data.atomic import fsync_dir, temporary_name, write_atomic
 
 MANIFEST = "manifest.json"
 
@@ -127,6 +128,45 @@ class OutputLock:
         self._fd = None
 
 
+class _OutputInOrder:
+    """The output file written as the chunks finish, one row group per chunk, under a temporary name:
+    ``finish`` then only closes, fsyncs and renames it instead of reading every part back and writing
+    the whole file after the last chunk (~1 s for 75,000 x 384 floats). The same bytes as the parts
+    streamed at the end (tested)."""
+
+    def __init__(self, output: Path, schema: pa.Schema):
+        self.output = output
+        self.schema = schema
+        self.path = temporary_name(output)
+        self.chunks = 0
+        self._handle = open(self.path, "wb")
+        self._writer: pq.ParquetWriter | None = pq.ParquetWriter(self._handle, schema, **PARQUET_WRITE_OPTIONS)
+
+    def append(self, table: pa.Table) -> None:
+        self._writer.write_table(table.cast(self.schema))
+        self._handle.flush()
+        os.fsync(self._handle.fileno())  # a chunk at a time, so that the final fsync is short
+        self.chunks += 1
+
+    def complete(self) -> None:
+        self._writer.close()
+        self._writer = None
+        self._handle.flush()
+        os.fsync(self._handle.fileno())
+        self._handle.close()
+        os.replace(self.path, self.output)
+        fsync_dir(self.output.parent)
+
+    def discard(self) -> None:
+        try:
+            if self._writer is not None:
+                self._writer.close()
+            self._handle.close()
+        except (OSError, pa.ArrowException):
+            pass
+        self.path.unlink(missing_ok=True)
+
+
 class ResumableParquetWriter:
     """Parts directory + manifest; ``job`` is any JSON-able description that must match to resume.
     ``explain``: for a key of ``job``, the sentence that a refused resume prints when that key differs.
@@ -148,6 +188,8 @@ class ResumableParquetWriter:
         check_output_path(self.output, [Path(p) for p in inputs])
         self.parts = self.output.with_name(self.output.name + ".parts")
         self.job = job
+        self._in_order: _OutputInOrder | None = None
+        self._out_of_order = False  # a chunk came out of order: ``finish`` streams the parts
         try:
             self.output.parent.mkdir(parents=True, exist_ok=True)
             self._lock = OutputLock(self.output)
@@ -217,17 +259,76 @@ class ResumableParquetWriter:
         return False
 
     def write_chunk(self, index: int, ids: Sequence[str], vectors: np.ndarray) -> None:
+        """Chunk ``index`` as a finished part, appended to the output in progress when it is the next."""
         table = embedding_table(ids, vectors, self.metadata)
         try:
             write_atomic(self.part_path(index), lambda f: write_embedding_table(table, f))
         except OSError as exc:
             raise OutputError(f"{self.part_path(index)}: cannot write: {_describe(exc)}") from None
+        self._append(index, table)
+
+    def keep_chunk(self, index: int) -> None:
+        """Chunk ``index``, finished by an earlier run, appended to the output in progress (call it in
+        the chunks' order, as :meth:`write_chunk`)."""
+        if self._appends(index):
+            self._append(index, self._read_part(index))
+
+    def _appends(self, index: int) -> bool:
+        expected = self._in_order.chunks if self._in_order is not None else 0
+        if self._out_of_order or index != expected:
+            self._out_of_order = True
+            self._drop_in_order()
+            return False
+        return True
+
+    def _append(self, index: int, table: pa.Table) -> None:
+        if not self._appends(index):
+            return
+        try:
+            if self._in_order is None:
+                self._in_order = _OutputInOrder(
+                    self.output, embedding_schema(table.schema.field("embedding").type.list_size, self.metadata)
+                )
+            self._in_order.append(table)
+        except OSError as exc:
+            self._drop_in_order()
+            raise OutputError(f"{self.output}: cannot write: {_describe(exc)}") from None
+
+    def _drop_in_order(self) -> None:
+        if self._in_order is not None:
+            self._in_order.discard()
+            self._in_order = None
+
+    def _read_part(self, index: int) -> pa.Table:
+        part = self.part_path(index)
+        try:
+            return pq.read_table(part)
+        except (pa.ArrowException, OSError) as exc:
+            part.unlink(missing_ok=True)
+            raise OutputError(f"{part}: damaged ({exc}); removed, run the same command again") from None
 
     def finish(self, num_chunks: int, dim: int) -> int:
         """Stream parts 0..num_chunks-1 into the output file; returns the number of rows."""
         missing = [i for i in range(num_chunks) if not self.is_done(i)]
         if missing:
             raise RuntimeError(f"{self.parts}: chunks {missing[:5]} are missing")
+        in_order = self._in_order
+        if (
+            in_order is not None
+            and in_order.chunks == num_chunks
+            and in_order.schema.field("embedding").type.list_size == dim
+        ):
+            try:
+                in_order.complete()
+            except OSError as exc:
+                self._drop_in_order()
+                raise OutputError(f"{self.output}: cannot write: {_describe(exc)}") from None
+            self._in_order = None
+            rows = pq.ParquetFile(self.output).metadata.num_rows
+            shutil.rmtree(self.parts)
+            self.close()
+            return rows
+        self._drop_in_order()
         rows = 0
 
         def write(handle: Any) -> None:
@@ -235,12 +336,7 @@ class ResumableParquetWriter:
             schema = embedding_schema(dim, self.metadata)
             with pq.ParquetWriter(handle, schema, **PARQUET_WRITE_OPTIONS) as writer:
                 for index in range(num_chunks):
-                    part = self.part_path(index)
-                    try:
-                        table = pq.read_table(part)
-                    except (pa.ArrowException, OSError) as exc:
-                        part.unlink(missing_ok=True)
-                        raise OutputError(f"{part}: damaged ({exc}); removed, run the same command again") from None
+                    table = self._read_part(index)
                     writer.write_table(table.cast(schema))
                     rows += table.num_rows
 
@@ -253,7 +349,9 @@ class ResumableParquetWriter:
         return rows
 
     def close(self) -> None:
-        """Release the output's lock (finished parts stay for a resume)."""
+        """Release the output's lock (finished parts stay for a resume; an output in progress goes)."""
+        if getattr(self, "_in_order", None) is not None:
+            self._drop_in_order()
         lock = getattr(self, "_lock", None)
         if lock is not None:
             lock.release()
