@@ -216,6 +216,9 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--profile", action="store_true", help="cProfile each job (printed to stderr)")
     parser.add_argument("--variant", action="append", default=[], help="NAME=JSON of EncodeOptions fields")
+    parser.add_argument(
+        "--unrecorded-first-round", action="store_true", help="one round of the first variant first, not recorded"
+    )
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--options", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--model-folder", default=None, help=argparse.SUPPRESS)
@@ -233,7 +236,10 @@ def main() -> None:
         variants = [("default", "")] + [tuple(v.split("=", 1)) for v in args.variant]
         for name in args.models.split(","):
             folder = _bert_base_folder(args.tokenizer, Path(root)) if name == "bert-base" else None
-            for (variant, options), round_ in itertools.product(variants, range(1, args.rounds + 1)):
+            rounds = itertools.product(variants, range(1, args.rounds + 1))
+            if args.unrecorded_first_round:  # a fresh machine's first process fills its caches: not compared
+                rounds = itertools.chain([(variants[0], 0)], rounds)
+            for (variant, options), round_ in rounds:
                 output = Path(root) / f"{name}-{variant}-{round_}.parquet"
                 cmd = [sys.executable, __file__, "--child", "--input", str(args.input), "--output", str(output)]
                 cmd += ["--options", options] if options else []
@@ -248,10 +254,13 @@ def main() -> None:
                 if proc.returncode != 0:
                     raise SystemExit(f"{name} round {round_} failed:\n{proc.stderr[-3000:]}")
                 result = json.loads(proc.stdout.split("RESULT ", 1)[1].splitlines()[0])
+                output.unlink()
+                if round_ == 0:
+                    print(f"unrecorded first round: {result['docs_per_s']:,.0f} docs/s", flush=True)
+                    continue
                 row = {"model": name, "variant": variant, "round": round_, "process_wall_s": wall}
                 rows.append({**row, **result})
                 print(json.dumps(rows[-1]), flush=True)
-                output.unlink()
     import torch
 
     device = torch.cuda.get_device_name() if args.device == "cuda" else platform.processor()

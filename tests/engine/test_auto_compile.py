@@ -32,6 +32,20 @@ def test_has_at_least_counts_json_lines(tmp_path, gz):
     assert has_at_least(path, 300, chunk_bytes=64)
     assert has_at_least(path, 10, chunk_bytes=64)
     assert not has_at_least(path, 301, chunk_bytes=64)
+    assert has_at_least(path, 300) and not has_at_least(path, 301)  # one block
+
+
+def test_has_at_least_counts_every_gzip_member_and_refuses_damage(tmp_path):
+    one, two = _jsonl(tmp_path / "a.jsonl.gz", 120, True), _jsonl(tmp_path / "b.jsonl.gz", 80, True)
+    both = tmp_path / "both.jsonl.gz"  # concatenated members (what `cat a.gz b.gz` writes) are one file
+    both.write_bytes(one.read_bytes() + two.read_bytes())
+    for chunk_bytes in (16, 64, 1 << 22):
+        assert has_at_least(both, 200, chunk_bytes=chunk_bytes)
+        assert not has_at_least(both, 201, chunk_bytes=chunk_bytes)
+    broken = tmp_path / "broken.jsonl.gz"
+    data = one.read_bytes()
+    broken.write_bytes(data[:20] + bytes(b ^ 0xFF for b in data[20:40]) + data[40:])
+    assert not has_at_least(broken, 10**6)  # damaged: never large (the reader names the damage itself)
 
 
 def test_has_at_least_reads_a_parquet_row_count_and_refuses_json_documents(tmp_path):
