@@ -35,6 +35,18 @@ def test_has_at_least_counts_json_lines(tmp_path, gz):
     assert has_at_least(path, 300) and not has_at_least(path, 301)  # one block
 
 
+def test_has_at_least_decides_from_the_first_block_when_the_estimate_is_far_from_the_count(tmp_path):
+    path = _jsonl(tmp_path / "p.jsonl.gz", 6000, True)
+    data = path.read_bytes()
+    damaged = tmp_path / "tail-damaged.jsonl.gz"  # counting to the end would fail on the damage (False)
+    damaged.write_bytes(data[: len(data) // 2] + bytes(b ^ 0xFF for b in data[len(data) // 2 :]))
+    block = len(data) // 3  # ~2,000 lines in the first block: a whole-file estimate of ~6,000
+    assert not has_at_least(damaged, 10**6, chunk_bytes=block)  # far fewer: decided at once
+    assert has_at_least(damaged, 2500, chunk_bytes=block, margin=2)  # far more: decided at once
+    assert not has_at_least(damaged, 4000, chunk_bytes=block, margin=2)  # within the margin: counted, damage
+    assert has_at_least(path, 6000, chunk_bytes=block) and not has_at_least(path, 6001, chunk_bytes=block)
+
+
 def test_has_at_least_counts_every_gzip_member_and_refuses_damage(tmp_path):
     one, two = _jsonl(tmp_path / "a.jsonl.gz", 120, True), _jsonl(tmp_path / "b.jsonl.gz", 80, True)
     both = tmp_path / "both.jsonl.gz"  # concatenated members (what `cat a.gz b.gz` writes) are one file

@@ -337,10 +337,13 @@ def iter_raw_records(path: str | Path) -> Iterator[tuple[int, Any]]:
     return records()
 
 
-def has_at_least(path: str | Path, count: int, chunk_bytes: int = 1 << 22) -> bool:
+def has_at_least(path: str | Path, count: int, chunk_bytes: int = 1 << 22, margin: float = 4.0) -> bool:
     """Whether the file holds at least ``count`` records, for decisions that only change speed (such as
     compiling the model for a large job): a Parquet file's row count, a JSON-lines file's lines
-    (read until ``count``; blank lines count), False for one JSON document."""
+    (blank lines count), False for one JSON document. Lines are counted until ``count``, except
+    where the first ``chunk_bytes`` of the file (compressed) put the whole file's estimate beyond
+    ``margin`` times ``count`` either way: a 75,000-paper gzip file is then not read to its end to
+    learn that it holds fewer than 2M papers. The same file always gets the same answer."""
     with open_input(check_input_path(path)) as (fmt, _):
         if fmt == "parquet":
             import pyarrow.parquet as pq
@@ -351,9 +354,20 @@ def has_at_least(path: str | Path, count: int, chunk_bytes: int = 1 << 22) -> bo
                 return False
         if fmt != "jsonl":
             return False
-    lines = 0
+    size = Path(path).stat().st_size
+    lines, first_read = 0, None
     try:
-        for block in _content_blocks(Path(path), chunk_bytes):
+        for read, block in _content_blocks(Path(path), chunk_bytes):
+            if first_read is None:
+                first_read = read
+            elif read > first_read and first_read < size and lines >= ESTIMATE_MIN_LINES:  # estimate once
+                estimate = lines * size / first_read
+                if estimate * margin < count:
+                    return False
+                if estimate > count * margin:
+                    return True
+            if read > first_read:  # within the margin, or too few lines to estimate: count exactly
+                first_read = size
             lines += block.count(b"\n")
             if lines >= count:
                 return True
@@ -362,33 +376,37 @@ def has_at_least(path: str | Path, count: int, chunk_bytes: int = 1 << 22) -> bo
     return False
 
 
+# The fewest lines of the first block from which ``has_at_least`` estimates the whole file.
+ESTIMATE_MIN_LINES = 1000
 # The most bytes one inflate step may produce (a highly compressed block stays bounded in memory).
 _MAX_INFLATE = 1 << 26
 
 
-def _content_blocks(path: Path, chunk_bytes: int) -> Iterator[bytes]:
-    """The file's content (decompressed if gzip, every member) in blocks. zlib is called directly on
-    ``chunk_bytes`` of compressed input at a time: the job counts on a thread beside others, and
-    ``gzip.GzipFile`` takes and releases the GIL every 128 KB (and computes a CRC it does not need
-    here), which made the count ~5x slower beside a busy thread (docs/PERFORMANCE.md)."""
+def _content_blocks(path: Path, chunk_bytes: int) -> Iterator[tuple[int, bytes]]:
+    """``(bytes of the file read so far, block)``: the file's content (decompressed if gzip, every
+    member) in blocks. zlib is called directly on ``chunk_bytes`` of compressed input at a time: the
+    job counts on a thread beside others, and ``gzip.GzipFile`` takes and releases the GIL every 128 KB
+    (and computes a CRC it does not need here), which made the count ~30x slower beside a busy thread."""
     with open(path, "rb") as raw:
-        head = raw.read(chunk_bytes)
-        if not head.startswith(GZIP_MAGIC):
-            while head:
-                yield head
-                head = raw.read(chunk_bytes)
+        data = raw.read(chunk_bytes)
+        read = len(data)
+        if not data.startswith(GZIP_MAGIC):
+            while data:
+                yield read, data
+                data = raw.read(chunk_bytes)
+                read += len(data)
             return
         inflate = zlib.decompressobj(zlib.MAX_WBITS | 16)
-        data = head
         while data:
             while data:
-                yield inflate.decompress(data, _MAX_INFLATE)
+                yield read, inflate.decompress(data, _MAX_INFLATE)
                 if inflate.eof:  # another gzip member may follow
                     data = inflate.unused_data
                     inflate = zlib.decompressobj(zlib.MAX_WBITS | 16)
                 else:
                     data = inflate.unconsumed_tail
             data = raw.read(chunk_bytes)
+            read += len(data)
 
 
 def _json_object(record: Any, _line: int) -> dict[str, Any]:
