@@ -355,19 +355,17 @@ def has_at_least(path: str | Path, count: int, chunk_bytes: int = 1 << 22, margi
         if fmt != "jsonl":
             return False
     size = Path(path).stat().st_size
-    lines, first_read = 0, None
+    lines, first_read, estimated = 0, None, False
     try:
         for read, block in _content_blocks(Path(path), chunk_bytes):
-            if first_read is None:
-                first_read = read
-            elif read > first_read and first_read < size and lines >= ESTIMATE_MIN_LINES:  # estimate once
+            first_read = read if first_read is None else first_read
+            if not estimated and read > first_read:  # the first block's lines are counted: estimate once
+                estimated = True
                 estimate = lines * size / first_read
-                if estimate * margin < count:
+                if lines >= ESTIMATE_MIN_LINES and estimate * margin < count:
                     return False
-                if estimate > count * margin:
+                if lines >= ESTIMATE_MIN_LINES and estimate > count * margin:
                     return True
-            if read > first_read:  # within the margin, or too few lines to estimate: count exactly
-                first_read = size
             lines += block.count(b"\n")
             if lines >= count:
                 return True

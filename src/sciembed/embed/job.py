@@ -143,8 +143,8 @@ def embed_file(
     )
     # Started first: the reading process's start and first chunk overlap the model's move and probe.
     with ChunkReader(source, in_process=in_process).started() as reader:
-        # The input's size for the compile choice is counted (decompressing to the end below 2M
-        # papers: ~0.6 s for 75,000 abstracts) while the model moves and the tokenisers start.
+        # The input's size for the compile choice is counted while the model moves and the
+        # tokenisers start (``has_at_least``: from the first 4 MB where that is clear).
         large = _count_ahead(model, options, input_path, limit)
         phases.done("start")
         model.place(options.device, options.dtype)

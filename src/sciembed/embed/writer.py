@@ -139,6 +139,7 @@ class _OutputInOrder:
         self.schema = schema
         self.path = temporary_name(output)
         self.chunks = 0
+        self.rows = 0
         self._handle = open(self.path, "wb")
         self._writer: pq.ParquetWriter | None = pq.ParquetWriter(self._handle, schema, **PARQUET_WRITE_OPTIONS)
 
@@ -147,6 +148,7 @@ class _OutputInOrder:
         self._handle.flush()
         os.fsync(self._handle.fileno())  # a chunk at a time, so that the final fsync is short
         self.chunks += 1
+        self.rows += table.num_rows
 
     def complete(self) -> None:
         self._writer.close()
@@ -265,15 +267,17 @@ class ResumableParquetWriter:
             write_atomic(self.part_path(index), lambda f: write_embedding_table(table, f))
         except OSError as exc:
             raise OutputError(f"{self.part_path(index)}: cannot write: {_describe(exc)}") from None
-        self._append(index, table)
+        if self._appends(index):
+            self._append(table)
 
     def keep_chunk(self, index: int) -> None:
         """Chunk ``index``, finished by an earlier run, appended to the output in progress (call it in
         the chunks' order, as :meth:`write_chunk`)."""
         if self._appends(index):
-            self._append(index, self._read_part(index))
+            self._append(self._read_part(index))
 
     def _appends(self, index: int) -> bool:
+        """Whether chunk ``index`` is the next of the output in progress (else it is dropped for good)."""
         expected = self._in_order.chunks if self._in_order is not None else 0
         if self._out_of_order or index != expected:
             self._out_of_order = True
@@ -281,9 +285,7 @@ class ResumableParquetWriter:
             return False
         return True
 
-    def _append(self, index: int, table: pa.Table) -> None:
-        if not self._appends(index):
-            return
+    def _append(self, table: pa.Table) -> None:
         try:
             if self._in_order is None:
                 self._in_order = _OutputInOrder(
@@ -324,7 +326,7 @@ class ResumableParquetWriter:
                 self._drop_in_order()
                 raise OutputError(f"{self.output}: cannot write: {_describe(exc)}") from None
             self._in_order = None
-            rows = pq.ParquetFile(self.output).metadata.num_rows
+            rows = in_order.rows
             shutil.rmtree(self.parts)
             self.close()
             return rows
