@@ -50,5 +50,6 @@ def test_as_item_list_checks_types_and_leaves_conversion_to_as_paper():
     assert as_item_list("one query") == ["one query"]
     with pytest.raises(TypeError, match="item 1: expected a Paper"):
         as_item_list([{"paper_id": "a", "title": "t"}, 3.5])
-    with pytest.raises(ValueError, match="item 4: missing id field"):
-        as_paper({"title": "no id"}, 4)
+    assert as_paper({"title": "no id"}, 4).paper_id == "4"  # encoding needs no id
+    with pytest.raises(ValueError, match="item 4: id field 'sha' must be"):
+        as_paper({"sha": 2.5, "title": "bad id"}, 4)

@@ -308,9 +308,15 @@ def test_a_bare_string_is_one_query_and_fields_take_a_string() -> None:
         as_field_list([])
 
 
-def test_a_dict_without_an_id_names_the_item() -> None:
-    with pytest.raises(ValueError, match=r"item 1: missing id field"):
-        as_paper_list([{"paper_id": "a", "title": "t"}, {"title": "no id"}])
+def test_a_dict_without_an_id_takes_its_position_and_a_bad_one_names_the_item() -> None:
+    # SPECTER2's model card encodes {"title", "abstract"} dicts: encoding reads only the text.
+    first, second = as_paper_list([{"paper_id": "a", "title": "t"}, {"title": "no id", "abstract": "x"}])
+    assert (first.paper_id, second.paper_id, second.title, second.abstract) == ("a", "1", "no id", "x")
+    assert "paper_id" not in second.extra
+    with pytest.raises(ValueError, match=r"item 1: id field 'id' must be a string or an integer"):
+        as_paper_list([{"paper_id": "a", "title": "t"}, {"id": [1], "title": "bad id"}])
+    with pytest.raises(ValueError, match=r"item 0: paper '0' has neither title nor abstract"):
+        as_paper_list([{"venue": "ACL"}])
 
 
 def test_encode_takes_a_bare_string_as_one_query_and_a_field_name(tiny_model) -> None:
@@ -322,3 +328,5 @@ def test_encode_takes_a_bare_string_as_one_query_and_a_field_name(tiny_model) ->
     by_name = tiny_model.encode(papers, fields="title")
     assert (by_name == tiny_model.encode(papers, fields=["title"])).all()
     assert not (by_name == tiny_model.encode(papers)).all()
+    without_ids = [{"title": "BERT", "abstract": "a language model"}]  # SPECTER2's model-card input
+    assert (tiny_model.encode(without_ids) == tiny_model.encode(papers)).all()

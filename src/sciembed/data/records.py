@@ -171,13 +171,18 @@ def paper_from_dict(
 
 
 def as_paper(item: Paper | dict[str, Any] | str, index: int = 0) -> Paper:
-    """Accept a Paper, a raw dict, or a plain string (a search query) wherever papers are expected."""
+    """Accept a Paper, a raw dict, or a plain string (a search query) wherever papers are expected.
+
+    Only the text is used where papers are encoded, so a dict needs no id (``{"title": ..., "abstract":
+    ...}`` as in SPECTER2's model card): without one it takes its position, as a string does."""
     if isinstance(item, Paper):
         return item
     if isinstance(item, str):
         return Paper(paper_id=str(index), title=item)
     if isinstance(item, dict):
         try:
+            if not any(key in item for key in ID_FIELD_CANDIDATES):
+                return paper_from_dict({**item, "paper_id": str(index)})
             return paper_from_dict(item)
         except ValueError as exc:
             raise ValueError(f"item {index}: {exc}") from None
