@@ -96,6 +96,20 @@ def test_marks_follow_the_sources(built_suite):
     formats = {t.type for t in outside}
     assert formats == {"classification", "regression", "proximity", "adhoc_search"}
     assert all(t.cv_seeds >= 3 for t in tasks if t.type in ("classification", "regression"))
+    # suite v6: the supervised tasks without a given split score every paper (3 folds where the
+    # split was two thirds / one third, 2 where it was half / half: the same training share)
+    folds = {t.name: t.cross_fit for t in tasks if t.cross_fit}
+    assert folds == {
+        "arXiv categories": 3,
+        "ACL publication year": 3,
+        "AAN citation count": 3,
+        "Fields of study (fos_small)": 3,
+        "MeSH (mesh_small)": 3,
+        "ICLR 2021 review score": 2,
+        "S2ORC field of study": 2,
+        "S2ORC publication year": 2,
+        "S2ORC citation count": 2,
+    }
 
 
 def test_out_of_training_tasks_hold_no_paper_of_a_training_source(built_suite):

@@ -31,6 +31,7 @@ from .bootstrap import N_BOOT, compare_models
 from .cache import EmbeddingCache
 from .classification import evaluate_classification
 from .compare_report import comparison_markdown, correlation_heatmap, task_correlation
+from .cross_fit import cross_fitted
 from .loaders import Documents, TaskDataError, load_documents, load_labels, load_qrels, load_reviewers
 from .metrics import trec_per_query
 from .registry import TaskSpec
@@ -181,7 +182,17 @@ def _supervised(task: TaskSpec, data: TaskData, model: Any, embedder: Embedder, 
     x_train = np.stack([vectors[p] for p in train_ids])
     x_test = np.stack([vectors[p] for p in test_ids])
     items: dict[str, Any] = {"ids": test_ids}
-    if task.type == "classification":
+    counts = {"train": len(train_ids), "test": len(test_ids)}
+    if task.cross_fit:  # every labelled paper is a test item once
+        if both := set(train_ids) & set(test_ids):
+            raise ValueError(f"cross_fit needs disjoint splits: {len(both)} paper(s) in both, e.g. {min(both)!r}")
+        items["ids"] = train_ids + test_ids
+        x_all, y_all = np.concatenate([x_train, x_test]), train_y + test_y
+        metrics = cross_fitted(
+            task.type, x_all, y_all, task.metrics, task.cross_fit, task.multi_label, n_jobs, task.cv_seeds, items
+        )
+        counts = {"items": len(y_all), "folds": task.cross_fit}
+    elif task.type == "classification":
         metrics = evaluate_classification(
             x_train,
             train_y,
@@ -202,7 +213,7 @@ def _supervised(task: TaskSpec, data: TaskData, model: Any, embedder: Embedder, 
         task,
         data,
         metrics,
-        counts={"train": len(train_ids), "test": len(test_ids)},
+        counts=counts,
         missing={"train": miss_train, "test": miss_test},
         timing={"embed_s": t1 - t0, "score_s": time.perf_counter() - t1},
         items=ItemScores.from_json(items),

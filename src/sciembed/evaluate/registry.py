@@ -6,14 +6,17 @@ One JSON object per line::
      "data": {"meta": ..., "test": ..., "reviewers"?: ..., "simple_format"?: bool},
      "metrics": [...], "fields"?: [...], "few_shot"?: [{"sample_size", "iterations"}],
      "multi_label"?: bool, "embeddings"?: {"save"|"load": path}, "in_training"?: bool,
-     "cv_seeds"?: int, "sources"?: [...]}
+     "cv_seeds"?: int, "cross_fit"?: int, "sources"?: [...]}
 
 ``meta`` / ``test`` / ``reviewers`` are either ``{"name": <HF dataset>, "config": <name>}`` or a local
 path (relative paths are resolved against the task file's folder). ``in_training`` is a sciembed
 extension; without it the SciRepEval tasks used in multi-task training are recognised by name.
 ``cv_seeds`` (sciembed): classification / regression grid searches run with that many shuffled 3-fold
 splits (seeds 0 .. n-1) and the metric is the mean over seeds; without it, one unshuffled split
-(SciRepEval). ``sources`` (sciembed): the data sources a task is built from (recipes mark by them).
+(SciRepEval). ``cross_fit`` = k >= 2 (sciembed): the train and test papers are pooled and every one is
+predicted by the model fitted on the other k - 1 folds (:mod:`sciembed.evaluate.cross_fit`: k times the
+test items of a fixed split, for tasks too small to decide otherwise). ``sources`` (sciembed): the
+data sources a task is built from (recipes mark by them).
 """
 
 from __future__ import annotations
@@ -66,6 +69,7 @@ KNOWN_KEYS = {
     "in_training",
     "description",
     "cv_seeds",
+    "cross_fit",
     "sources",
 }
 DATA_KEYS = {"meta", "test", "reviewers", "simple_format"}
@@ -124,6 +128,7 @@ class TaskSpec:
     in_training: bool = False
     description: str = ""
     cv_seeds: int = 0
+    cross_fit: int = 0
     sources: tuple[str, ...] = ()
     source: str = ""
     line: int = 0
@@ -166,6 +171,7 @@ class TaskSpec:
             "embeddings": self.embeddings_key,
             "description": self.description,
             "cv_seeds": self.cv_seeds,
+            "cross_fit": self.cross_fit,
             "sources": list(self.sources),
             "source": self.source,
         }
@@ -261,6 +267,13 @@ def parse_task(obj: Any, base_dir: str | Path = ".", line: int = 0, source: str 
         raise ValueError(f"task {name!r}: cv_seeds must be a non-negative integer")
     if cv_seeds and task_type not in ("classification", "regression"):
         raise ValueError(f"task {name!r}: cv_seeds is only valid for classification and regression tasks")
+    cross_fit = obj.get("cross_fit", 0)
+    if not isinstance(cross_fit, int) or isinstance(cross_fit, bool) or cross_fit < 0 or cross_fit == 1:
+        raise ValueError(f"task {name!r}: cross_fit must be 0 (the given split) or a number of folds >= 2")
+    if cross_fit and task_type not in ("classification", "regression"):
+        raise ValueError(f"task {name!r}: cross_fit is only valid for classification and regression tasks")
+    if cross_fit and few_shot:
+        raise ValueError(f"task {name!r}: cross_fit and few_shot cannot be combined (few-shot samples the train split)")
     sources = _str_list(obj["sources"], "sources") if obj.get("sources") is not None else []
     return TaskSpec(
         name=name.strip(),
@@ -277,6 +290,7 @@ def parse_task(obj: Any, base_dir: str | Path = ".", line: int = 0, source: str 
         in_training=in_training,
         description=str(obj.get("description", "")),
         cv_seeds=cv_seeds,
+        cross_fit=cross_fit,
         sources=tuple(sources),
         source=source,
         line=line,

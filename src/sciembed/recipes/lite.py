@@ -32,7 +32,7 @@ from . import lite_outside as outside
 from .lite_intraining import DEFAULT_SIZES, GraphTaskSizes
 from .sources import Sources, default_data_root
 
-LITE_VERSION = 5
+LITE_VERSION = 6
 SEED = 42
 TASKS_FILE = "tasks.jsonl"
 PACKAGED_TASKS = "sciembed_lite.jsonl"
