@@ -108,3 +108,26 @@ def test_numpy_fallback_equals_pytrec_eval_with_ties_and_graded_judgements():
             assert got[q][m] == pytest.approx(expected[q][m], abs=1e-12), (q, m)
     with pytest.raises(ValueError, match="needs pytrec_eval"):
         trec_fallback.query_measure(qrels["q0"], run["q0"], "bpref")
+
+
+def test_task_lines_parse_without_pytrec_eval():
+    """The GPU machine has no pytrec_eval wheel for its Python: ranking metrics are checked against the
+    numpy fallback's measures there, and a measure only trec_eval knows is refused by name."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, json; sys.modules['pytrec_eval'] = None\n"
+        "from sciembed.evaluate.registry import parse_task_lines\n"
+        "line = {'name': 't', 'type': 'proximity', 'data': {'meta': 'm.jsonl', 'test': 'd'}}\n"
+        "ok = parse_task_lines([json.dumps({**line, 'metrics': ['map', 'ndcg', 'P_5', 'recall_10']})])\n"
+        "print(ok[0].metrics)\n"
+        "try:\n"
+        "    parse_task_lines([json.dumps({**line, 'metrics': ['bpref']})])\n"
+        "except ValueError as exc:\n"
+        "    print('refused:', exc)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "['map', 'ndcg', 'P_5', 'recall_10']" in out.stdout
+    assert "refused: <tasks>:1: task 't': unknown ranking metric 'bpref'" in out.stdout

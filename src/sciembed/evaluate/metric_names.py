@@ -11,9 +11,12 @@ CLASSIFICATION_AVERAGES = ("", "macro", "micro", "weighted", "samples", "binary"
 _CUTOFFS = re.compile(r"^\d+(,\d+)*$")
 
 
-def _trec_measures() -> frozenset[str]:
-    import pytrec_eval
-
+def _trec_measures() -> frozenset[str] | None:
+    """trec_eval's measures; None without pytrec_eval (the GPU machine: the fallback's are checked)."""
+    try:
+        import pytrec_eval
+    except ImportError:
+        return None
     return frozenset(pytrec_eval.supported_measures)
 
 
@@ -32,7 +35,12 @@ def unknown_metric(kind: str, name: str) -> str | None:
         return f"unknown regression metric {name!r}; known: {', '.join(REGRESSION_METRICS)}"
     measures = _trec_measures()
     base, _, cutoffs = name.rpartition("_")
-    if name in measures or (base in measures and _CUTOFFS.match(cutoffs)):
+    if measures is None:
+        from . import trec_fallback
+
+        if trec_fallback.supported(name):
+            return None
+    elif name in measures or (base in measures and _CUTOFFS.match(cutoffs)):
         return None
     return f"unknown ranking metric {name!r}; trec_eval measures such as map, ndcg, P_5, recall_10, ndcg_cut_10"
 
