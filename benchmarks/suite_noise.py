@@ -9,6 +9,13 @@ GPU machine (no ../shared: carry a built suite folder, e.g. .cache/sciembed-lite
 
     python3 benchmarks/suite_noise.py --tasks .cache/sciembed-lite/tasks.jsonl --device cuda --out $OUT/noise
 
+Two suite versions side by side, from results files already written (no embedding):
+
+    python benchmarks/suite_noise.py --compare v5=A.json.gz --compare v6=B.json.gz --out DIR
+
+writes ``compare.md`` / ``compare.png``: every task's and average's half-width and item count per
+results file (the first candidate against the reference of each).
+
 ``--task NAME`` (repeatable) restricts the run. Writes ``results.json`` / ``results.md`` of
 ``sciembed evaluate`` and ``noise.json`` / ``noise.md``: per average (out-of-training, its formats,
 in-training, overall) the difference and the half-width of its 95% interval, the task count, and
@@ -105,6 +112,66 @@ def markdown(summary: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _read_report(path: str) -> dict:
+    import gzip
+
+    opener = gzip.open if path.endswith(".gz") else open
+    with opener(path, "rt") as handle:
+        return json.load(handle)
+
+
+def compare(labelled: list[tuple[str, str]], out: Path) -> str:
+    """Half-widths of the first candidate's differences in each results file, side by side."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    columns = []
+    for label, path in labelled:
+        comparisons = _read_report(path)["comparisons"]
+        name, entry = next(iter(comparisons["models"].items()))
+        columns.append((label, path, comparisons["reference"], name, entry))
+    lines = [
+        "Half-width of the 95% paired-bootstrap interval (the noise) of each difference, and the items it resamples:",
+        "",
+    ]
+    lines += [f"- {label}: `{path}`: {name} - {ref}" for label, path, ref, name, _ in columns]
+    header = " | ".join(f"{label} diff | {label} half-width | {label} items" for label, *_ in columns)
+    lines += ["", f"| row | {header} |", "|---" * (1 + 3 * len(columns)) + "|"]
+    tasks = list(columns[-1][4]["tasks"])
+    for group in GROUPS:
+        cells = []
+        for *_, entry in columns:
+            e = entry["averages"].get(group)
+            cells += ["-"] * 3 if not e else [f"{e['diff']:+.2f}", f"±{e['half_width']:.2f}", f"{e['n']} tasks"]
+        lines.append(f"| **{group.replace('_', ' ')}** | " + " | ".join(cells) + " |")
+    for task in tasks:
+        cells = []
+        for *_, entry in columns:
+            e = entry["tasks"].get(task)
+            cells += ["-"] * 3 if not e else [f"{e['diff']:+.2f}", f"±{e['half_width']:.2f}", str(e["n"])]
+        lines.append(f"| {task} | " + " | ".join(cells) + " |")
+    text = "\n".join(lines) + "\n"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "compare.md").write_text(text)
+    rows = [*GROUPS[:5], *tasks]
+    fig, ax = plt.subplots(figsize=(9, 0.32 * len(rows) + 1.5))
+    height = 0.8 / len(columns)
+    for k, (label, *_, entry) in enumerate(columns):
+        values = [
+            (entry["averages"].get(r) or entry["tasks"].get(r) or {}).get("half_width", float("nan")) for r in rows
+        ]
+        ax.barh([i + k * height for i in range(len(rows))], values, height=height, label=label)
+    ax.set_yticks([i + 0.4 - height / 2 for i in range(len(rows))], [r.replace("_", " ") for r in rows], fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xlabel("half-width of the 95% interval (score points)")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(out / "compare.png", dpi=120)
+    return text
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", action="append", default=None, help="default: minilm, models/sciembed-minilm")
@@ -116,7 +183,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--bootstrap", type=int, default=1000)
     parser.add_argument("--data-root", default=None)
+    parser.add_argument("--compare", action="append", default=None, metavar="LABEL=RESULTS")
     args = parser.parse_args(argv)
+    if args.compare:
+        labelled = [tuple(item.split("=", 1)) for item in args.compare]
+        if any(len(pair) != 2 for pair in labelled):
+            parser.error("--compare takes LABEL=RESULTS_FILE")
+        print(compare(labelled, Path(args.out)))
+        return 0
     sys.path.insert(0, str(REPO / "src"))
     from sciembed.evaluate.command import run_evaluate
 
