@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
@@ -118,3 +119,21 @@ def _alive(pid):
             return handle.read().split()[2] != "Z"  # a zombie has ended (its parent is gone too)
     except FileNotFoundError:
         return False
+
+
+def test_the_tokeniser_processes_start_before_the_first_chunk_where_it_may_use_them(tmp_path):
+    """A job read on a thread (below 20,000 papers) still starts the engine's tokeniser processes
+    beside the model's move and probe when its first chunk can be large enough to use them."""
+    from sciembed.embed.job import _tokenizes_in_processes
+    from sciembed.engine.run import AUTO_WORKERS_MIN_DOCS
+
+    def papers(n: int) -> Path:
+        path = tmp_path / f"p{n}.jsonl"
+        path.write_text("".join(json.dumps({"paper_id": str(i), "title": f"t {i}"}) + "\n" for i in range(n)))
+        return path
+
+    enough, few = papers(AUTO_WORKERS_MIN_DOCS), papers(AUTO_WORKERS_MIN_DOCS - 1)
+    assert _tokenizes_in_processes(False, enough, None)
+    assert not _tokenizes_in_processes(False, few, None)
+    assert not _tokenizes_in_processes(False, enough, AUTO_WORKERS_MIN_DOCS - 1)  # --limit below
+    assert _tokenizes_in_processes(True, few, None)  # read in a process: a large job
