@@ -313,6 +313,8 @@ def test_a_dict_without_an_id_takes_its_position_and_a_bad_one_names_the_item() 
     first, second = as_paper_list([{"paper_id": "a", "title": "t"}, {"title": "no id", "abstract": "x"}])
     assert (first.paper_id, second.paper_id, second.title, second.abstract) == ("a", "1", "no id", "x")
     assert "paper_id" not in second.extra
+    (empty,) = as_paper_list([{"paper_id": None, "title": "an empty id is no id"}])
+    assert empty.paper_id == "0"
     with pytest.raises(ValueError, match=r"item 1: id field 'id' must be a string or an integer"):
         as_paper_list([{"paper_id": "a", "title": "t"}, {"id": [1], "title": "bad id"}])
     with pytest.raises(ValueError, match=r"item 0: paper '0' has neither title nor abstract"):

@@ -181,7 +181,7 @@ def as_paper(item: Paper | dict[str, Any] | str, index: int = 0) -> Paper:
         return Paper(paper_id=str(index), title=item)
     if isinstance(item, dict):
         try:
-            if not any(key in item for key in ID_FIELD_CANDIDATES):
+            if all(is_missing(item.get(key)) for key in ID_FIELD_CANDIDATES):
                 return paper_from_dict({**item, "paper_id": str(index)})
             return paper_from_dict(item)
         except ValueError as exc:

@@ -100,8 +100,8 @@ def _metric(kind: str, metric: str, gold: list[Any], predicted: list[Any], names
     from sklearn.preprocessing import MultiLabelBinarizer
 
     binarizer = MultiLabelBinarizer(classes=names).fit([names])
-    as_text = lambda rows: [[str(v) for v in row] for row in rows]  # noqa: E731
-    return classification_metric(metric, binarizer.transform(as_text(gold)), binarizer.transform(as_text(predicted)))
+    gold_rows, predicted_rows = ([[str(v) for v in row] for row in rows] for rows in (gold, predicted))
+    return classification_metric(metric, binarizer.transform(gold_rows), binarizer.transform(predicted_rows))
 
 
 def _gold(kind: str, multi_label: bool, value: Any) -> Any:
