@@ -104,7 +104,11 @@ def test_a_cross_fitted_task_scores_every_paper_end_to_end(unseen_task_file, tin
             task["cross_fit"] = 3
     unseen_task_file.write_text("".join(json.dumps(t) + "\n" for t in tasks))
     specs = [t for t in read_task_file(unseen_task_file) if t.cross_fit]
-    report = run_benchmark([tiny_eval_model, RandomModel()], specs, cache_dir=tmp_path / "cache")
+    report = run_benchmark(
+        [tiny_eval_model, RandomModel()], specs, output_dir=tmp_path / "out", cache_dir=tmp_path / "cache"
+    )
+    table = (tmp_path / "out" / "results.md").read_text()
+    assert "Cross-fitted (every labelled paper scored once, by the model of the other folds): Topic (3 folds)" in table
     tiny = report.models[0]
     for name in ("Topic", "Year", "Topic multi"):
         result = tiny.tasks[name]

@@ -533,6 +533,10 @@ def markdown_table(report: SuiteResult) -> str:
         "\n`n/a`: the model does not support the task (BM25 ranks proximity and search candidates only); "
         "averages marked (n/m) cover n of m tasks. `*`: some documents were missing (see notes).\n"
     )
+    crossed = [f"{t['name']} ({t['cross_fit']} folds)" for t in report.tasks if t.get("cross_fit")]
+    if crossed:
+        text += "Cross-fitted (every labelled paper scored once, by the model of the other folds): "
+        text += ", ".join(crossed) + ".\n"
     return text
 
 
