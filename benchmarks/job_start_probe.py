@@ -11,15 +11,13 @@ from __future__ import annotations
 
 import argparse
 import cProfile
-import io
 import json
-import pstats
 import sys
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
+from start_timing import Steps, profile_text  # noqa: E402
 
 
 def main() -> None:
@@ -29,14 +27,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    marks: dict[str, float] = {}
-    last = time.perf_counter()
-
-    def mark(name: str) -> None:
-        nonlocal last
-        now = time.perf_counter()
-        marks[name] = round(now - last, 4)
-        last = now
+    steps = Steps()
+    mark = steps.mark
 
     import torch
 
@@ -62,12 +54,8 @@ def main() -> None:
     second = vectors_digest(model, "proximity", options)
     torch.cuda.synchronize()
     mark("probe 2")
-    text = io.StringIO()
-    stats = pstats.Stats(profiler, stream=text)
-    stats.sort_stats("cumulative").print_stats(60)
-    stats.sort_stats("tottime").print_stats(30)
-    (args.out / "job_start_probe-profile.txt").write_text(text.getvalue())
-    result = {"device": torch.cuda.get_device_name(), "seconds": marks, "same_digest": first == second}
+    (args.out / "job_start_probe-profile.txt").write_text(profile_text(profiler))
+    result = {"device": torch.cuda.get_device_name(), "seconds": steps.seconds, "same_digest": first == second}
     (args.out / "job_start_probe.json").write_text(json.dumps(result, indent=2))
     print(json.dumps(result, indent=2))
 

@@ -13,16 +13,15 @@ from __future__ import annotations
 
 import argparse
 import cProfile
-import io
 import json
 import platform
-import pstats
 import sys
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
+from start_timing import Steps, profile_text  # noqa: E402
+
 sys.path.insert(0, str(REPO / "src"))
 
 
@@ -33,14 +32,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    marks: dict[str, float] = {}
-    last = time.perf_counter()
-
-    def mark(name: str) -> None:
-        nonlocal last
-        now = time.perf_counter()
-        marks[name] = round(now - last, 4)
-        last = now
+    steps = Steps()
+    mark = steps.mark
 
     import torch
 
@@ -63,14 +56,10 @@ def main() -> None:
         "python": platform.python_version(),
         "torch": torch.__version__,
         "transformers": transformers.__version__,
-        "seconds": marks,
+        "seconds": steps.seconds,
     }
     (args.out / "load_probe.json").write_text(json.dumps(info, indent=1) + "\n")
-    text = io.StringIO()
-    stats = pstats.Stats(profiler, stream=text)
-    stats.sort_stats("cumulative").print_stats(60)
-    stats.sort_stats("tottime").print_stats(30)
-    (args.out / "load_probe-profile.txt").write_text(text.getvalue())
+    (args.out / "load_probe-profile.txt").write_text(profile_text(profiler))
     print(json.dumps(info, indent=1))
 
 
