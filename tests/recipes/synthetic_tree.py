@@ -149,6 +149,17 @@ def make_data_tree(root: Path) -> Path:
             {"doc_id": f"oh{i}", "title": SHARED_TITLE if i == 0 else _title(rng, "ohsumed", i),
              "abstract": _text(rng, 20), "label": f"C0{i % 3 + 1}", "split": "train" if i % 2 else "test"}
             for i in range(60)
+        ]
+        # papers that OHSUMED holds twice (the same title in the other split, another id)
+        + [
+            {"doc_id": f"oh-twin{i}", "title": _title(random.Random(i), "ohsumed-twin", i),
+             "abstract": _text(rng, 20), "label": f"C0{i % 3 + 1}", "split": "train" if i % 2 else "test"}
+            for i in range(20)
+        ]
+        + [
+            {"doc_id": f"oh-twin{i}b", "title": _title(random.Random(i), "ohsumed-twin", i),
+             "abstract": _text(rng, 20), "label": f"C0{i % 3 + 1}", "split": "test" if i % 2 else "train"}
+            for i in range(20)
         ],
     )  # fmt: skip
     # S2ORC sample

@@ -45,6 +45,8 @@ SMALL = GraphTaskSizes(
     aan_count_papers=40,
     acl_year_papers=40,
     physics_negative_pool=60,
+    ohsumed_train=20,
+    ohsumed_test=20,
 )
 
 IN_TRAINING = {
@@ -56,6 +58,7 @@ IN_TRAINING = {
     "AAN co-citation",
     "SciTLDR",
     "Paperscape citation prediction",
+    "OHSUMED disease category",  # mixture v4 trains on the other OHSUMED papers
 }
 
 
@@ -122,7 +125,7 @@ def test_out_of_training_tasks_hold_no_paper_of_a_training_source(built_suite):
 
 def test_excluded_ids_cover_every_in_training_document_and_heldout_paper(built_suite, data_tree):
     excluded = excluded_ids(data_tree, built_suite.parent)
-    assert set(excluded) == {"acl", "arxiv", "paperscape", "scitldr"}
+    assert set(excluded) == {"acl", "arxiv", "paperscape", "scitldr", "ohsumed"}
     memo = DataMemo()
     for task in load_tasks(built_suite):
         if task.in_training:
@@ -181,7 +184,7 @@ def test_the_stage2_mixture_holds_no_evaluation_document(built_suite, data_tree,
     out = tmp_path / "mixture"
     report = build_mixture(data_tree, out, lite_dir=built_suite.parent, log=None)
     used = mixture_source_ids(out)
-    assert set(used) == {"acl", "paperscape", "scitldr"}  # no OHSUMED, keyphrase, ICLR, S2ORC ...
+    assert set(used) == {"acl", "paperscape", "scitldr", "ohsumed"}  # no keyphrase, ICLR, S2ORC ...
     # the suite uses all 60 synthetic arXiv papers, so no arXiv task keeps an example (nor is trained)
     assert all(report["tasks"][t]["examples"] == 0 for t in ("arxiv_primary", "arxiv_categories"))
     generated = yaml.safe_load((out / "stage2.yaml").read_text())
@@ -205,6 +208,18 @@ def test_the_stage2_mixture_holds_no_evaluation_document(built_suite, data_tree,
             assert {row[r] for r in ("paper", "pos", "neg") if r in row} <= known, name
     assert report["tasks"]["acl_citation_triplets"]["examples"] > 0
     assert report["tasks"]["paperscape_triplets"]["examples"] > 0
+    # OHSUMED: the papers the suite leaves, and never a twin (same title, other id) of a suite paper
+    assert report["tasks"]["ohsumed_category"]["examples"] > 0
+    assert report["tasks"]["ohsumed_title_search"]["examples"] > 0
+    with gzip.open(data_tree / "ohsumed" / "ohsumed-23.jsonl.gz", "rt") as handle:
+        medline = [json.loads(line) for line in handle]
+    by_title: dict[str, set[str]] = {}
+    for rec in medline:
+        by_title.setdefault(rec["title"], set()).add(rec["doc_id"])
+    twins_held = [ids for ids in by_title.values() if len(ids) > 1 and ids & excluded["ohsumed"]]
+    assert twins_held  # the synthetic tree exercises the rule
+    assert all(not ids & used["ohsumed"] for ids in twins_held)
+    assert report["tasks"]["ohsumed_category"]["excluded"]["of_which_same_title_twins"] > 0
     # the builder's own guard: an excluded paper is refused where it would enter the table
     mix = _Mixture(data_tree, tmp_path, {}, {s: set(ids) for s, ids in excluded.items()})
     with pytest.raises(AssertionError, match="evaluation document"):
@@ -235,7 +250,7 @@ def test_the_built_folder_runs_without_the_data_tree(built_suite, tmp_path):
         failed = {n: r.get("reason") for n, r in model["tasks"].items() if r["status"] != "ok"}
         assert failed == {}
     comparison = report["comparisons"]["models"]["random:16"]["averages"]
-    assert comparison["out_of_training"]["n"] == comparison["out_of_training"]["of"] == 13
+    assert comparison["out_of_training"]["n"] == comparison["out_of_training"]["of"] == 12
     assert (out / "task_correlation.png").stat().st_size > 1000
 
 

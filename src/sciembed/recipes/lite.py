@@ -32,16 +32,16 @@ from . import lite_outside as outside
 from .lite_intraining import DEFAULT_SIZES, GraphTaskSizes
 from .sources import Sources, default_data_root
 
-LITE_VERSION = 6
+LITE_VERSION = 7
 SEED = 42
 TASKS_FILE = "tasks.jsonl"
 PACKAGED_TASKS = "sciembed_lite.jsonl"
 CV_SEEDS = 5
 # Sources that some training mixture (stage 1 or stage 2) uses: their tasks are in-training.
-TRAINING_SOURCES = frozenset({"acl", "paperscape", "arxiv", "scitldr"})
+TRAINING_SOURCES = frozenset({"acl", "paperscape", "arxiv", "scitldr", "ohsumed"})
 
 # builders taking a GraphTaskSizes (the others have fixed sizes)
-SIZED_BUILDERS = frozenset({"acl_year", "aan", "paperscape"})
+SIZED_BUILDERS = frozenset({"acl_year", "aan", "paperscape", "ohsumed"})
 BUILDERS: dict[str, Callable[..., dict[str, Any]]] = {
     "arxiv": inside.build_arxiv,
     "acl_year": inside.build_acl_year,
@@ -53,7 +53,7 @@ BUILDERS: dict[str, Callable[..., dict[str, Any]]] = {
     "specter_small": outside.build_specter,
     "search_small": outside.build_search,
     "iclr2021": outside.build_iclr,
-    "ohsumed": outside.build_ohsumed,
+    "ohsumed": inside.build_ohsumed,
     "s2orc": outside.build_s2orc,
     "keyphrase": outside.build_keyphrase,
 }

@@ -1,5 +1,6 @@
 """Builders of the sciembed-lite tasks on sources that training uses (ACL / AAN, Paperscape, arXiv,
-SciTLDR): every document they write is excluded from training (:func:`sciembed.recipes.heldout.excluded_ids`).
+SciTLDR, OHSUMED since mixture v4): every document they write is excluded from training
+(:func:`sciembed.recipes.heldout.excluded_ids`).
 
 Each builder returns ``{task folder: counts}``. The AAN and Paperscape citation tasks use exactly the
 held-out citing papers of :func:`sciembed.data.citations.heldout_queries`.
@@ -15,7 +16,16 @@ from pathlib import Path
 from typing import Any
 
 from ..data import iter_records, normalize_whitespace
-from .lite_io import doc, random_split, stratified_split, write_jsonl, write_labels, write_ranking
+from .lite_io import (
+    doc,
+    random_split,
+    stratified_sample,
+    stratified_split,
+    write_jsonl,
+    write_labels,
+    write_ranking,
+    write_supervised,
+)
 from .sources import Sources
 
 SEED = 42
@@ -32,8 +42,8 @@ PHYSICS_NEGATIVES = 25
 
 @dataclass(frozen=True)
 class GraphTaskSizes:
-    """How many papers the in-training graph tasks take (the defaults build sciembed-lite; the tests'
-    small synthetic graphs need smaller numbers so that papers remain for training)."""
+    """How many papers the in-training graph tasks (and OHSUMED) take (the defaults build sciembed-lite;
+    the tests' small synthetic sources need smaller numbers so that papers remain for training)."""
 
     acl_year_papers: int = 600
     aan_count_papers: int = 600
@@ -41,6 +51,8 @@ class GraphTaskSizes:
     aan_negative_pool: int = 1500  # negatives of both AAN proximity tasks come from one shared pool of papers
     physics_queries: int = 300
     physics_negative_pool: int = 2000
+    ohsumed_train: int = 1000  # stratified samples of OHSUMED's given train / test splits (CPU budget)
+    ohsumed_test: int = 1500
 
 
 DEFAULT_SIZES = GraphTaskSizes()
@@ -250,3 +262,22 @@ def build_paperscape(src: Sources, out: Path, sizes: GraphTaskSizes = DEFAULT_SI
             "heldout_citing_papers": len(heldout),
         }
     }
+
+
+def build_ohsumed(src: Sources, out: Path, sizes: GraphTaskSizes = DEFAULT_SIZES) -> dict[str, Any]:
+    """OHSUMED 23 disease categories: stratified samples of the given train and test splits (in training
+    since mixture v4, which trains on the other OHSUMED papers)."""
+    rng = random.Random(SEED)
+    records: dict[str, dict[str, Any]] = {}
+    for rec in iter_records(src.path("ohsumed/ohsumed-23.jsonl.gz")):
+        title = rec.get("title")
+        if rec.get("label") and (title or rec.get("abstract")) and not src.is_trained(title, besides="ohsumed"):
+            records[str(rec["doc_id"])] = rec
+    by_split = {s: {p: r["label"] for p, r in records.items() if r.get("split") == s} for s in ("train", "test")}
+    train = stratified_sample(by_split["train"], sizes.ohsumed_train, rng)
+    test = stratified_sample(by_split["test"], sizes.ohsumed_test, rng)
+    labels = {p: records[p]["label"] for p in train + test}
+    rows = (doc(p, records[p].get("title"), records[p].get("abstract")) for p in sorted(labels))
+    counts = write_supervised(out / "ohsumed", rows, labels, train, test)
+    counts["classes"] = len(set(labels.values()))
+    return {"ohsumed": counts}

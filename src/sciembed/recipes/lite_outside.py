@@ -1,5 +1,6 @@
 """Builders of the sciembed-lite tasks on sources that no training mixture uses (out-of-training):
-SciRepEval samples, ICLR 2021, OHSUMED, the S2ORC sample and the keyphrase collections.
+SciRepEval samples, ICLR 2021, the S2ORC sample and the keyphrase collections (OHSUMED, used by
+mixture v4, moved to :mod:`sciembed.recipes.lite_intraining` in suite v7).
 
 Each builder returns ``{task folder: counts}``; every split is seeded (``SEED``).
 """
@@ -21,7 +22,6 @@ from ..data import iter_records
 from .lite_io import (
     doc,
     random_split,
-    stratified_sample,
     stratified_split,
     write_jsonl,
     write_labels,
@@ -34,8 +34,6 @@ SEED = 42
 SPECTER_QUERIES = 200  # all of specter_small
 SPECTER_EXTRA_NEGATIVES = 8
 SEARCH_QUERIES = 100  # all of search_small
-OHSUMED_TRAIN = 1000  # stratified samples of the given train / test splits (CPU budget)
-OHSUMED_TEST = 1500
 S2ORC_MIN_FIELD = 10  # MAG fields with fewer papers are left out of the field-of-study task
 KEYPHRASE_HARD = 20  # BM25 top candidates of the same collection (the gold paper excluded)
 KEYPHRASE_RANDOM = 10
@@ -118,7 +116,7 @@ def build_search(src: Sources, out: Path) -> dict[str, Any]:
     return {"search_small": {"queries": len(rows), "documents": len(docs), "pairs": len(qrels)}}
 
 
-# ---- ICLR 2021, OHSUMED, S2ORC ------------------------------------------------------------------------
+# ---- ICLR 2021, S2ORC ------------------------------------------------------------------------
 def build_iclr(src: Sources, out: Path) -> dict[str, Any]:
     """Mean reviewer rating of every ICLR 2021 submission with an abstract; half train, half test."""
     rng = random.Random(SEED)
@@ -135,23 +133,6 @@ def build_iclr(src: Sources, out: Path) -> dict[str, Any]:
     train, test = random_split(chosen, rng, test_fraction=0.5)
     rows = (doc(p, papers[p]["title"], papers[p]["abstract"]) for p in chosen)
     return {"iclr2021_score": write_supervised(out / "iclr2021_score", rows, scores, train, test)}
-
-
-def build_ohsumed(src: Sources, out: Path) -> dict[str, Any]:
-    """OHSUMED 23 disease categories: stratified samples of the given train and test splits."""
-    rng = random.Random(SEED)
-    records: dict[str, dict[str, Any]] = {}
-    for rec in iter_records(src.path("ohsumed/ohsumed-23.jsonl.gz")):
-        if rec.get("label") and (rec.get("title") or rec.get("abstract")) and not src.is_trained(rec.get("title")):
-            records[str(rec["doc_id"])] = rec
-    by_split = {s: {p: r["label"] for p, r in records.items() if r.get("split") == s} for s in ("train", "test")}
-    train = stratified_sample(by_split["train"], OHSUMED_TRAIN, rng)
-    test = stratified_sample(by_split["test"], OHSUMED_TEST, rng)
-    labels = {p: records[p]["label"] for p in train + test}
-    rows = (doc(p, records[p].get("title"), records[p].get("abstract")) for p in sorted(labels))
-    counts = write_supervised(out / "ohsumed", rows, labels, train, test)
-    counts["classes"] = len(set(labels.values()))
-    return {"ohsumed": counts}
 
 
 def build_s2orc(src: Sources, out: Path) -> dict[str, Any]:

@@ -66,7 +66,7 @@ class Sources:
         self._physics: dict[str, dict[str, Any]] | None = None
         self._physics_graph: CitationGraph | None = None
         self._physics_heldout: list[str] | None = None
-        self._trained_titles: frozenset[str] | None = None
+        self._trained_titles: dict[str, frozenset[str]] | None = None
 
     def path(self, relative: str) -> Path:
         path = self.root / relative
@@ -128,28 +128,35 @@ class Sources:
         return self._physics_heldout
 
     # ---- documents of training sources in other collections ----------------------------------------------
-    def trained_titles(self) -> frozenset[str]:
-        """Title keys of every paper of a training source (ACL Anthology, Paperscape, arXiv 2025-26, all
-        SciTLDR splits); sources absent from the data folder contribute nothing."""
+    def trained_titles(self) -> dict[str, frozenset[str]]:
+        """Title keys of every paper of a training source, by source (ACL Anthology, Paperscape, arXiv
+        2025-26, all SciTLDR splits, OHSUMED); sources absent from the data folder contribute nothing."""
         if self._trained_titles is None:
-            titles: set[str] = set()
+            titles: dict[str, set[str]] = {}
             if (self.root / "acl" / "anthology-papers.jsonl.gz").is_file():
-                titles.update(title_key(r["title"]) for r in self.acl().values())
+                titles["acl"] = {title_key(r["title"]) for r in self.acl().values()}
             if (self.root / "paperscape" / "papers-1991-1996.jsonl.gz").is_file():
-                titles.update(title_key(r["title"]) for r in self.physics().values())
-            arxiv = self.root / "arxiv" / "papers-2025-2026.jsonl.gz"
-            if arxiv.is_file():
-                titles.update(title_key(r.get("title")) for r in iter_records(arxiv))
-            for split in ("train", "dev", "test"):
-                path = self.root / "scitldr" / f"{split}.jsonl"
-                if path.is_file():
-                    titles.update(title_key(r.get("title")) for r in iter_records(path))
-            self._trained_titles = frozenset(t for t in titles if len(t) >= MIN_MATCH_TITLE)
+                titles["paperscape"] = {title_key(r["title"]) for r in self.physics().values()}
+            for source, paths in (
+                ("arxiv", ["arxiv/papers-2025-2026.jsonl.gz"]),
+                ("scitldr", [f"scitldr/{split}.jsonl" for split in ("train", "dev", "test")]),
+                ("ohsumed", ["ohsumed/ohsumed-23.jsonl.gz"]),
+            ):
+                for relative in paths:
+                    if (self.root / relative).is_file():
+                        titles.setdefault(source, set()).update(
+                            title_key(r.get("title")) for r in iter_records(self.root / relative)
+                        )
+            self._trained_titles = {
+                source: frozenset(t for t in keys if len(t) >= MIN_MATCH_TITLE) for source, keys in titles.items()
+            }
         return self._trained_titles
 
-    def is_trained(self, title: str | None) -> bool:
-        """Whether a paper of an out-of-training collection is also a paper of a training source."""
-        return title_key(title) in self.trained_titles()
+    def is_trained(self, title: str | None, besides: str | None = None) -> bool:
+        """Whether a paper of another collection is also a paper of a training source (``besides``: a
+        source not to count, the collection's own when it is a training source itself)."""
+        key = title_key(title)
+        return any(key in keys for source, keys in self.trained_titles().items() if source != besides)
 
     # ---- keyphrase collections (never trained on) -----------------------------------------------------
     def keyphrase(self, key: str) -> list[KeyphraseDoc]:

@@ -1,4 +1,4 @@
-"""Our stage-2 training mixture (v3), built from ``../shared/data`` and never from an evaluation document.
+"""Our stage-2 training mixture (v4), built from ``../shared/data`` and never from an evaluation document.
 
 Tasks (seed 42, each capped):
 
@@ -13,14 +13,18 @@ Tasks (seed 42, each capped):
 * ``paperscape_category`` (classification, CE): Paperscape (physics 1991-96, titles) primary category;
 * ``paperscape_citations`` (regression, MSE): log(1 + inbound citations) in the Paperscape graph (v3);
 * ``paperscape_triplets`` (proximity, triplet): triplets mined from the Paperscape citation graph;
-* ``scitldr_search`` (ad-hoc search, triplet): SciTLDR train + dev (dev: v3) TLDR -> its paper vs a random one.
+* ``scitldr_search`` (ad-hoc search, triplet): SciTLDR train + dev (dev: v3) TLDR -> its paper vs a random one;
+* ``ohsumed_category`` (classification, CE): OHSUMED (MEDLINE 1991) disease category, 23 classes (v4);
+* ``ohsumed_title_search`` (ad-hoc search, triplet): an OHSUMED title (query) -> its abstract alone (v4).
 
-Never used, so that out-of-training evaluation has data no mixture has seen: OHSUMED (the biomedical
-check), the keyphrase collections, ICLR 2021, the SciRepEval and SPECTER samples and the S2ORC sample.
+Never used, so that out-of-training evaluation has data no mixture has seen: the keyphrase
+collections, ICLR 2021, the SciRepEval samples (MeSH: the biomedical check), the SPECTER sample and
+the S2ORC sample. OHSUMED has no citations nor numbers, so it fits no proximity or regression task.
 
 Excluded everywhere, in every role (:func:`sciembed.recipes.heldout.excluded_ids`): every document of
 every in-training suite task (queries, candidates, SVM train and test items), every held-out AAN and
-Paperscape citing paper (also those no task uses), every SciTLDR test paper. Citation counts are counted
+Paperscape citing paper (also those no task uses), every SciTLDR test paper, and every OHSUMED paper
+whose title is that of an excluded one (OHSUMED holds a few papers twice, in both splits). Citation counts are counted
 on the graphs without the excluded papers. The build re-reads what it wrote and fails on any leak.
 Counts go to ``report.json``.
 
@@ -60,6 +64,8 @@ DEFAULT_CAPS = {
     "paperscape_triplets": 20000,
     "arxiv_title_search": 12000,
     "scitldr_search": 6000,
+    "ohsumed_category": 6000,
+    "ohsumed_title_search": 6000,
     "acl_venue": 10000,
     "acl_title_search": 8000,
     "paperscape_citations": 10000,
@@ -77,7 +83,7 @@ ACL_VENUE_LETTERS = {
 # paper-id namespace of the mixture -> the data source whose exclusions apply
 NAMESPACE_SOURCES = {
     "arxiv": "arxiv", "arxiv-abs": "arxiv", "acl": "acl", "acl-abs": "acl", "paperscape": "paperscape",
-    "tldr": "scitldr",
+    "tldr": "scitldr", "ohsumed": "ohsumed", "ohsumed-abs": "ohsumed",
 }  # fmt: skip
 DEFAULT_OUTPUT = Path("data") / "mixture"
 
@@ -218,7 +224,7 @@ def build_mixture(
     """Write the training mixture (see the module docstring); returns the report."""
     from ...data.citations import heldout_queries, read_citation_graph
     from ...recipes.heldout import excluded_ids, training_leaks
-    from ...recipes.sources import Sources, default_data_root
+    from ...recipes.sources import Sources, default_data_root, title_key
     from ..mining import MiningConfig, mine_triplets
 
     say = log or (lambda _m: None)
@@ -245,6 +251,7 @@ def build_mixture(
         heldout_queries(pgraph, [p for p, r in physics.items() if r["title"]])
     )
     excluded.setdefault("arxiv", set())
+    excluded.setdefault("ohsumed", set())
     mix = _Mixture(root, out, {**DEFAULT_CAPS, **(caps or {})}, excluded)
     mix.report["excluded"] = {
         "rule": "sciembed.recipes.excluded_ids: every document of every in-training suite task (queries, "
@@ -459,6 +466,52 @@ def build_mixture(
         rows,
         counter,
         "SciTLDR-A train + dev: a TLDR (query, [QRY]) -> its paper vs a random train/dev paper ([PRX])",
+    )
+
+    # OHSUMED (v4): disease category (CE), title -> abstract search; a paper that OHSUMED holds twice
+    # (the same title in both splits) stays out when either copy is an evaluation document
+    counter = Counter()
+    ohsumed_file = root / "ohsumed" / "ohsumed-23.jsonl.gz"
+    medline = sorted(iter_records(ohsumed_file), key=lambda r: str(r["doc_id"])) if ohsumed_file.is_file() else []
+    evaluated = {str(r["doc_id"]) for r in medline} & excluded["ohsumed"]
+    held_titles = {title_key(r.get("title")) for r in medline if str(r["doc_id"]) in evaluated} - {""}
+    twins = {str(r["doc_id"]) for r in medline if title_key(r.get("title")) in held_titles} - evaluated
+    counter["of_which_same_title_twins"] = len(twins)  # also counted as evaluation_documents
+    excluded["ohsumed"].update(twins)
+    medline = [
+        r
+        for r in medline
+        if r.get("label") and _clean(r.get("title")) and _clean(r.get("abstract"))
+        and mix.keep("ohsumed", str(r["doc_id"]), counter)
+    ]  # fmt: skip
+    labels = sorted({r["label"] for r in medline})
+    rows = [
+        {"paper": mix.add_paper("ohsumed", str(r["doc_id"]), r["title"], r["abstract"]), "label": r["label"]}
+        for r in medline
+    ]
+    mix.write_task(
+        "ohsumed_category",
+        "classification",
+        rows,
+        counter,
+        f"OHSUMED MEDLINE 1991 abstracts: disease category ({len(labels)} MeSH classes)",
+        labels=labels,
+    )
+    rows = (
+        _search_rows(
+            random.Random(f"{SEED}:ohsumed_title_search"),
+            [r["title"] for r in medline],
+            [mix.add_paper("ohsumed-abs", str(r["doc_id"]), None, r["abstract"]) for r in medline],
+        )
+        if len(medline) > 1
+        else []
+    )
+    mix.write_task(
+        "ohsumed_title_search",
+        "adhoc_search",
+        rows,
+        counter,
+        "OHSUMED: a title (query, [QRY]) -> its abstract without the title ([PRX]) vs a random one",
     )
 
     # papers table: only those used by the written (capped) tasks
