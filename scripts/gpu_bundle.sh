@@ -10,8 +10,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 name=$1; shift
 part_bytes=$(( ${PART_MB:-30} * 1000000 ))
-work=$(mktemp -d out/.bundle-XXXXXX)
-trap 'rm -rf "$work"' EXIT
+work=$(mktemp -d out/.bundle-XXXXXX) parts=$(mktemp -d out/.bundle-parts-XXXXXX)
+trap 'rm -rf "$work" "$parts"' EXIT
 for entry in "$@"; do
   dest=${entry%%=*}; src=${entry#*=}
   [ "$dest" = "$entry" ] && dest=$(basename "$src")
@@ -19,10 +19,10 @@ for entry in "$@"; do
   ln -s "$(realpath "$src")" "$work/$dest"
 done
 rm -rf out/carry/"$name"-*
-tar -chf - -C "$work" . | split -b "$part_bytes" -d -a 1 - "$work/part-"
-n=$(ls "$work"/part-* | wc -l)
+tar -chf - -C "$work" . | split -b "$part_bytes" -d -a 1 - "$parts/part-"
+n=$(ls "$parts"/part-* | wc -l)
 i=0
-for part in "$work"/part-*; do
+for part in "$parts"/part-*; do
   mkdir -p "out/carry/$name-$i/$name.parts" && mv "$part" "out/carry/$name-$i/$name.parts/part-$i"
   echo "$n" > "out/carry/$name-$i/$name.parts/COUNT"; i=$((i + 1))
 done
