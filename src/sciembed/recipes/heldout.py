@@ -2,10 +2,11 @@
 training uses (``recipes.lite.TRAINING_SOURCES``), by source.
 
 ``excluded_ids(data_root)`` returns ``{"acl": ..., "paperscape": ..., "arxiv": ..., "scitldr": ...,
-"ohsumed": ...}`` (ids as the source spells them: ACL ids, arXiv ids, SciTLDR paper ids, OHSUMED doc ids): the query, candidate, train
-and test documents of every in-training task, plus all held-out citing papers of the AAN and
-Paperscape graphs (also those no task uses as a query). Stage-1 mining and stage-2 mixtures drop
-these papers in every role (and the citation edges of the held-out citing papers).
+"ohsumed": ...}`` (ids as the source spells them: ACL ids, arXiv ids, SciTLDR paper ids, OHSUMED doc
+ids): the query, candidate, train and test documents of every in-training task, plus all held-out
+citing papers of the AAN and Paperscape graphs (also those no task uses as a query). Stage-1 mining
+and stage-2 mixtures drop these papers in every role (and the citation edges of the held-out citing
+papers).
 """
 
 from __future__ import annotations
