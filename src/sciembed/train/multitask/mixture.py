@@ -19,7 +19,7 @@ Tasks (seed 42, each capped):
 
 Never used, so that out-of-training evaluation has data no mixture has seen: the keyphrase
 collections, ICLR 2021, the SciRepEval samples (MeSH: the biomedical check), the SPECTER sample and
-the S2ORC sample. OHSUMED has no citations nor numbers, so it fits no proximity or regression task.
+the S2ORC sample. OHSUMED has neither citations nor numbers, so it fits no proximity or regression task.
 
 Excluded everywhere, in every role (:func:`sciembed.recipes.heldout.excluded_ids`): every document of
 every in-training suite task (queries, candidates, SVM train and test items), every held-out AAN and
