@@ -7,7 +7,7 @@
 #   scripts/gpu_generalise.sh train  BASE TAG  train the candidates of $RECIPES from BASE (a model folder)
 #   scripts/gpu_generalise.sh eval   BASE TAG  evaluate BASE and every candidate of TAG on $STAGE/suite
 #
-# Made here by scripts/prepare_gpu_generalise.sh (MiniLM/MPNet bases, mixture v3, stage-1 triplets,
+# Made here by scripts/prepare_gpu_generalise.sh (MiniLM/MPNet bases, mixture v4, stage-1 triplets,
 # the built suite, wheels for pytrec-eval and bm25s). Results: docs/TRAINING.md.
 # MIX: the mixture folder under $STAGE; TRAIN_SET: extra `--set key=value` settings for every run,
 # e.g. TRAIN_SET="max_steps=420 time_budget_s=290" (stage 2 stops and saves at the time budget).
@@ -17,7 +17,7 @@ export PYTHONPATH=src PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=${TOKENIZERS_PAR
 STAGE=${STAGE:-/root/stage}
 RUNS=${RUNS:-/root/runs}
 OUT=${OUT:-out/gpu-generalise}
-MIX=${MIX:-mixture-v3}
+MIX=${MIX:-mixture-v4}
 TRAIN_SET=${TRAIN_SET:-}
 RECIPES=${RECIPES:-adapters-margin adapters-contrastive stage1-contrastive stage1-contrastive-distill}
 mkdir -p "$STAGE" "$RUNS" "$OUT"
@@ -104,7 +104,8 @@ evaluate() {  # base tag
 #   scripts/gpu_generalise.sh eval-lora BASE TAG  evaluate BASE and the L-distill candidates only
 #   scripts/gpu_generalise.sh pack-lora TAG CAND  one candidate's weights (delta, adapters, heads) into $OUT in
 #                                                 15 MB parts, where the lora tar was too large to hold them
-# The mixture: $STAGE/$MIX (default mixture-v3) where staged, else $STAGE/mixture-v2. LORA_EXTRA=1: two more
+# The mixture: $STAGE/$MIX (default mixture-v4; rounds 2-6 ran MIX=mixture-v3) where staged, else
+# $STAGE/mixture-v2. LORA_EXTRA=1: two more
 # candidates (full adapters; the delta alone at 0.5). LORA_ADAPTER_BUDGET (240): seconds after which stage 2
 # stops and saves (a safety net for the call's time; the log says so); LORA_ADAPTER_EPOCHS: fewer epochs;
 # LORA_ADAPTER_STEPS: stage 2's schedule laid out over this many steps (so that it ends, learning rate
@@ -112,7 +113,7 @@ evaluate() {  # base tag
 # saves at its config's time_budget_s where it has one (MPNet: 180 s), or at LORA_BASE_BUDGET seconds.
 # SMOKE=1: two (small) steps per training, a CPU rehearsal.
 lora_mixture() {
-  local mix="$STAGE/${MIX:-mixture-v3}"
+  local mix="$STAGE/${MIX:-mixture-v4}"
   [ -d "$mix" ] || mix="$STAGE/mixture-v2"
   echo "$mix"
 }

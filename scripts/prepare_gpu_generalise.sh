@@ -2,7 +2,7 @@
 # Prepare what scripts/gpu_generalise.sh needs on a GPU machine that has no ../shared data, no
 # registry packages and no network; each folder under out/carry/ fits one call (< 55 MB + the tree):
 #   out/carry/g-minilm/minilm/         all-MiniLM-L6-v2 as a model folder, weights stored fp16 (45 MB)
-#   out/carry/g-data/                  $MIX/ (default mixture-v3), triplets-mix.jsonl.gz, whl/
+#   out/carry/g-data/                  $MIX/ (default mixture-v4; MIX=mixture-v3 for rounds 2-6), triplets-mix.jsonl.gz, whl/
 #   out/carry/g-suite/suite.tgz        the built validation suite (sciembed-lite), compressed
 #   out/carry/g-mpnet-N/mpnet.parts/   all-mpnet-base-v2 (fp16) as a tar in parts, joined there
 set -euo pipefail
@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-$( [ -x .venv/bin/python ] && echo .venv/bin/python || echo python )}"
 export PYTHONPATH="src${PYTHONPATH:+:$PYTHONPATH}"
 SUITE="${SUITE:-.cache/sciembed-lite}"  # the default lite folder: the mixture's exclusions are read from it
-MIX="${MIX:-mixture-v3}"
+MIX="${MIX:-mixture-v4}"
 mkdir -p out/carry/g-minilm out/carry/g-data out/carry/g-suite
 [ -f "$SUITE/tasks.jsonl" ] || "$PYTHON" -c "import sys; from sciembed.recipes import build_lite; build_lite(out_dir=sys.argv[1])" "$SUITE"
 [ -d "data/$MIX" ] || "$PYTHON" -m sciembed train build-mixture --output "data/$MIX"
