@@ -1,11 +1,15 @@
 """A shipped model (base + delta + adapters over a registry base) as full folders over a carried base.
 
-The GPU machine has no registry packages: it gets the start as a model folder (fp16, carried) and
-builds here, from the repository's ``models/<name>/``:
+The GPU machine has no registry packages: it gets the start as a model folder (fp16, carried), which
+stands in for the registry base (as ``benchmarks/quality_guard_gpu.py`` does), and writes from the
+repository's ``models/<name>/``:
 
 * ``--out-base``: the start with the shipped stage-1 delta merged and no adapters (what stage 2 of a
   new round over the same stage 1 trains on), with ``delta/`` kept so it still ships as a delta;
 * ``--out-model``: the whole shipped model (the same plus its adapters), to evaluate beside the rest.
+
+Both are loaded by ``load_model`` itself (the folder's config, its delta merged once), so they are
+what ``sciembed.load`` gives on a machine with the registry package.
 
     python scripts/shipped_folders.py --start /root/stage/r7/minilm --model models/sciembed-minilm \
         --out-base /root/runs/v4-base/model --out-model /root/runs/v4/model
@@ -14,11 +18,15 @@ builds here, from the repository's ``models/<name>/``:
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
+import shutil
+import tempfile
 from pathlib import Path
 
 from sciembed.model import load_model, save_model
-from sciembed.model.folder import attach_delta, load_adapter
+from sciembed.model.bases import REGISTRY_BASES
+from sciembed.model.hashing import sha256_file
 
 
 def main() -> None:
@@ -29,21 +37,21 @@ def main() -> None:
     parser.add_argument("--out-model", type=Path, default=None)
     parser.add_argument("--dtype", default="fp16", help="storage dtype of the written weights")
     args = parser.parse_args()
+    sha = sha256_file(args.start / "model.safetensors")  # the carried copy stands in for the registry base
+    registry = [dataclasses.replace(b, folder=args.start, sha256=sha) for b in REGISTRY_BASES]
     config = json.loads((args.model / "sciembed.json").read_text())
-    model = load_model(args.start)
-    for key in ("pooling", "normalize", "max_length", "text_fields"):  # the shipped model's, not the start's
-        if key in config:
-            setattr(model.config, key, config[key])
-    if config.get("delta"):
-        attach_delta(model, args.model / config["delta"], merge=True)
-    model.config.name = f"{config['name']}-stage1"
-    save_model(model, args.out_base, dtype=args.dtype)
+    with tempfile.TemporaryDirectory() as tmp:  # the same folder without its adapters: stage 1 alone
+        stage1 = Path(tmp) / "stage1"
+        stage1.mkdir()
+        (stage1 / "sciembed.json").write_text(
+            json.dumps({**config, "formats": [], "name": f"{config['name']}-stage1"}, indent=2)
+        )
+        if config.get("delta"):
+            shutil.copytree(args.model / config["delta"], stage1 / config["delta"])
+        save_model(load_model(stage1, registry=registry), args.out_base, dtype=args.dtype)
     print("wrote", args.out_base)
     if args.out_model is not None:
-        for fmt in config.get("formats", []):
-            load_adapter(model, fmt, args.model / "adapters" / fmt)
-        model.config.name = config["name"]
-        save_model(model, args.out_model, dtype=args.dtype)
+        save_model(load_model(args.model, registry=registry), args.out_model, dtype=args.dtype)
         print("wrote", args.out_model)
 
 

@@ -24,7 +24,7 @@ the S2ORC sample. OHSUMED has neither citations nor numbers, so it fits no proxi
 Excluded everywhere, in every role (:func:`sciembed.recipes.heldout.excluded_ids`): every document of
 every in-training suite task (queries, candidates, SVM train and test items), every held-out AAN and
 Paperscape citing paper (also those no task uses), every SciTLDR test paper, and every OHSUMED paper
-whose title is that of an excluded one (OHSUMED holds a few papers twice, in both splits). Citation counts are counted
+whose title is that of an excluded one (OHSUMED holds a few papers twice under two ids). Citation counts are counted
 on the graphs without the excluded papers. The build re-reads what it wrote and fails on any leak.
 Counts go to ``report.json``.
 
@@ -469,7 +469,7 @@ def build_mixture(
     )
 
     # OHSUMED (v4): disease category (CE), title -> abstract search; a paper that OHSUMED holds twice
-    # (the same title in both splits) stays out when either copy is an evaluation document
+    # (the same title under two ids) stays out when either copy is an evaluation document
     counter = Counter()
     ohsumed_file = root / "ohsumed" / "ohsumed-23.jsonl.gz"
     medline = sorted(iter_records(ohsumed_file), key=lambda r: str(r["doc_id"])) if ohsumed_file.is_file() else []
