@@ -5,10 +5,13 @@ One command, on the GPU machine or on CPU::
     python benchmarks/embed_speed.py --device cuda [--arxiv PATH] [--minilm PATH]
     python benchmarks/embed_speed.py --device cpu
 
-Workload: real arXiv title + abstract texts (``title [SEP] abstract``, truncation 512). Models: a
+Workload: real arXiv title + abstract texts (``title [SEP] abstract``, truncation at the model's
+max_length: 512; 384 for the MPNet). Models: a
 BERT-base-sized encoder (bert-base-uncased configuration, random weights: SPECTER2's size) with a
-proximity adapter, and all-MiniLM-L6-v2 (real weights) with a proximity adapter (random, AdapterHub
-init N(0, 0.02): speed does not depend on the adapter's values). Methods:
+proximity adapter, all-MiniLM-L6-v2 (real weights) with a proximity adapter (random, AdapterHub
+init N(0, 0.02): speed does not depend on the adapter's values), and on request (``--models
+mpnet-base``) an all-mpnet-base-v2-sized MPNet (random weights, mean pooling, truncation 384) with
+a proximity adapter. Methods:
 
 * ``recipe_fp32`` (a): transformers in fp32, batches of 32 in input order, ``padding=True``, the
   model's pooling (CLS for the BERT-base model as in SPECTER2's card; mean + L2 for MiniLM), one
@@ -17,6 +20,7 @@ init N(0, 0.02): speed does not depend on the adapter's values). Methods:
 * ``sciembed``: ``model.encode(..., device=...)``: on CUDA the default fp16 (``sciembed_bf16``: the
   same in bf16; ``sciembed_compiled``: with ``EncodeOptions(compile=True)``), packed token-budget batches,
   background tokenisation into pinned memory, results kept on the GPU; on CPU the default fp32 path.
+* ``sciembed_padded`` (GPU, ``--padded-row``): the same with ``EncodeOptions(packed=False)``.
 * ``onnx_fp32`` / ``onnx_int8`` (CPU): ``sciembed export onnx`` graphs run by ``load(..., backend="onnx")``.
 
 Reports docs/s, tokens/s (real tokens, no padding), peak GPU memory, achieved TFLOP/s (FLOPs counted
@@ -110,6 +114,26 @@ def bert_base_model(seed: int = 0):
     return model.eval()
 
 
+def mpnet_base_model(seed: int = 0):
+    """all-mpnet-base-v2's configuration (random weights; mean pooling + L2, 384 tokens, as that model)
+    with our SDPA attention on its padded path, plus a proximity adapter."""
+    from transformers import AutoTokenizer, MPNetConfig, MPNetModel
+
+    from sciembed.model import SciEmbedConfig, SciEmbedModel
+    from sciembed.model.default_model import minilm_path
+    from sciembed.model.mpnet_attention import use_sdpa_attention
+
+    torch.manual_seed(seed)
+    config = MPNetConfig(vocab_size=30527, hidden_size=768, num_hidden_layers=12, num_attention_heads=12)
+    base = MPNetModel(config, add_pooling_layer=False).eval()
+    use_sdpa_attention(base)
+    tokenizer = AutoTokenizer.from_pretrained(str(_MINILM_OVERRIDE or minilm_path(verify=False)))  # bert vocab
+    settings = SciEmbedConfig(pooling="mean", normalize=True, max_length=384, name="mpnet-base-random")
+    model = SciEmbedModel(base, tokenizer, settings)
+    model.add_adapter("proximity")
+    return model.eval()
+
+
 def minilm_model(seed: int = 0):
     from sciembed.model import load_model
 
@@ -152,7 +176,7 @@ def recipe(model, texts: list[str], device: str, batch_size: int = 32) -> np.nda
                 truncation=True,
                 return_tensors="pt",
                 return_token_type_ids=False,
-                max_length=512,
+                max_length=model.config.max_length,
             ).to(device)
             hidden = model.base(**inputs).last_hidden_state
             out.append(pooled(model, hidden, inputs["attention_mask"]).float().cpu())
@@ -162,7 +186,7 @@ def recipe(model, texts: list[str], device: str, batch_size: int = 32) -> np.nda
 @torch.inference_mode()
 def hf_sorted(model, texts: list[str], device: str, batch_size: int = 128) -> np.ndarray:
     """(b) a strong plain baseline: transformers in bf16 (as placed), length-sorted batches."""
-    lengths = [len(x) for x in model.tokenizer(texts, truncation=True, max_length=512)["input_ids"]]
+    lengths = [len(x) for x in model.tokenizer(texts, truncation=True, max_length=model.config.max_length)["input_ids"]]
     order = np.argsort(lengths)[::-1]
     out = np.zeros((len(texts), model.hidden_size), dtype=np.float32)
     with model.router.activated("proximity"):
@@ -174,7 +198,7 @@ def hf_sorted(model, texts: list[str], device: str, batch_size: int = 128) -> np
                 truncation=True,
                 return_tensors="pt",
                 return_token_type_ids=False,
-                max_length=512,
+                max_length=model.config.max_length,
             ).to(device)
             hidden = model.base(**inputs).last_hidden_state
             out[rows] = pooled(model, hidden, inputs["attention_mask"]).float().cpu().numpy()
@@ -193,7 +217,7 @@ def sentence_transformers_peer(model, device: str):
     state = {k: v for k, v in model.base.state_dict().items() if "adapter" not in k}
     model.base.save_pretrained(folder, state_dict=state)
     model.tokenizer.save_pretrained(folder)
-    word = models.Transformer(str(folder), max_seq_length=512)
+    word = models.Transformer(str(folder), max_seq_length=model.config.max_length)
     mode = "cls" if model.config.pooling == "cls" else "mean"
     modules = [
         word,
@@ -281,6 +305,11 @@ def run_model(name: str, build, papers: list[dict], args, peak_tflops: float, ou
                     (f"st_fp16_b{size}", lambda s=size: peer.encode(texts, batch_size=s, convert_to_numpy=True))
                 )
         methods.append(("sciembed", lambda: fast.encode(papers, "proximity", device=device)))
+        if args.padded_row:  # the padded forward (MPNet's default until its packed forward)
+            from sciembed.engine import EncodeOptions
+
+            padded = EncodeOptions(device=device, packed=False)
+            methods.append(("sciembed_padded", lambda: fast.encode(papers, "proximity", options=padded)))
         methods.append(("sciembed_bf16", lambda: plain_bf16.encode(papers, "proximity", device=device)))
         if not args.no_compile:  # the same path with its layer stack through torch.compile
             from sciembed.engine import EncodeOptions
@@ -439,13 +468,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--minilm", type=Path, default=None, help="MiniLM folder (default: installed package)")
     parser.add_argument("--docs", type=int, default=None, help="documents (default 20000 on CUDA, 600 on CPU)")
     parser.add_argument(
-        "--models", default=None, help="comma list of bert-base,minilm (default: both on CUDA, minilm on CPU)"
+        "--models",
+        default=None,
+        help="comma list of bert-base,minilm,mpnet-base (default: bert-base,minilm on CUDA, minilm on CPU)",
     )
     parser.add_argument("--repeats", type=int, default=None, help="timed runs per method (median reported)")
     parser.add_argument("--recipe-repeats", type=int, default=1, help="timed runs of the slow recipe (a)")
     parser.add_argument("--budgets", type=lambda s: [int(x) for x in s.split(",") if x], default=None)
     parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: all usable cores)")
     parser.add_argument("--no-compile", action="store_true", help="GPU: skip the torch.compile variant")
+    parser.add_argument("--padded-row", action="store_true", help="GPU: also sciembed's padded forward")
     parser.add_argument("--optimize", action="store_true", help="also ONNX graphs through onnxruntime's optimizer")
     parser.add_argument("--out", type=Path, default=None, help="folder for JSON and PNG")
     parser.add_argument(
@@ -497,7 +529,7 @@ def main(argv: list[str] | None = None) -> int:
     except ImportError:
         pass
     print(json.dumps(env), file=sys.stderr)
-    builders = {"bert-base": bert_base_model, "minilm": minilm_model}
+    builders = {"bert-base": bert_base_model, "minilm": minilm_model, "mpnet-base": mpnet_base_model}
     rows = []
     for name in models:
         rows += run_model(name, builders[name], papers, args, peak or 0.0, out_dir)

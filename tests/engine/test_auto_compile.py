@@ -72,6 +72,7 @@ def test_auto_compile_needs_a_large_job_and_the_packed_forward():
     packed = EncodeOptions(packed=True)
     assert auto_compile(model, packed, AUTO_COMPILE_MIN_DOCS) is TRITON
     assert not auto_compile(model, packed, AUTO_COMPILE_MIN_DOCS - 1)
+    assert not auto_compile(make_tiny_model("mpnet"), packed, AUTO_COMPILE_MIN_DOCS)  # keeps its bias kernel
     assert not auto_compile(model, EncodeOptions(), AUTO_COMPILE_MIN_DOCS)  # fp32 on CPU: padded forward
     assert auto_compile(model, EncodeOptions(compile=True), 1)  # asked: always
     assert not auto_compile(model, EncodeOptions(packed=True, compile=False), 10**9)

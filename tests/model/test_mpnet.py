@@ -103,3 +103,10 @@ def test_real_all_mpnet_base_v2_matches_plain_transformers():
     np.testing.assert_allclose(vectors, reference, atol=1e-5)
     similar, unrelated = float(vectors[0] @ vectors[1]), float(vectors[0] @ vectors[2])
     assert similar > 0.6 > unrelated
+    # the packed forward (the GPU default) with the real relative position bias, on texts past 128 tokens
+    from sciembed import EncodeOptions
+
+    long = [f"{p['title']}. {p['abstract']} " * 3 for p in PAPERS] + texts
+    assert max(len(s) for s in model.tokenize(long)) > 256
+    packed = model.encode(long, options=EncodeOptions(packed=True, batch_size=4))
+    np.testing.assert_allclose(packed, model.encode(long, options=EncodeOptions(packed=False)), atol=1e-5)

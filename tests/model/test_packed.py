@@ -83,10 +83,62 @@ def test_pack_layout_and_padded_attention():
         torch.testing.assert_close(out[start:stop], one.transpose(0, 1))
 
 
-def test_mpnet_is_not_packed():
-    model = make_tiny_model("mpnet")
-    assert not model.supports_packed and not uses_packed(model, PACKED)
-    assert model.encode(MANY[:3], options=PACKED).shape == (3, 32)
+LONG = ["a " * 300, "graph " * 140 + "neural networks", "one", "Two words"]  # past 128 tokens: every bucket
+
+
+@pytest.mark.parametrize("pooling", ["cls", "mean"])
+def test_mpnet_packed_matches_the_plain_forward_and_its_gradients(pooling):
+    """MPNet (relative position bias, positions from padding_idx + 1, no token types) runs packed:
+    the same vectors and gradients as the padded Hugging Face forward, through the engine too."""
+    model = make_tiny_model("mpnet", pooling=pooling, formats=("proximity",))
+    assert model.supports_packed and uses_packed(model, PACKED)
+    texts = model.texts(MANY[:6]) + LONG
+    seqs = model.tokenize(texts)
+    assert max(map(len, seqs)) > 256 and all(1 not in s for s in seqs)  # no real token is the pad id 1
+    padded = model.collate(seqs)
+    ref = model(padded["input_ids"], padded["attention_mask"], format="proximity")
+    ref.square().sum().backward()
+    ref_grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+    assert any("relative_attention_bias" in n for n in ref_grads)
+    model.zero_grad()
+    out = model.forward_packed(pack(seqs), format="proximity")
+    out.square().sum().backward()
+    torch.testing.assert_close(out, ref, atol=2e-5, rtol=1e-4)
+    assert set(ref_grads) == {n for n, p in model.named_parameters() if p.grad is not None}
+    for name, grad in ref_grads.items():
+        torch.testing.assert_close(dict(model.named_parameters())[name].grad, grad, atol=2e-5, rtol=1e-3)
+    model.zero_grad()
+    plain, packed = _encode_both(model, MANY + [{"title": t} for t in LONG], "proximity")
+    np.testing.assert_allclose(packed, plain, atol=2e-5, rtol=1e-4)
+
+
+def test_mpnet_bias_table_is_the_models_own_bias():
+    """The packed forward's bias table holds exactly the bias Hugging Face's MPNet adds, and packed
+    attention with it equals per-document attention with that bias (CLS's one-query layer too)."""
+    from sciembed.model.packed import first_token_attention, packed_attention
+    from sciembed.model.relative_bias import relative_bias_table
+
+    base = make_tiny_model("mpnet").base
+    length = 300
+    table = relative_bias_table(base, length, torch.device("cpu"))
+    want = base.encoder.compute_position_bias(torch.zeros(1, length, 4))[0]  # (heads, L, L)
+    got = table[:, torch.arange(length)[None, :] - torch.arange(length)[:, None] + length - 1]
+    assert torch.equal(got, want) and len(torch.unique(table)) > 16  # many buckets are in use
+    assert relative_bias_table(make_tiny_model().base, length, torch.device("cpu")) is None  # BERT: none
+    packed = pack([list(range(5, 5 + n)) for n in (3, 140, 1, 300)])
+    q, k, v = torch.randn(3, packed.input_ids.shape[0], 2, 8).unbind(0)
+    table = relative_bias_table(base, packed.max_len, torch.device("cpu"))
+    out = packed_attention(q, k, v, packed, bias=table)
+    for start, stop in zip(packed.cu_seqlens[:-1].tolist(), packed.cu_seqlens[1:].tolist(), strict=True):
+        n = stop - start
+        mask = want[:, :n, :n]
+        one = torch.nn.functional.scaled_dot_product_attention(
+            *(x[start:stop].transpose(0, 1) for x in (q, k, v)), attn_mask=mask
+        )
+        torch.testing.assert_close(out[start:stop], one.transpose(0, 1))
+    starts = packed.cu_seqlens[:-1].long()
+    first = first_token_attention(q.index_select(0, starts), k, v, packed, bias=table)
+    torch.testing.assert_close(first, out.index_select(0, starts))
 
 
 @pytest.mark.parametrize("max_length", [512, 24])
@@ -188,18 +240,19 @@ def test_cpu_default_is_packed_for_cls_pooling_and_the_same_whatever_the_threads
     cls, mean = make_tiny_model(pooling="cls", formats=("proximity",)), make_tiny_model(pooling="mean")
     assert uses_packed(cls, default) and not uses_packed(mean, default)
     assert not uses_packed(cls, default.but(packed=False)) and uses_packed(mean, default.but(packed=True))
-    assert not uses_packed(make_tiny_model("mpnet"), default)  # no packed forward for MPNet
+    assert uses_packed(make_tiny_model("mpnet"), default)  # MPNet with CLS pooling too
     threads = torch.get_num_threads()
-    try:
-        runs = []
-        for count in (1, 2):
-            torch.set_num_threads(count)
-            runs.append(cls.encode(MANY * 4, format="proximity", options=default))
-    finally:
-        torch.set_num_threads(threads)
-    assert np.array_equal(runs[0], runs[1])
-    padded = cls.encode(MANY * 4, format="proximity", options=default.but(packed=False))
-    np.testing.assert_allclose(runs[0], padded, atol=2e-5, rtol=1e-4)
+    for model in (cls, make_tiny_model("mpnet", formats=("proximity",))):
+        try:
+            runs = []
+            for count in (1, 2):
+                torch.set_num_threads(count)
+                runs.append(model.encode(MANY * 4, format="proximity", options=default))
+        finally:
+            torch.set_num_threads(threads)
+        assert np.array_equal(runs[0], runs[1])
+        padded = model.encode(MANY * 4, format="proximity", options=default.but(packed=False))
+        np.testing.assert_allclose(runs[0], padded, atol=2e-5, rtol=1e-4)
 
 
 def test_document_sums_padded_order_equals_index_add_with_gradients():
@@ -216,3 +269,11 @@ def test_document_sums_padded_order_equals_index_add_with_gradients():
     (grad_add,) = torch.autograd.grad(by_add.square().sum(), hidden)
     (grad_rows,) = torch.autograd.grad(by_rows.square().sum(), hidden)
     torch.testing.assert_close(grad_rows, grad_add, rtol=1e-5, atol=1e-5)
+
+
+def test_mpnet_trains_with_length_buckets_not_packed():
+    """Inference runs MPNet packed; training keeps the length buckets (measured faster on an H200)."""
+    from sciembed.model.packed import trains_packed
+
+    assert trains_packed(make_tiny_model().base) and supports_packed(make_tiny_model("mpnet").base)
+    assert not trains_packed(make_tiny_model("mpnet").base)

@@ -47,6 +47,31 @@ for heads, size in ((3, 32), (2, 64), (2, 16)):
     same = launch_varlen_attention(q, k, v, packed.cu_seqlens, packed.max_len, tiles)
     assert torch.equal(got[:cut], same[:cut])
     assert (got[cut:] - want[cut:]).abs().max().item() > 1e-2
+# MPNet's relative position bias: bias[:, j - i + center] added to every score (both query modes)
+from sciembed.model.packed import BIAS_TILES
+from sciembed.model.relative_bias import bias_blocks
+heads, size = 2, 64
+q, k, v = torch.randn(tokens, 3, heads, size).unbind(1)
+table = torch.randn(heads, 2 * packed.max_len + 1)  # wider than needed: the centre is the middle
+want = torch.empty(tokens, heads, size)
+for a, b in zip(packed.cu_seqlens[:-1].tolist(), packed.cu_seqlens[1:].tolist()):
+    mask = bias_blocks(table, torch.arange(b - a), b - a)
+    one = F.scaled_dot_product_attention(*(x[a:b].transpose(0, 1) for x in (q, k, v)), attn_mask=mask)
+    want[a:b] = one.transpose(0, 1)
+for dtype, tol in ((torch.float32, 1e-5), (torch.float16, 3e-3)):
+    qh, kh, vh = (x.to(dtype) for x in (q, k, v))
+    got = launch_varlen_attention(qh, kh, vh, packed.cu_seqlens, packed.max_len, BIAS_TILES, bias=table)
+    assert (got.float() - want).abs().max().item() <= tol, ("bias", dtype)
+    first = TileConfig(16, 32)
+    got = launch_varlen_attention(qh[starts], kh, vh, packed.cu_seqlens, packed.max_len, first, one_each, 1, table)
+    assert (got.float() - want[starts]).abs().max().item() <= tol, ("bias, first tokens", dtype)
+plain = launch_varlen_attention(q, k, v, packed.cu_seqlens, packed.max_len, BIAS_TILES)
+assert (plain - want).abs().max().item() > 1e-2  # the bias matters
+try:
+    launch_varlen_attention(q, k, v, packed.cu_seqlens, packed.max_len, BIAS_TILES, bias=table[:, :10])
+    raise AssertionError("a too narrow bias table was accepted")
+except ValueError:
+    pass
 empty = launch_varlen_attention(q[:0], k[:0], v[:0], torch.zeros(1, dtype=torch.int32), 0)
 assert empty.shape == (0, heads, size)
 print("kernel ok")

@@ -166,7 +166,7 @@ class SciEmbedModel(EngineEncode, TextMixin, nn.Module):
 
     @property
     def supports_packed(self) -> bool:
-        """Whether the base can run the unpadded forward (BERT/RoBERTa with absolute positions)."""
+        """Whether the base can run the unpadded forward (BERT/RoBERTa with absolute positions, MPNet)."""
         return supports_packed(self.base)
 
     @property

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from .layer_parts import attention_parts
+
 FP8_MAX = 448.0  # largest finite float8 e4m3fn value
 # cuBLASLt's FP8 kernels want every matrix dimension a multiple of 16.
 _ALIGN = 16
@@ -85,13 +87,13 @@ def fp8_layer(layer: nn.Module, products: tuple[str, ...] = FP8_PRODUCTS) -> Fp8
     unknown = set(products) - set(FP8_PRODUCTS)
     if unknown:
         raise ValueError(f"unknown FP8 products {sorted(unknown)}; choose from {', '.join(FP8_PRODUCTS)}")
-    core = layer.attention.self
+    parts = attention_parts(layer)
     linears = {
         "qkv": (
-            torch.cat([core.query.weight, core.key.weight, core.value.weight]),
-            torch.cat([core.query.bias, core.key.bias, core.value.bias]),
+            torch.cat([parts.query.weight, parts.key.weight, parts.value.weight]),
+            torch.cat([parts.query.bias, parts.key.bias, parts.value.bias]),
         ),
-        "attention_out": (layer.attention.output.dense.weight, layer.attention.output.dense.bias),
+        "attention_out": (parts.dense.weight, parts.dense.bias),
         "intermediate": (layer.intermediate.dense.weight, layer.intermediate.dense.bias),
         "output": (layer.output.dense.weight, layer.output.dense.bias),
     }
@@ -99,7 +101,7 @@ def fp8_layer(layer: nn.Module, products: tuple[str, ...] = FP8_PRODUCTS) -> Fp8
 
 
 def fp8_layers(base: nn.Module, products: tuple[str, ...] = FP8_PRODUCTS) -> tuple[Fp8Layer, ...]:
-    """The FP8 weights of every encoder layer of a BERT/RoBERTa ``base`` (a copy: the base is
+    """The FP8 weights of every encoder layer of a BERT/RoBERTa/MPNet ``base`` (a copy: the base is
     unchanged); ``products``: which of each layer's matrix products run in FP8."""
     with torch.no_grad():
         return tuple(fp8_layer(layer, products) for layer in base.encoder.layer)

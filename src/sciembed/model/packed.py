@@ -1,11 +1,12 @@
-"""Unpadded ("packed") forward of BERT- and RoBERTa-family encoders.
+"""Unpadded ("packed") forward of BERT-, RoBERTa- and MPNet-family encoders.
 
 The documents of a batch are laid end to end in one ``(total_tokens, hidden)`` tensor: embeddings,
 projections, feed-forward blocks and adapters then run on real tokens only, and attention runs per
 document through FlashAttention's variable-length kernel (``torch.nn.attention.varlen``) on CUDA in
-bf16/fp16. Elsewhere (CPU, fp32, attention dropout in training) attention falls back to SDPA on
-per-document padded blocks, which computes the same function; the unit tests compare both with the
-plain Hugging Face forward.
+bf16/fp16, or sciembed's Triton kernel (heads of 32, one query per document, and MPNet, whose relative
+position bias FlashAttention cannot add). Elsewhere (CPU, fp32, attention dropout in training)
+attention falls back to SDPA on per-document padded blocks, which computes the same function; the
+unit tests compare both with the plain Hugging Face forward.
 
 The per-layer modules of the base (and so the adapter router patched into each ``output`` block)
 are called as they are: only the attention core and the mask handling are replaced, so weights,
@@ -22,26 +23,30 @@ from typing import NamedTuple
 
 import numpy as np
 import torch
-from torch import nn
+from torch import Tensor, nn
 from torch.nn import functional as F
 
 from .adapters import LayerAdapters
 from .fp8 import Fp8Layer
 from .fused_norm import add_layer_norm
 from .injection import output_block
+from .layer_parts import attention_parts, has_attention_parts
+from .relative_bias import bias_blocks, has_relative_bias, relative_bias_table
 from .triton_attention import TileConfig, launch_varlen_attention, triton_attention_applies
 
-SUPPORTED_BASES = ("BertModel", "RobertaModel", "XLMRobertaModel")
+SUPPORTED_BASES = ("BertModel", "RobertaModel", "XLMRobertaModel", "MPNetModel")
 
 # Head size -> the Triton attention kernel's tiles where it beat FlashAttention-2 on an H200
 # (benchmarks/attention_probe.py, docs/PERFORMANCE.md "Attention and the last layer"): heads of 32
 # (MiniLM) 12.3 against 15.2 us per document; heads of 64 (BERT-base) stay with FlashAttention-2
-# (18.9 us, the best tiles 20.3).
+# (18.9 us, the best tiles 20.3), except under MPNet's relative position bias, which FlashAttention has no
+# slot for (BIAS_TILES: the best 64-wide tiles of that probe).
 ATTENTION_TILES: Mapping[int, TileConfig] = MappingProxyType({32: TileConfig(block_m=64, block_n=32)})
 # One query per document (CLS pooling's last layer): 0.32 / 0.50 against 0.63 us per document.
 FIRST_TOKEN_TILES: Mapping[int, TileConfig] = MappingProxyType(
     {size: TileConfig(block_m=16, block_n=32) for size in (32, 64)}
 )
+BIAS_TILES = TileConfig(block_m=64, block_n=64)
 
 try:  # torch >= 2.9
     from torch.nn.attention.varlen import varlen_attn as _varlen_attn
@@ -61,7 +66,8 @@ class Packed(NamedTuple):
 
 
 def supports_packed(base: nn.Module) -> bool:
-    """Whether ``base`` is an encoder this module can run unpadded (BERT / RoBERTa, absolute positions)."""
+    """Whether ``base`` is an encoder this module can run unpadded (BERT / RoBERTa with absolute
+    positions, MPNet with its relative position bias)."""
     if type(base).__name__ not in SUPPORTED_BASES:
         return False
     config = base.config
@@ -72,21 +78,28 @@ def supports_packed(base: nn.Module) -> bool:
     if getattr(config, "chunk_size_feed_forward", 0):
         return False
     embeddings = getattr(base, "embeddings", None)
-    needed = ("word_embeddings", "position_embeddings", "token_type_embeddings", "LayerNorm")
+    needed = ("word_embeddings", "position_embeddings", "LayerNorm", "dropout")
+    needed += () if has_relative_bias(base) else ("token_type_embeddings",)
     if embeddings is None or not all(hasattr(embeddings, name) for name in needed):
         return False
     layers = getattr(getattr(base, "encoder", None), "layer", None)
     if not isinstance(layers, nn.ModuleList) or not len(layers):
         return False
-    attention = getattr(layers[0], "attention", None)
-    return all(hasattr(getattr(attention, "self", None), n) for n in ("query", "key", "value")) and hasattr(
-        attention, "output"
-    )
+    return all(has_attention_parts(layer) for layer in layers)
+
+
+def trains_packed(base: nn.Module) -> bool:
+    """Whether training should take the packed forward (on CUDA): every base it supports except MPNet.
+    With a relative position bias, attention in training (no Triton backward) runs as SDPA on padded
+    per-document blocks with a float mask, and stage 2's length buckets over the padded Hugging Face
+    forward were faster: 1,405-1,479 against 1,336-1,374 documents/s forward + backward on an H200
+    (``benchmarks/packed_train_probe.py``, docs/PERFORMANCE.md "MPNet packed")."""
+    return supports_packed(base) and not has_relative_bias(base)
 
 
 def position_offset(base: nn.Module) -> int:
-    """RoBERTa numbers positions from ``padding_idx + 1``; BERT from 0."""
-    if "Roberta" in type(base).__name__:
+    """RoBERTa and MPNet number positions from ``padding_idx + 1``; BERT from 0."""
+    if "Roberta" in type(base).__name__ or "MPNet" in type(base).__name__:
         return int(base.embeddings.padding_idx) + 1
     return 0
 
@@ -171,11 +184,30 @@ def _key_mask(packed: Packed, device: torch.device) -> torch.Tensor:
     return keep[:, None, None, :]
 
 
-def _padded_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, packed: Packed, dropout_p: float):
+def _padded_mask(packed: Packed, q: torch.Tensor, bias: torch.Tensor | None, queries: torch.Tensor | None):
+    """SDPA's mask for padded blocks: the key mask, or with a relative position ``bias`` table the bias
+    of ``queries`` (positions; None: 0..max_len-1) with -inf on padded keys."""
+    keep = _key_mask(packed, q.device)
+    if bias is None:
+        return keep
+    positions = torch.arange(packed.max_len, device=q.device) if queries is None else queries
+    blocks = bias_blocks(bias, positions, packed.max_len).to(q.dtype)[None]  # (1, H, Lq, L)
+    return torch.where(keep, blocks, blocks.new_full((), float("-inf")))  # (B, H, Lq, L)
+
+
+def _padded_attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    packed: Packed,
+    dropout_p: float,
+    bias: torch.Tensor | None = None,
+):
     """Reference: per-document padded blocks through SDPA with a key mask (any device and dtype)."""
     blocks = (_padded_blocks(x, packed) for x in (q, k, v))
     with no_cudnn_attention(q.is_cuda):
-        out = F.scaled_dot_product_attention(*blocks, attn_mask=_key_mask(packed, q.device), dropout_p=dropout_p)
+        mask = _padded_mask(packed, q, bias, None)
+        out = F.scaled_dot_product_attention(*blocks, attn_mask=mask, dropout_p=dropout_p)
     return out.transpose(1, 2)[(packed.segments, packed.local)]  # (T, H, D)
 
 
@@ -189,35 +221,39 @@ def _flash_applies(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, dropout_p:
     )
 
 
-def packed_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, packed: Packed, dropout_p: float = 0.0):
-    """Bidirectional attention within each document; ``q, k, v``: (T, heads, head_dim). On CUDA
+def packed_attention(
+    q: Tensor, k: Tensor, v: Tensor, packed: Packed, dropout_p: float = 0.0, bias: Tensor | None = None
+):
+    """Bidirectional attention within each document; ``q, k, v``: (T, heads, head_dim); ``bias``: a
+    relative position bias table (:func:`~sciembed.model.relative_bias.relative_bias_table`). On CUDA
     inference sciembed's Triton kernel where it was measured faster than FlashAttention-2
-    (:mod:`sciembed.model.triton_attention`), else FlashAttention-2's variable-length kernel."""
-    tiles = ATTENTION_TILES.get(q.shape[-1])
+    (:mod:`sciembed.model.triton_attention`) or a bias is given, else FlashAttention-2's
+    variable-length kernel; elsewhere SDPA on padded blocks."""
+    tiles = BIAS_TILES if bias is not None else ATTENTION_TILES.get(q.shape[-1])
     if tiles is not None and triton_attention_applies(q, k, v, dropout_p):
-        return launch_varlen_attention(q, k, v, packed.cu_seqlens, packed.max_len, tiles)
-    if _flash_applies(q, k, v, dropout_p):
+        return launch_varlen_attention(q, k, v, packed.cu_seqlens, packed.max_len, tiles, bias=bias)
+    if bias is None and _flash_applies(q, k, v, dropout_p):
         return _varlen_attn(q, k, v, packed.cu_seqlens, packed.cu_seqlens, packed.max_len, packed.max_len)
-    return _padded_attention(q, k, v, packed, dropout_p)
+    return _padded_attention(q, k, v, packed, dropout_p, bias)
 
 
 def first_token_attention(
-    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, packed: Packed, dropout_p: float = 0.0
+    q: Tensor, k: Tensor, v: Tensor, packed: Packed, dropout_p: float = 0.0, bias: Tensor | None = None
 ) -> torch.Tensor:
     """Attention of each document's first token over its document; ``q``: (B, heads, head_dim), one
-    query per document; ``k, v``: (T, heads, head_dim). Returns (B, heads, head_dim)."""
-    tiles = FIRST_TOKEN_TILES.get(q.shape[-1])
+    query per document; ``k, v``: (T, heads, head_dim); ``bias`` as for :func:`packed_attention`.
+    Returns (B, heads, head_dim)."""
+    tiles = FIRST_TOKEN_TILES.get(q.shape[-1], BIAS_TILES if bias is not None else None)
     triton = tiles is not None and triton_attention_applies(q, k, v, dropout_p)
-    if triton or _flash_applies(q, k, v, dropout_p):
+    if triton or (bias is None and _flash_applies(q, k, v, dropout_p)):
         one_each = torch.arange(packed.batch + 1, dtype=torch.int32, device=q.device)  # query offsets
         if triton:
-            return launch_varlen_attention(q, k, v, packed.cu_seqlens, packed.max_len, tiles, one_each, 1)
+            return launch_varlen_attention(q, k, v, packed.cu_seqlens, packed.max_len, tiles, one_each, 1, bias)
         return _varlen_attn(q, k, v, one_each, packed.cu_seqlens, 1, packed.max_len)
     blocks = (_padded_blocks(x, packed) for x in (k, v))
     with no_cudnn_attention(q.is_cuda):
-        out = F.scaled_dot_product_attention(
-            q[:, :, None, :], *blocks, attn_mask=_key_mask(packed, q.device), dropout_p=dropout_p
-        )
+        mask = _padded_mask(packed, q, bias, torch.zeros(1, dtype=torch.long, device=q.device))
+        out = F.scaled_dot_product_attention(q[:, :, None, :], *blocks, attn_mask=mask, dropout_p=dropout_p)
     return out[:, :, 0, :]
 
 
@@ -251,31 +287,39 @@ def intermediate_forward(block: nn.Module, hidden: torch.Tensor) -> torch.Tensor
 
 
 def _self_attention(
-    core: nn.Module, hidden: torch.Tensor, packed: Packed, fp8: Fp8Layer | None, first_tokens: bool
+    layer: nn.Module,
+    hidden: torch.Tensor,
+    packed: Packed,
+    fp8: Fp8Layer | None,
+    first_tokens: bool,
+    position_bias: torch.Tensor | None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(context, residual): every token's attention output and input, or with ``first_tokens`` only
     those of each document's first token (keys and values still come from all its tokens)."""
+    parts = attention_parts(layer)
+    core = parts.core
     heads, size = core.num_attention_heads, core.attention_head_size
     dropout_p = float(core.dropout.p) if core.training else 0.0
     starts = packed.cu_seqlens[:-1].long() if first_tokens else None
     if first_tokens and (fp8 is None or fp8.qkv is None):
-        weight = torch.cat([core.key.weight, core.value.weight])
-        bias = torch.cat([core.key.bias, core.value.bias])
+        weight = torch.cat([parts.key.weight, parts.value.weight])
+        bias = torch.cat([parts.key.bias, parts.value.bias])
         k, v = F.linear(hidden, weight, bias).view(-1, 2, heads, size).unbind(1)
         hidden = hidden.index_select(0, starts)
-        q = core.query(hidden).view(-1, heads, size)
-        return first_token_attention(q, k, v, packed, dropout_p).reshape(-1, heads * size), hidden
+        q = parts.query(hidden).view(-1, heads, size)
+        context = first_token_attention(q, k, v, packed, dropout_p, position_bias)
+        return context.reshape(-1, heads * size), hidden
     if fp8 is None or fp8.qkv is None:
-        weight = torch.cat([core.query.weight, core.key.weight, core.value.weight])
-        bias = torch.cat([core.query.bias, core.key.bias, core.value.bias])
+        weight = torch.cat([parts.query.weight, parts.key.weight, parts.value.weight])
+        bias = torch.cat([parts.query.bias, parts.key.bias, parts.value.bias])
         qkv = F.linear(hidden, weight, bias)
     else:
         qkv = fp8.qkv(hidden)
     q, k, v = qkv.view(-1, 3, heads, size).unbind(1)
     if first_tokens:  # FP8: one product for q, k and v, then the first tokens' queries
-        context = first_token_attention(q.index_select(0, starts), k, v, packed, dropout_p)
+        context = first_token_attention(q.index_select(0, starts), k, v, packed, dropout_p, position_bias)
         return context.reshape(-1, heads * size), hidden.index_select(0, starts)
-    return packed_attention(q, k, v, packed, dropout_p).reshape(-1, heads * size), hidden
+    return packed_attention(q, k, v, packed, dropout_p, position_bias).reshape(-1, heads * size), hidden
 
 
 def _layer_forward(
@@ -285,16 +329,15 @@ def _layer_forward(
     adapter: nn.Module | None,
     fp8: Fp8Layer | None = None,
     first_tokens: bool = False,
+    position_bias: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    attention = layer.attention
-    context, hidden = _self_attention(attention.self, hidden, packed, fp8, first_tokens)
+    context, hidden = _self_attention(layer, hidden, packed, fp8, first_tokens, position_bias)
+    block = attention_parts(layer)  # the output projection, dropout, residual LayerNorm
     if fp8 is None:
-        block = attention.output  # dense, dropout, residual LayerNorm
-        hidden = add_layer_norm(block.dropout(block.dense(context)), hidden, block.LayerNorm)
+        hidden = add_layer_norm(block.dropout(block.dense(context)), hidden, block.norm)
         intermediate = intermediate_forward(layer.intermediate, hidden)
     else:  # the same blocks with the FP8 matrix products
-        block = attention.output
-        hidden = block.LayerNorm(block.dropout((fp8.attention_out or block.dense)(context)) + hidden)
+        hidden = block.norm(block.dropout((fp8.attention_out or block.dense)(context)) + hidden)
         intermediate = layer.intermediate.intermediate_act_fn((fp8.intermediate or layer.intermediate.dense)(hidden))
     # FFN, the adapter, residual LayerNorm: the same block as the padded path's patched output forward
     return output_block(
@@ -323,13 +366,16 @@ def packed_hidden(
     embeddings = base.embeddings
     positions = packed.local + position_offset(base) if position_offset(base) else packed.local
     hidden = embeddings.word_embeddings(packed.input_ids) + embeddings.position_embeddings(positions)
-    hidden = hidden + embeddings.token_type_embeddings.weight[0]
+    if hasattr(embeddings, "token_type_embeddings"):  # not MPNet
+        hidden = hidden + embeddings.token_type_embeddings.weight[0]
     hidden = embeddings.dropout(embeddings.LayerNorm(hidden))
+    position_bias = relative_bias_table(base, packed.max_len, hidden.device)  # MPNet; shared by the layers
     last = len(base.encoder.layer) - 1
     for index, layer in enumerate(base.encoder.layer):
         adapter = adapters.for_layer(index) if adapters is not None else None
         layer_fp8 = None if fp8 is None else fp8[index]
-        hidden = _layer_forward(layer, hidden, packed, adapter, layer_fp8, first_tokens and index == last)
+        first = first_tokens and index == last
+        hidden = _layer_forward(layer, hidden, packed, adapter, layer_fp8, first, position_bias)
     return hidden
 
 

@@ -5,11 +5,13 @@ FlashAttention-2's variable-length kernel tiles every document into 128-row quer
 its tiles use the tensor cores poorly. This kernel takes the tiles it is given, one program per
 (query block, document, head), with the usual online softmax in fp32 and the probabilities rounded
 to the input dtype for the second product (as FlashAttention does); other query rows than the
-document's own tokens may be given (one query per document: CLS pooling's last layer). Measured on
+document's own tokens may be given (one query per document: CLS pooling's last layer), and an additive
+bias per head and relative position (key position - query position: MPNet's relative position
+bias, which FlashAttention has no slot for) may be added to the scores. Measured on
 an H200 (``benchmarks/attention_probe.py``, docs/PERFORMANCE.md "Attention and the last layer") it
 wins for heads of 32 and for one query per document, and loses for heads of 64, so
-``sciembed.model.packed`` uses it only there: CUDA inference in fp16/bf16 without dropout, outside
-``torch.compile``."""
+``sciembed.model.packed`` uses it only there, and for every MPNet base (with its bias): CUDA
+inference in fp16/bf16 without dropout, outside ``torch.compile``."""
 
 from __future__ import annotations
 
@@ -41,9 +43,10 @@ class TileConfig(NamedTuple):
 def _define(triton, tl):
     @triton.jit
     def varlen_attention_kernel(
-        q_ptr, k_ptr, v_ptr, o_ptr, cu_q_ptr, cu_k_ptr, scale,
-        stride_qt, stride_qh, stride_kt, stride_kh, stride_vt, stride_vh, stride_ot, stride_oh,
+        q_ptr, k_ptr, v_ptr, o_ptr, cu_q_ptr, cu_k_ptr, bias_ptr, scale,
+        stride_qt, stride_qh, stride_kt, stride_kh, stride_vt, stride_vh, stride_ot, stride_oh, stride_bh, bias_center,
         HEAD_DIM: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, KEY_BLOCKS: tl.constexpr,
+        HAS_BIAS: tl.constexpr,
     ):  # fmt: skip
         block = tl.program_id(0)
         doc = tl.program_id(1)
@@ -79,6 +82,11 @@ def _define(triton, tl):
                     other=0.0,
                 )
                 s = tl.dot(q, tl.trans(k)) * qk_scale
+                if HAS_BIAS:  # bias[head, key - query + center]; a query row's position in its document is its row
+                    offsets = cols[None, :] - rows[:, None] + bias_center
+                    both_ok = row_ok[:, None] & col_ok[None, :]
+                    b = tl.load(bias_ptr + head * stride_bh + offsets, mask=both_ok, other=0.0)
+                    s += b.to(tl.float32) * 1.4426950408889634
                 s = tl.where(col_ok[None, :], s, float("-inf"))
                 new_best = tl.maximum(best, tl.max(s, 1))
                 p = tl.math.exp2(s - new_best[:, None])
@@ -130,23 +138,32 @@ def launch_varlen_attention(
     tiles: TileConfig = TileConfig(),
     cu_queries: torch.Tensor | None = None,
     max_queries: int | None = None,
+    bias: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Attention of each document's tokens over its own tokens; ``q, k, v``: (T, heads, head_dim)
     views (any token and head strides), ``cu_seqlens``: (B + 1,) int32. Returns (T, heads, head_dim).
     ``cu_queries`` / ``max_queries``: other query rows per document than its tokens (e.g. its first
-    token only: ``q`` is then (B, heads, head_dim) and ``cu_queries`` 0, 1, ..., B)."""
+    token only: ``q`` is then (B, heads, head_dim) and ``cu_queries`` 0, 1, ..., B; the query rows are
+    then the documents' first positions). ``bias``: (heads, 2 * max_len - 1) added to the score of the
+    query at position i and the key at position j of a document as ``bias[:, j - i + max_len - 1]``."""
     triton, kernel = _kernel()
     cu_q = cu_seqlens if cu_queries is None else cu_queries
     longest_q = max_len if max_queries is None else max_queries
     rows, heads, size = q.shape
     out = torch.empty((rows, heads, size), dtype=q.dtype, device=q.device)
     batch = cu_seqlens.shape[0] - 1
+    if bias is not None and not (
+        bias.dim() == 2 and bias.shape[0] == heads and bias.shape[1] >= 2 * max_len - 1 and bias.shape[1] % 2
+    ):
+        raise ValueError(f"bias must be (heads, an odd >= 2 * max_len - 1), not {tuple(bias.shape)} ({max_len=})")
+    bias = None if bias is None else bias.contiguous()
     if rows and batch:
         grid = (triton.cdiv(longest_q, tiles.block_m), batch, heads)
         kernel[grid](
-            q, k, v, out, cu_q, cu_seqlens, 1.0 / math.sqrt(size),
+            q, k, v, out, cu_q, cu_seqlens, q if bias is None else bias, 1.0 / math.sqrt(size),
             q.stride(0), q.stride(1), k.stride(0), k.stride(1), v.stride(0), v.stride(1), out.stride(0), out.stride(1),
+            0 if bias is None else bias.stride(0), 0 if bias is None else (bias.shape[1] - 1) // 2,
             HEAD_DIM=size, BLOCK_M=tiles.block_m, BLOCK_N=tiles.block_n, KEY_BLOCKS=triton.cdiv(max_len, tiles.block_n),
-            num_warps=tiles.num_warps, num_stages=tiles.num_stages,
+            HAS_BIAS=bias is not None, num_warps=tiles.num_warps, num_stages=tiles.num_stages,
         )  # fmt: skip
     return out

@@ -30,7 +30,7 @@ import torch
 from ..data.triplets import read_triplets
 from ..model import SciEmbedModel, load_model, save_model
 from ..model.delta import DeltaConfig
-from ..model.packed import Packed, no_cudnn_attention, pack_host, supports_packed
+from ..model.packed import Packed, no_cudnn_attention, pack_host, trains_packed
 from ..model.text import HostPadded
 from .config import BaseTrainConfig, save_config
 from .distributed import DistInfo, barrier, cleanup, init_distributed
@@ -282,7 +282,7 @@ class TripletTask:
         self.module = ChunkedEncoder(model, normalize=False if self.raw else None)  # what the Trainer trains
         # On CUDA the batch's 3 x B documents go through one unpadded forward (no padding, one set of
         # kernel launches instead of one per chunk); CPU keeps the padded chunks.
-        self.packed = (device.type == "cuda" and supports_packed(model.base)) if packed is None else packed
+        self.packed = (device.type == "cuda" and trains_packed(model.base)) if packed is None else packed
         # distillation: a frozen copy of the starting model, as it is before the first step
         self.teacher: ChunkedEncoder | None = None
         if config.distill_weight > 0:

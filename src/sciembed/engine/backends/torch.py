@@ -10,6 +10,7 @@ import torch
 
 from ...model.fp8 import fp8_available
 from ...model.packed import pack_host
+from ...model.relative_bias import has_relative_bias
 from ...model.text import HostPadded
 from ..options import EncodeOptions
 
@@ -48,6 +49,8 @@ def auto_compile(model, options: EncodeOptions, documents: int) -> bool:
     if options.compile is not None:
         return bool(options.compile)
     if documents < AUTO_COMPILE_MIN_DOCS or not uses_packed(model, options):
+        return False
+    if has_relative_bias(model.base):  # MPNet: compiled, its attention would leave the Triton kernel for SDPA
         return False
     return importlib.util.find_spec("triton") is not None
 

@@ -3,7 +3,8 @@ chunks that are each padded to their own longest sequence, so that a title does 
 On mixture v3's lengths (MPNet tokens, batch 128) one padded forward per adapter pads 58k tokens per
 step for 22k real ones; buckets with ``overhead_tokens=2048`` pad 30k in about 7 forwards.
 
-Used where the base has no packed (unpadded) forward (MPNet). The chunks go through the encoder one
+Used where training does not take the packed (unpadded) forward (MPNet: measured slower there, see
+``sciembed.model.packed.trains_packed``; any base on CPU). The chunks go through the encoder one
 after the other inside one training step; their outputs are put back in the original order, so the
 loss (and every gradient) is that of one padded forward, up to float rounding.
 """

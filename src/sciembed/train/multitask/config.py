@@ -117,7 +117,7 @@ class Stage2Config(LoopConfig):
       save_dtype: dtype of the saved model weights (``fp32``, ``fp16``, ``bf16``; null: fp32).
       time_budget_s: stop training (and save the model) at the first step after this many seconds
         since the run began, loading and tokenising included (null: no limit; single process only).
-      bucket_overhead_tokens: where the base has no packed forward (MPNet, or any base on CPU), each
+      bucket_overhead_tokens: where training does not take the packed forward (MPNet, any base on CPU), each
         adapter's sequences of a step are sorted by length and cut into length buckets, each padded
         to its own longest, so as to minimise padded tokens plus this cost (in tokens) per extra
         forward (same loss, less padding); 0: one padded forward per adapter.

@@ -29,7 +29,7 @@ import yaml
 from torch import nn
 
 from ...model import BottleneckConfig, SciEmbedModel, load_model, save_model
-from ...model.packed import Packed, no_cudnn_attention, pack_host, supports_packed
+from ...model.packed import Packed, no_cudnn_attention, pack_host, trains_packed
 from ...model.text import HostPadded
 from ..distributed import barrier, cleanup, init_distributed
 from ..loop import StopTraining, Trainer, read_metrics, time_budget_hook
@@ -266,7 +266,7 @@ class Stage2Task:
             config.contrastive_scale,
             config.distill_weight,
         )
-        self.packed = device.type == "cuda" and supports_packed(model.base)
+        self.packed = device.type == "cuda" and trains_packed(model.base)
         self.pin = config.pin_memory and device.type == "cuda"
         self._sums: dict[str, torch.Tensor] = {}
         self._counts: dict[str, int] = {}
@@ -282,7 +282,7 @@ class Stage2Task:
         if self.packed:
             return pack_host(seqs, pin=self.pin).to(self.device)[0]
         overhead = self.config.bucket_overhead_tokens
-        if overhead:  # no packed forward (MPNet): length buckets instead of one padded batch
+        if overhead:  # not packed (MPNet, the CPU): length buckets instead of one padded batch
             return BucketedPadded.of(seqs, self.model.pad_id, overhead, self.device, self.pin)
         return HostPadded.of(seqs, self.model.pad_id, self.pin).to(self.device)
 
