@@ -146,24 +146,6 @@ def test_processes_build_texts_and_name_a_bad_item(model):
         list(token_groups(model, bad, None, 8, workers=1))
 
 
-def test_the_first_group_is_tokenised_in_pieces_with_the_same_ids(model, monkeypatch):
-    """A pipeline's first group goes out in pieces, one per worker, and comes back whole: the same
-    groups, ids and lengths as in process, and a bad paper in a later piece is still named right."""
-    from sciembed.engine import processes
-    from sciembed.engine.run import token_groups
-
-    monkeypatch.setattr(processes, "FIRST_PIECE", 2)  # groups of 8 -> 2 pieces of 4 for 2 workers
-    papers = [{"paper_id": str(i), "title": f"title {i}", "abstract": "words " * i} for i in range(20)]
-    inline = list(token_groups(model, papers, None, 8))
-    pooled = list(token_groups(model, papers, None, 8, workers=2))
-    assert [rows for rows, *_ in pooled] == [rows for rows, *_ in inline]
-    for (_, flat_a, len_a), (_, flat_b, len_b) in zip(inline, pooled, strict=True):
-        assert np.array_equal(flat_a, flat_b) and np.array_equal(len_a, len_b)
-    bad = papers[:6] + [{"paper_id": "x", "title": ["not", "text"]}] + papers[6:]
-    with pytest.raises(ValueError, match="item 6"):  # in the first group's second piece
-        list(token_groups(model, bad, None, 8, workers=2))
-
-
 def test_processes_start_by_themselves_only_under_a_guarded_main_script(tmp_path):
     """A spawned child re-imports the main script: automatic processes need its main guard."""
     from sciembed.engine.processes import _has_main_guard

@@ -22,8 +22,6 @@ from typing import Any
 
 import numpy as np
 
-# The first job of a stream goes out in pieces of at least this many papers, one per worker.
-FIRST_PIECE = 128
 # This worker process's tokenizer, built once by its initializer (one per process, never shared).
 _WORKER: dict[str, Any] = {}
 
@@ -144,37 +142,14 @@ class TokenizerPool:
         self, jobs: Iterable[Any], separator: str, fields: tuple[str, ...], passes: type = type(None)
     ) -> Iterator[Any]:
         """``(rows, flat ids, lengths)`` per ``(rows, papers)`` job, texts built in the workers, in order;
-        a job of type ``passes`` comes out as it went in, in its place.
-
-        The first job is cut into pieces of at least ``FIRST_PIECE`` papers, one per worker, and put
-        together again: nothing is batched before a whole group is tokenised, so a pipeline that
-        starts waits for one group's tokenisation in one process otherwise. The ids are the same."""
-        first = [True]
-
-        def calls() -> Iterator[tuple[Any, tuple | None]]:
-            for job in jobs:
-                if isinstance(job, passes):
-                    yield (job, 0, 1), None
-                    continue
-                rows, papers = job[0], list(job[1])
-                pieces = max(1, min(self.workers, len(papers) // FIRST_PIECE)) if first[0] else 1
-                first[0] = False
-                bounds = [len(papers) * i // pieces for i in range(pieces + 1)]
-                for i in range(pieces):
-                    a, b = bounds[i], bounds[i + 1]
-                    call = (_encode_papers, papers[a:b], rows.start + a, separator, fields)
-                    yield (rows, i, pieces), call
-
-        parts: list[tuple[np.ndarray, np.ndarray]] = []
-        for (key, piece, pieces), ids in self._in_order(calls()):
-            if ids is None:
-                yield key
-                continue
-            parts.append(ids)
-            if piece == pieces - 1:
-                flat, lengths = ids if pieces == 1 else (np.concatenate(x) for x in zip(*parts, strict=True))
-                parts.clear()
-                yield key, flat, lengths
+        a job of type ``passes`` comes out as it went in, in its place."""
+        calls = (
+            (job, None)
+            if isinstance(job, passes)
+            else (job[0], (_encode_papers, list(job[1]), job[0].start, separator, fields))
+            for job in jobs
+        )
+        return (key if ids is None else (key, *ids) for key, ids in self._in_order(calls))
 
     def _in_order(self, calls: Iterable[tuple[Any, tuple | None]]) -> Iterator[tuple[Any, Any]]:
         """``(key, result)`` of ``(key, (function, *args))`` calls, in order, up to two calls per worker
