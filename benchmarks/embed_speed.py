@@ -114,9 +114,10 @@ def bert_base_model(seed: int = 0):
     return model.eval()
 
 
-def mpnet_base_model(seed: int = 0):
+def mpnet_base_model(seed: int = 0, **size):
     """all-mpnet-base-v2's configuration (random weights; mean pooling + L2, 384 tokens, as that model)
-    with our SDPA attention on its padded path, plus a proximity adapter."""
+    with our SDPA attention on its padded path, plus a proximity adapter; ``size``: MPNetConfig fields
+    to change (a smaller model for smoke tests)."""
     from transformers import AutoTokenizer, MPNetConfig, MPNetModel
 
     from sciembed.model import SciEmbedConfig, SciEmbedModel
@@ -124,7 +125,8 @@ def mpnet_base_model(seed: int = 0):
     from sciembed.model.mpnet_attention import use_sdpa_attention
 
     torch.manual_seed(seed)
-    config = MPNetConfig(vocab_size=30527, hidden_size=768, num_hidden_layers=12, num_attention_heads=12)
+    shape = dict(vocab_size=30527, hidden_size=768, num_hidden_layers=12, num_attention_heads=12) | size
+    config = MPNetConfig(**shape)
     base = MPNetModel(config, add_pooling_layer=False).eval()
     use_sdpa_attention(base)
     tokenizer = AutoTokenizer.from_pretrained(str(_MINILM_OVERRIDE or minilm_path(verify=False)))  # bert vocab

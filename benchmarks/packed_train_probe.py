@@ -17,6 +17,7 @@ difference of the pooled outputs and adapter gradients against ``padded``.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import platform
 import statistics
@@ -26,39 +27,20 @@ from pathlib import Path
 
 import torch
 
-REPO = Path(__file__).resolve().parent
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO.parent / "src"))
+HERE = Path(__file__).resolve().parent  # benchmarks/
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent / "src"))
 
 import embed_speed  # noqa: E402
 
 from sciembed.model.packed import pack  # noqa: E402
 from sciembed.train.multitask.buckets import BucketedPadded  # noqa: E402
 
-
-def tiny_mpnet(seed: int = 0):
-    from transformers import AutoTokenizer, MPNetConfig, MPNetModel
-
-    from sciembed.model import SciEmbedConfig, SciEmbedModel
-    from sciembed.model.default_model import minilm_path
-    from sciembed.model.mpnet_attention import use_sdpa_attention
-
-    torch.manual_seed(seed)
-    config = MPNetConfig(
-        vocab_size=30527, hidden_size=64, num_hidden_layers=2, num_attention_heads=2, intermediate_size=96
-    )
-    base = MPNetModel(config, add_pooling_layer=False).eval()
-    use_sdpa_attention(base)
-    tokenizer = AutoTokenizer.from_pretrained(str(embed_speed._MINILM_OVERRIDE or minilm_path(verify=False)))
-    model = SciEmbedModel(base, tokenizer, SciEmbedConfig(pooling="mean", max_length=384, name="tiny-mpnet"))
-    model.add_adapter("proximity")
-    return model.eval()
-
-
+TINY = dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=2, intermediate_size=96)
 BUILDERS = {
     "mpnet-base": embed_speed.mpnet_base_model,
     "bert-base": embed_speed.bert_base_model,
-    "tiny-mpnet": tiny_mpnet,
+    "tiny-mpnet": functools.partial(embed_speed.mpnet_base_model, **TINY),
 }
 
 

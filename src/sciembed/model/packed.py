@@ -30,7 +30,7 @@ from .adapters import LayerAdapters
 from .fp8 import Fp8Layer
 from .fused_norm import add_layer_norm
 from .injection import output_block
-from .layer_parts import attention_parts, has_attention_parts
+from .layer_parts import AttentionParts, attention_parts, has_attention_parts
 from .relative_bias import bias_blocks, has_relative_bias, relative_bias_table
 from .triton_attention import TileConfig, launch_varlen_attention, triton_attention_applies
 
@@ -287,7 +287,7 @@ def intermediate_forward(block: nn.Module, hidden: torch.Tensor) -> torch.Tensor
 
 
 def _self_attention(
-    layer: nn.Module,
+    parts: AttentionParts,
     hidden: torch.Tensor,
     packed: Packed,
     fp8: Fp8Layer | None,
@@ -296,7 +296,6 @@ def _self_attention(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(context, residual): every token's attention output and input, or with ``first_tokens`` only
     those of each document's first token (keys and values still come from all its tokens)."""
-    parts = attention_parts(layer)
     core = parts.core
     heads, size = core.num_attention_heads, core.attention_head_size
     dropout_p = float(core.dropout.p) if core.training else 0.0
@@ -331,8 +330,8 @@ def _layer_forward(
     first_tokens: bool = False,
     position_bias: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    context, hidden = _self_attention(layer, hidden, packed, fp8, first_tokens, position_bias)
-    block = attention_parts(layer)  # the output projection, dropout, residual LayerNorm
+    block = attention_parts(layer)  # projections, then the output projection, dropout, residual LayerNorm
+    context, hidden = _self_attention(block, hidden, packed, fp8, first_tokens, position_bias)
     if fp8 is None:
         hidden = add_layer_norm(block.dropout(block.dense(context)), hidden, block.norm)
         intermediate = intermediate_forward(layer.intermediate, hidden)

@@ -24,8 +24,8 @@ def relative_bias_table(base: nn.Module, max_len: int, device: torch.device) -> 
     (fp32; None for bases without a relative bias)."""
     if not has_relative_bias(base):
         return None
-    encoder = base.encoder
-    relative = torch.arange(1 - max(max_len, 1), max(max_len, 1), device=device)
+    encoder, length = base.encoder, max(max_len, 1)
+    relative = torch.arange(1 - length, length, device=device)
     buckets = encoder.relative_position_bucket(relative)  # the defaults MPNetEncoder.compute_position_bias uses
     return encoder.relative_attention_bias(buckets).t().float().contiguous()
 
